@@ -1,0 +1,46 @@
+"""The ``hca-archive`` console script.
+
+Each subcommand lives with the code it drives; its module is imported only when that subcommand
+runs, so ``hca-archive convert`` on an HPC node never imports the sandbox or Airflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, help); the module provides add_arguments(parser) and run(args) -> int.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run-job": ("hca_archive.filejob.cli", "run one job (or all jobs) of a file upload plan"),
+    "convert": ("hca_archive.convert.cli_convert", "convert 10x FASTQ files to one unaligned BAM"),
+    "to-fastq": ("hca_archive.convert.cli_to_fastq", "rebuild the original FASTQ files from a BAM"),
+    "sandbox": ("hca_archive.sandbox.cli", "run local stand-ins of the archive services"),
+}
+
+
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+    parser = argparse.ArgumentParser(
+        prog="hca-archive", description="Archive HCA ingest submissions to EBI."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = argv[0] if argv else None
+    module = None
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser, module = build_parser(argv)
+    args = parser.parse_args(argv)
+    assert module is not None
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
