@@ -1,0 +1,199 @@
+"""The decisions of an archiving run, one function per step, free of Airflow.
+
+Each function takes the clients it talks to and returns what it saw, so the DAG tasks stay thin
+and the logic is unit-testable. ``RunStopped`` means retrying cannot help (bad input, a submission
+in the wrong state, validation errors): the task fails at once instead of retrying.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hca_archive.clients.archiver import ArchiverClient, ArchiveSubmission
+from hca_archive.clients.dsp import DspClient
+from hca_archive.clients.ingest import Envelope, IngestClient
+from hca_archive.plan import PlanError, parse_plan
+
+ARCHIVING = "Archiving"
+ARCHIVED = "Archived"
+
+
+class RunStopped(Exception):
+    """A failure no retry can fix; the message is written for a wrangler."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One look at what we wait for: ``done`` with a ``value``, or not yet, with a ``status``."""
+
+    done: bool
+    status: str
+    value: Any = None
+
+
+def check_envelope(ingest: IngestClient, submission_uuid: str, environment: str) -> Envelope:
+    """The envelope, if it exists and is Archiving or already Archived."""
+    envelope = ingest.find_envelope(submission_uuid)
+    if envelope is None:
+        raise RunStopped(f"submission {submission_uuid} not found in {environment}")
+    if envelope.state not in (ARCHIVING, ARCHIVED):
+        raise RunStopped(
+            f"submission {submission_uuid} is {envelope.state}, not {ARCHIVING}: nothing archived"
+        )
+    return envelope
+
+
+@dataclass(frozen=True)
+class ArchiveRequest:
+    """What the request step did: reused a record, triggered the archiver, or is still waiting."""
+
+    action: str  # "reused" | "triggered" | "awaiting-earlier-trigger" | "dry-run"
+    dsp_uuid: str | None = None
+
+
+def request_archive(
+    archiver: ArchiverClient,
+    submission_uuid: str,
+    *,
+    alias_prefix: str,
+    exclude_types: list[str] | None,
+    triggered_at: float | None,
+    trigger_grace_seconds: float,
+    mark_triggered: Callable[[], None],
+    dry_run: bool = False,
+) -> ArchiveRequest:
+    """Ask the archiver to archive the submission's metadata, at most once.
+
+    The archiver's POST is not idempotent (each call makes a DSP submission) and its record only
+    appears once background work is done. So: reuse the latest record when there is one; and when
+    an earlier attempt of this step already triggered (``triggered_at``), wait for that one rather
+    than trigger again, for ``trigger_grace_seconds``. ``mark_triggered`` records durably that we
+    are about to trigger, before the call, so a crash during the call cannot lead to a second one.
+    """
+    record = archiver.latest(submission_uuid)
+    if record is not None:
+        return ArchiveRequest("reused", record.dsp_uuid)
+    if dry_run:
+        return ArchiveRequest("dry-run")
+    if triggered_at is not None and time.time() - triggered_at < trigger_grace_seconds:
+        return ArchiveRequest("awaiting-earlier-trigger")
+    mark_triggered()
+    archiver.trigger_archive(
+        submission_uuid, alias_prefix=alias_prefix, exclude_types=exclude_types
+    )
+    return ArchiveRequest("triggered")
+
+
+def dsp_submission_progress(archiver: ArchiverClient, submission_uuid: str) -> Progress:
+    """Done when the archive record (DSP submission, entities, plan) exists."""
+    record = archiver.latest(submission_uuid)
+    if record is None:
+        return Progress(False, "no archive submission record yet")
+    return Progress(True, f"DSP submission {record.dsp_uuid}", record_summary(record))
+
+
+def record_summary(record: ArchiveSubmission) -> dict[str, Any]:
+    return {
+        "dsp_uuid": record.dsp_uuid,
+        "dsp_url": record.dsp_url,
+        "created": record.created,
+        "planned_jobs": len(record.file_upload_plan or []),
+        "errors": [f"{error.error_code}: {error.message}" for error in record.errors],
+    }
+
+
+def metadata_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
+    """Done once validation has no pending results; fails on errors other than missing files."""
+    report = archiver.validation_errors(dsp_uuid)
+    if report.metadata_errors:
+        raise RunStopped(
+            f"metadata validation failed for DSP submission {dsp_uuid}:\n{report.summary()}"
+        )
+    if report.pending:
+        return Progress(False, f"{len(report.pending)} validation results pending")
+    missing = len(report.file_reference_errors)
+    return Progress(
+        True, f"metadata valid; {missing} data files awaited", {"awaited_files": missing}
+    )
+
+
+@dataclass(frozen=True)
+class PlanBatches:
+    """The plan's jobs split into mapped-task batches of consecutive jobs."""
+
+    batches: list[list[dict[str, Any]]]
+    job_count: int
+    problems: list[str] = field(default_factory=list)
+
+
+def fetch_plan(archiver: ArchiverClient, dsp_uuid: str, max_tasks: int) -> PlanBatches:
+    """Fetch and validate the upload plan; batch it so no more than ``max_tasks`` tasks map."""
+    data = archiver.file_upload_plan(dsp_uuid)
+    try:
+        plan = parse_plan(data)
+    except PlanError as error:
+        raise RunStopped(f"upload plan of DSP submission {dsp_uuid} is invalid:\n{error}") from None
+    jobs = [job.to_dict() for job in plan.jobs]
+    per_batch = -(-len(jobs) // max_tasks)
+    batches = [jobs[start : start + per_batch] for start in range(0, len(jobs), per_batch)]
+    return PlanBatches(batches, len(jobs))
+
+
+def batch_label(batch: list[dict[str, Any]]) -> str:
+    """The mapped task's label: the job's manifest id and output, or the range of a batch."""
+    first = batch[0]
+    name = (first.get("conversion") or {}).get("output_name") or first["files"][0]["name"]
+    label = f"{first['manifest_id']}/{name}"
+    return label if len(batch) == 1 else f"{label} (+{len(batch) - 1} more jobs)"
+
+
+def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
+    """Done when validation is clean and DSP lists no blockers."""
+    report = archiver.validation_errors(dsp_uuid)
+    if report.metadata_errors:
+        raise RunStopped(f"validation failed for DSP submission {dsp_uuid}:\n{report.summary()}")
+    blockers = archiver.blockers(dsp_uuid)
+    if report.file_reference_errors or report.pending or not blockers.ready:
+        return Progress(
+            False,
+            f"{len(report.file_reference_errors)} files not yet valid, "
+            f"{len(report.pending)} results pending, blockers: {blockers.summary()}",
+        )
+    return Progress(True, "validation clean, no blockers")
+
+
+def complete_submission(archiver: ArchiverClient, dsp: DspClient, dsp_uuid: str) -> str:
+    """Ask the archiver to complete, unless DSP already moved past Draft (a retry or re-run)."""
+    status = dsp.status(dsp_uuid)
+    if status != "Draft":
+        return f"DSP submission already {status}; not completed again"
+    archiver.complete(dsp_uuid)
+    return "completion triggered"
+
+
+def completion_progress(
+    archiver: ArchiverClient,
+    dsp: DspClient,
+    ingest: IngestClient,
+    dsp_uuid: str,
+    submission_uuid: str,
+) -> Progress:
+    """Done when DSP says Completed and the ingest envelope is Archived."""
+    status = dsp.status(dsp_uuid)
+    if status == "Failed":
+        raise RunStopped(f"DSP submission {dsp_uuid} failed")
+    envelope = ingest.find_envelope(submission_uuid)
+    state = envelope.state if envelope else "missing"
+    if status != "Completed" or state != ARCHIVED:
+        return Progress(False, f"DSP status {status}, envelope {state}")
+    return Progress(True, "Completed and Archived", {"accessions": accessions(archiver, dsp_uuid)})
+
+
+def accessions(archiver: ArchiverClient, dsp_uuid: str) -> list[dict[str, str | None]]:
+    return [
+        {"type": entity.type, "alias": entity.alias, "accession": entity.accession}
+        for entity in archiver.entities(dsp_uuid)
+    ]

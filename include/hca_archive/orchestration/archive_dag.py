@@ -1,0 +1,246 @@
+"""The ``archive_submission`` DAG: one parameterised run archives one ingest submission.
+
+Steps: check the envelope -> ask the archiver (at most once) -> wait for the DSP submission ->
+wait for metadata validation -> fetch the upload plan -> one mapped file job per plan job, on the
+chosen runner -> wait for validation and blockers -> complete -> wait for accessions -> report.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from hca_archive import archiving
+from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
+from hca_archive.orchestration.hooks import HcaArchiveHook
+from hca_archive.orchestration.report import build_and_publish_report
+from hca_archive.orchestration.runners.local import LocalFileJobOperator
+from hca_archive.orchestration.sensors import ArchiveProgressSensor
+from hca_archive.orchestration.step_record import recorded_step
+
+DAG_ID = "archive_submission"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Airflow refuses to map more tasks than [core] max_map_length (1024 by default); larger plans
+# are run in batches of consecutive jobs.
+MAX_MAPPED_TASKS = 1024
+# After triggering the archiver, trust that trigger this long before a retry may trigger again.
+TRIGGER_GRACE = timedelta(hours=1)
+NETWORK_RETRIES = {
+    "retries": 4,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+DSP_UUID = "{{ ti.xcom_pull(task_ids='wait_for_dsp_submission')['dsp_uuid'] }}"
+SUBMISSION_UUID = "{{ params.submission_uuid }}"
+ENVIRONMENT = "{{ params.environment }}"
+
+PARAMS = {
+    "submission_uuid": Param(
+        type="string",
+        pattern=UUID_PATTERN,
+        title="Ingest submission UUID",
+        description="The UUID of the ingest submission (envelope) to archive; it must be in "
+        "state Archiving. Example: 2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10",
+    ),
+    "environment": Param(
+        "sandbox",
+        enum=list(ENVIRONMENTS),
+        title="Environment",
+        description="Which ingest and DSP to talk to. Each environment is a set of Airflow "
+        "connections named hca_<environment>_<service>.",
+    ),
+    "runner": Param(
+        "local",
+        enum=list(RUNNERS),
+        title="Where file jobs run",
+        description="local: on the Airflow worker; lsf: on the LSF cluster over SSH; "
+        "kubernetes: one pod per job.",
+    ),
+    "alias_prefix": Param(
+        "HCA",
+        type="string",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        title="Alias prefix",
+        description="Prefix of the aliases of the archive entities created in DSP.",
+    ),
+    "exclude_types": Param(
+        [],
+        type="array",
+        items={"type": "string", "enum": ["project", "study", "sample", "sequencingExperiment"]},
+        title="Entity types to leave out",
+        description="Metadata types the archiver should not archive (usually none).",
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Check the submission and the upload plan and report what would be done; "
+        "change nothing in ingest or DSP.",
+    ),
+}
+
+
+def _hook(context: Any) -> HcaArchiveHook:
+    return HcaArchiveHook(context["params"]["environment"])
+
+
+@task(task_id="check_submission", **NETWORK_RETRIES)
+def check_submission(**context: Any) -> dict[str, str]:
+    params = context["params"]
+    with recorded_step(context) as record:
+        envelope = archiving.check_envelope(
+            _hook(context).ingest, params["submission_uuid"], params["environment"]
+        )
+        record.outcome = f"submission {envelope.uuid} is {envelope.state}"
+        context["ti"].log.info("%s", record.outcome)
+        if envelope.state == archiving.ARCHIVED:
+            raise AirflowSkipException(f"submission {envelope.uuid} is already Archived")
+        return {"uuid": envelope.uuid, "state": envelope.state}
+
+
+@task(task_id="request_archive", **NETWORK_RETRIES)
+def request_archive(**context: Any) -> dict[str, Any]:
+    params = context["params"]
+    store = context.get("task_state_store")
+    log = context["ti"].log
+    with recorded_step(context) as record:
+        if store is None:
+            log.warning("no task state store: a retry cannot know whether this attempt triggered")
+
+        def mark_triggered() -> None:
+            if store is not None:
+                store.set("triggered_at", time.time())
+
+        request = archiving.request_archive(
+            _hook(context).archiver,
+            params["submission_uuid"],
+            alias_prefix=params["alias_prefix"],
+            exclude_types=params["exclude_types"] or None,
+            triggered_at=store.get("triggered_at") if store is not None else None,
+            trigger_grace_seconds=TRIGGER_GRACE.total_seconds(),
+            mark_triggered=mark_triggered,
+            dry_run=params["dry_run"],
+        )
+        record.outcome = {
+            "reused": f"reusing archive submission {request.dsp_uuid}",
+            "triggered": "asked the archiver to archive the metadata",
+            "awaiting-earlier-trigger": "an earlier attempt triggered the archiver; not again",
+            "dry-run": "dry run: would ask the archiver to archive the metadata",
+        }[request.action]
+        log.info("%s", record.outcome)
+        if request.action == "dry-run":
+            raise AirflowSkipException(record.outcome)
+        return {"action": request.action, "dsp_uuid": request.dsp_uuid}
+
+
+@task(task_id="fetch_plan", multiple_outputs=True, **NETWORK_RETRIES)
+def fetch_plan(**context: Any) -> dict[str, Any]:
+    dsp_uuid = context["ti"].xcom_pull(task_ids="wait_for_dsp_submission")["dsp_uuid"]
+    with recorded_step(context) as record:
+        plan = archiving.fetch_plan(_hook(context).archiver, dsp_uuid, MAX_MAPPED_TASKS)
+        record.outcome = f"upload plan: {plan.job_count} jobs in {len(plan.batches)} tasks"
+        context["ti"].log.info("%s", record.outcome)
+        return {"batches": plan.batches, "job_count": plan.job_count}
+
+
+@task.branch(task_id="choose_runner")
+def choose_runner(**context: Any) -> list[str]:
+    params = context["params"]
+    if params["dry_run"]:
+        context["ti"].log.info("dry run: no file job runs")
+        return []
+    return [f"run_{params['runner']}"]
+
+
+@task(task_id="complete_submission", **NETWORK_RETRIES)
+def complete_submission(**context: Any) -> str:
+    dsp_uuid = context["ti"].xcom_pull(task_ids="wait_for_dsp_submission")["dsp_uuid"]
+    with recorded_step(context) as record:
+        hook = _hook(context)
+        record.outcome = archiving.complete_submission(hook.archiver, hook.dsp, dsp_uuid)
+        context["ti"].log.info("%s", record.outcome)
+        return record.outcome
+
+
+@task(task_id="report", trigger_rule="all_done")
+def report(**context: Any) -> dict[str, Any]:
+    return build_and_publish_report(context)
+
+
+def _wait(task_id: str, check: str, awaiting: str, timeout: timedelta, **kwargs: Any) -> Any:
+    return ArchiveProgressSensor(
+        task_id=task_id,
+        environment=ENVIRONMENT,
+        check=check,
+        awaiting=awaiting,
+        timeout=timeout,
+        **NETWORK_RETRIES,
+        **kwargs,
+    )
+
+
+def build_archive_dag() -> DAG:
+    with DAG(
+        dag_id=DAG_ID,
+        schedule=None,
+        params=PARAMS,
+        tags=["hca", "archive"],
+        max_active_runs=16,
+        render_template_as_native_obj=True,
+        doc_md=__doc__,
+        default_args={"owner": "hca-wranglers"},
+    ) as dag:
+        checked = check_submission()
+        requested = request_archive()
+        dsp_submission = _wait(
+            "wait_for_dsp_submission",
+            "dsp_submission",
+            "the DSP submission and its upload plan",
+            timedelta(minutes=45),
+            arguments={"submission_uuid": SUBMISSION_UUID},
+            poll_interval=5,
+        )
+        metadata = _wait(
+            "check_metadata",
+            "metadata",
+            "metadata validation",
+            timedelta(hours=2),
+            arguments={"dsp_uuid": DSP_UUID},
+            poll_interval=10,
+        )
+        plan = fetch_plan()
+        runner = choose_runner()
+        run_local = LocalFileJobOperator.partial(
+            task_id="run_local",
+            environment=ENVIRONMENT,
+            map_index_template="{{ job_label }}",
+            retries=2,
+            retry_delay=timedelta(minutes=1),
+            max_active_tis_per_dagrun=4,
+        ).expand(batch=plan["batches"])
+        validation = _wait(
+            "wait_for_validation",
+            "validation",
+            "file validation and blockers",
+            timedelta(hours=12),
+            arguments={"dsp_uuid": DSP_UUID},
+            poll_interval=15,
+            trigger_rule="none_failed_min_one_success",
+        )
+        completed = complete_submission()
+        completion = _wait(
+            "wait_for_completion",
+            "completion",
+            "DSP processing, accessions and the envelope Archived",
+            timedelta(hours=24),
+            arguments={"dsp_uuid": DSP_UUID, "submission_uuid": SUBMISSION_UUID},
+            poll_interval=15,
+        )
+        checked >> requested >> dsp_submission >> metadata >> plan >> runner
+        runner >> [run_local] >> validation >> completed >> completion >> report()
+    return dag

@@ -1,0 +1,45 @@
+"""What every runner does with a file job's result JSON (shape: docs/architecture.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
+
+from hca_archive.archiving import batch_label
+
+
+def work_key(context: Any) -> str:
+    """A directory name unique to this task instance, made of safe characters only."""
+    ti = context["ti"]
+    raw = f"{ti.dag_id}/{ti.run_id}/{ti.map_index}"
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", raw).strip("._")
+
+
+def label_task(context: Any, batch: list[dict[str, Any]]) -> str:
+    """Name the mapped task in the UI after its job (see the DAG's ``map_index_template``)."""
+    label = batch_label(batch)
+    context["job_label"] = label
+    return label
+
+
+def check_result(result: dict[str, Any], log: Any) -> None:
+    """Log one line per job and file; raise naming every failed job."""
+    for job in result.get("jobs", []):
+        if job.get("status") == "succeeded":
+            for file in job.get("files", []):
+                log.info(
+                    "%s: %s %s bytes md5 %s (%s)",
+                    job.get("label"),
+                    file.get("name"),
+                    file.get("bytes"),
+                    file.get("md5"),
+                    file.get("upload"),
+                )
+        else:
+            log.error("%s failed: %s", job.get("label"), job.get("error"))
+    failed = [job for job in result.get("jobs", []) if job.get("status") != "succeeded"]
+    if failed or not result.get("jobs"):
+        reasons = "; ".join(f"{job.get('label')}: {job.get('error')}" for job in failed)
+        raise AirflowException(f"{len(failed)} file job(s) failed: {reasons or 'no result'}")

@@ -1,0 +1,88 @@
+"""One hook per environment: the clients of its services and the credentials a file job needs."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from hca_archive.clients.aap import AapTokenSource
+from hca_archive.clients.archiver import ArchiverClient
+from hca_archive.clients.dsp import DspClient
+from hca_archive.clients.ingest import IngestClient
+from hca_archive.orchestration.connections import conn_id, service_url
+
+ARCHIVER_KEY_FIELD = "archiver_api_key"
+
+
+class HcaArchiveHook(BaseHook):
+    """Clients for one environment, built from its Airflow connections."""
+
+    def __init__(self, environment: str) -> None:
+        super().__init__()
+        self.environment = environment
+
+    def _connection(self, service: str) -> Any:
+        return self.get_connection(conn_id(self.environment, service))
+
+    @functools.cached_property
+    def ingest(self) -> IngestClient:
+        return IngestClient(service_url(self._connection("ingest")))
+
+    @functools.cached_property
+    def archiver(self) -> ArchiverClient:
+        conn = self._connection("archiver")
+        return ArchiverClient(
+            service_url(conn), api_key=conn.password or self._archiver_key_from_aws()
+        )
+
+    def _archiver_key_from_aws(self) -> str:
+        """The key from AWS Secrets Manager, for a connection without one."""
+        from airflow.providers.amazon.aws.hooks.secrets_manager import SecretsManagerHook
+
+        secret_name = f"ingest/{self.environment}/secrets"
+        secrets = SecretsManagerHook(aws_conn_id=conn_id(self.environment, "aws"))
+        key = secrets.get_secret_as_dict(secret_name).get(ARCHIVER_KEY_FIELD)
+        if not key:
+            raise ValueError(f"secret {secret_name} has no field {ARCHIVER_KEY_FIELD}")
+        mask_secret(key)
+        self.log.info("archiver API key read from AWS Secrets Manager secret %s", secret_name)
+        return key
+
+    @functools.cached_property
+    def aap(self) -> AapTokenSource:
+        conn = self._connection("dsp")
+        aap_url = conn.extra_dejson.get("aap_url")
+        if not aap_url:
+            raise ValueError(f"connection {conn.conn_id} has no extra 'aap_url'")
+        return AapTokenSource(aap_url, conn.login, conn.password)
+
+    @functools.cached_property
+    def dsp(self) -> DspClient:
+        return DspClient(service_url(self._connection("dsp")), self.aap)
+
+    def file_job_credentials(self) -> dict[str, str]:
+        """What a file job needs to read S3 and upload to DSP; staged in a 0600 file, never argv."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        dsp = self._connection("dsp")
+        aws_hook = AwsBaseHook(aws_conn_id=conn_id(self.environment, "aws"), client_type="s3")
+        aws = aws_hook.get_credentials()
+        credentials = {
+            "aap_url": dsp.extra_dejson["aap_url"],
+            "aap_username": dsp.login,
+            "aap_password": dsp.password,
+            "aws_access_key_id": aws.access_key,
+            "aws_secret_access_key": aws.secret_key,
+        }
+        if aws.token:
+            credentials["aws_session_token"] = aws.token
+        endpoint = aws_hook.conn_config.endpoint_url
+        if endpoint:
+            credentials["aws_endpoint_url"] = endpoint
+        region = aws_hook.conn_region_name
+        if region:
+            credentials["aws_region"] = region
+        return credentials

@@ -1,0 +1,145 @@
+"""The per-run report: what each step did, every file with bytes and md5, the accessions.
+
+Written to the task log as a story and, as JSON, to the audit location: a directory or any
+object storage URL (``HCA_ARCHIVE_AUDIT_URL``, e.g. ``s3://bucket/audit``; default
+``$AIRFLOW_HOME/hca-archive-audit``). The report task fails the run when a step failed, naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException
+
+from hca_archive.orchestration.step_record import STEP_XCOM_KEY
+
+STEPS = (
+    "check_submission",
+    "request_archive",
+    "wait_for_dsp_submission",
+    "check_metadata",
+    "fetch_plan",
+    "run_local",
+    "run_lsf",
+    "run_kubernetes",
+    "wait_for_validation",
+    "complete_submission",
+    "wait_for_completion",
+)
+FILE_JOB_STEPS = ("run_local", "run_lsf", "run_kubernetes")
+FAILED_STATES = {"failed", "upstream_failed"}
+
+
+def audit_root() -> ObjectStoragePath:
+    default = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "hca-archive-audit"
+    url = os.environ.get("HCA_ARCHIVE_AUDIT_URL") or default.as_uri()
+    return ObjectStoragePath(url, conn_id=os.environ.get("HCA_ARCHIVE_AUDIT_CONN_ID"))
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    return [item for item in value if item is not None]
+
+
+def _task_states(ti: Any) -> dict[str, list[str]]:
+    """State of every task (all map indexes) of this run, by task id."""
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    by_task: dict[str, list[str]] = {}
+    for key, state in states.items():
+        task_id = key.rsplit("_", 1)[0] if key.rsplit("_", 1)[-1].isdigit() else key
+        by_task.setdefault(task_id if task_id in STEPS else key, []).append(str(state))
+    return by_task
+
+
+def collect_report(context: Any) -> dict[str, Any]:
+    ti = context["ti"]
+    dag_run = context["dag_run"]
+    steps = []
+    states = _task_states(ti)
+    for task_id in STEPS:
+        records = _as_list(ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY))
+        if not records and task_id not in states:
+            continue
+        steps.append(
+            {
+                "step": task_id,
+                "states": states.get(task_id, []),
+                "seconds": round(sum(record.get("seconds", 0) for record in records), 3),
+                "outcomes": [record.get("outcome") for record in records],
+            }
+        )
+    jobs = [
+        job
+        for task_id in FILE_JOB_STEPS
+        for result in _as_list(ti.xcom_pull(task_ids=task_id))
+        for job in result.get("jobs", [])
+    ]
+    completion = ti.xcom_pull(task_ids="wait_for_completion") or {}
+    dsp = ti.xcom_pull(task_ids="wait_for_dsp_submission") or {}
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "triggered_by": {
+            "run_type": str(getattr(dag_run, "run_type", "")),
+            "user": getattr(dag_run, "triggering_user_name", None),
+        },
+        "params": dict(context["params"]),
+        "dsp_submission": dsp.get("dsp_uuid"),
+        "steps": steps,
+        "files": [
+            dict(file, job=job.get("label"), seconds=job.get("seconds"))
+            for job in jobs
+            for file in job.get("files", [])
+        ],
+        "failed_jobs": [
+            {"job": job.get("label"), "error": job.get("error")}
+            for job in jobs
+            if job.get("status") != "succeeded"
+        ],
+        "accessions": completion.get("accessions", []),
+    }
+
+
+def render_story(report: dict[str, Any]) -> list[str]:
+    params = report["params"]
+    lines = [
+        f"submission {params['submission_uuid']} in {params['environment']} "
+        f"(runner {params['runner']}, dry run {params['dry_run']}); "
+        f"DSP submission {report['dsp_submission'] or '-'}"
+    ]
+    for step in report["steps"]:
+        outcome = "; ".join(filter(None, step["outcomes"])) or "-"
+        lines.append(f"{step['step']}: {','.join(step['states'])} in {step['seconds']}s: {outcome}")
+    for file in report["files"]:
+        lines.append(
+            f"file {file['name']}: {file['bytes']} bytes md5 {file['md5']} ({file['upload']})"
+        )
+    for accession in report["accessions"]:
+        lines.append(
+            f"accession {accession['type']} {accession['alias']}: {accession['accession']}"
+        )
+    return lines
+
+
+def build_and_publish_report(context: Any) -> dict[str, Any]:
+    ti = context["ti"]
+    report = collect_report(context)
+    for line in render_story(report):
+        ti.log.info("%s", line)
+    target = audit_root() / ti.dag_id / f"{ti.run_id}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report, indent=2, default=str))
+    ti.log.info("audit record written to %s", target)
+    failed = [step for step in report["steps"] if FAILED_STATES & set(step["states"])]
+    if failed:
+        first = failed[0]
+        reason = "; ".join(filter(None, first["outcomes"])) or "see its log"
+        raise AirflowFailException(f"run failed at step {first['step']}: {reason}")
+    return report

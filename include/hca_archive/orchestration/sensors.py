@@ -1,0 +1,86 @@
+"""Deferrable waits: check once on the worker, then hand the waiting to the triggerer."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from hca_archive.archiving import RunStopped
+from hca_archive.orchestration.progress_checks import run_check
+from hca_archive.orchestration.step_record import recorded_step
+from hca_archive.orchestration.triggers import ArchiveProgressTrigger
+
+
+class ArchiveProgressSensor(BaseOperator):
+    """Wait until a named archiving check is done; its value becomes the task's XCom.
+
+    Fails without retrying when the check stops the run or ``timeout`` passes: the message says
+    what was awaited and what was last seen, which a retry would not change.
+    """
+
+    template_fields = ("environment", "arguments")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        environment: str,
+        check: str,
+        arguments: dict[str, Any],
+        awaiting: str,
+        poll_interval: float = 10.0,
+        timeout: timedelta = timedelta(hours=6),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.check = check
+        self.arguments = arguments
+        self.awaiting = awaiting
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    def execute(self, context: Any) -> Any:
+        started = time.time()
+        with recorded_step(context, started) as record:
+            progress = run_check(self.check, self.environment, self.arguments)
+            if progress.done:
+                self.log.info("%s: %s", self.awaiting, progress.status)
+                record.outcome = progress.status
+                return progress.value
+            record.deferred = True
+            self.log.info(
+                "waiting for %s (%s); polling every %ss in the triggerer",
+                self.awaiting,
+                progress.status,
+                self.poll_interval,
+            )
+        self.defer(
+            trigger=ArchiveProgressTrigger(
+                environment=self.environment,
+                check=self.check,
+                arguments=self.arguments,
+                poll_interval=self.poll_interval,
+                deadline=started + self.timeout.total_seconds(),
+            ),
+            method_name="execute_complete",
+            kwargs={"started": started},
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any], started: float) -> Any:
+        with recorded_step(context, started) as record:
+            status, message = event["status"], event["message"]
+            if status == "stopped":
+                raise RunStopped(message)
+            if status == "timeout":
+                waited = f"gave up waiting for {self.awaiting} after {self.timeout}"
+                raise RunStopped(f"{waited}; last seen: {message}")
+            if status != "done":
+                raise AirflowFailException(f"unexpected trigger event {event!r}")
+            self.log.info("%s: %s", self.awaiting, message)
+            record.outcome = message
+            return event.get("value")

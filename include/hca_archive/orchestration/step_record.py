@@ -1,0 +1,60 @@
+"""Every step of a run leaves one record: how long it took, what it concluded, or why it failed.
+
+The report task gathers these records from XCom (key ``step``) to tell the run's story. A failure
+that retrying cannot fix (``RunStopped``) fails the task at once, without a stack trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from hca_archive.archiving import RunStopped
+
+STEP_XCOM_KEY = "step"
+
+
+class StepRecord:
+    """What a step tells the report; its body sets ``outcome``, or ``deferred`` to say "not yet"."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.outcome = ""
+        self.deferred = False
+
+
+@contextlib.contextmanager
+def recorded_step(context: Any, started: float | None = None) -> Iterator[StepRecord]:
+    """Time the step and push its record; turn ``RunStopped`` into a failure without retries."""
+    record = StepRecord(started or time.time())
+    ti = context["ti"]
+    try:
+        yield record
+    except AirflowSkipException as skip:
+        _push(ti, record, "skipped", str(skip))
+        raise
+    except RunStopped as stopped:
+        _push(ti, record, "failed", str(stopped))
+        ti.log.error("%s", stopped)
+        raise AirflowFailException(str(stopped)) from None
+    except Exception as error:
+        _push(ti, record, "failed", f"{type(error).__name__}: {error}")
+        raise
+    if not record.deferred:
+        _push(ti, record, "succeeded", record.outcome)
+
+
+def _push(ti: Any, record: StepRecord, state: str, outcome: str) -> None:
+    ti.xcom_push(
+        key=STEP_XCOM_KEY,
+        value={
+            "state": state,
+            "outcome": outcome,
+            "seconds": round(time.time() - record.started, 3),
+            "try_number": ti.try_number,
+        },
+    )
