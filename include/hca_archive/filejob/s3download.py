@@ -1,0 +1,382 @@
+"""Download S3 objects with concurrent ranged GETs, resume after interruption, verify the content.
+
+What is verified, in order of preference:
+
+1. a single-part object's ETag, which is the MD5 of its content;
+2. a multipart object's ETag ``md5(md5(part 1) + ... + md5(part N))-N``, using the part sizes S3
+   reports (``HeadObject`` with ``PartNumber``);
+3. a full-object S3 checksum (SHA-256, SHA-1 or CRC32, read with ``ChecksumMode=ENABLED``);
+4. otherwise (e.g. SSE-KMS objects, whose ETag is not an MD5, without a usable checksum) only the
+   size; the log and the result say so.
+
+The object is written to ``<name>.part`` next to the destination and renamed once it verifies.
+A sidecar ``<name>.part.json`` records the byte ranges already written together with the object's
+ETag, so a restarted job fetches only the missing ranges; when the ETag changed it starts over.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hca_archive.filejob.progress import Progress, megabytes
+from hca_archive.filejob.workdir import read_json, write_json_atomically
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE = 16 * MiB
+READ_CHUNK = MiB
+
+
+class DownloadError(Exception):
+    """The object could not be fetched, or what was fetched does not match S3's description."""
+
+
+class ObjectChangedError(DownloadError):
+    """The object's ETag changed during the download (``If-Match`` failed)."""
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+CHECKSUMS: dict[str, Callable[[], _Hasher]] = {
+    "ChecksumSHA256": hashlib.sha256,
+    "ChecksumSHA1": hashlib.sha1,
+    "ChecksumCRC32": _Crc32,
+}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a correct copy of the object looks like."""
+
+    size: int
+    etag: str  # as S3 sends it, quotes included; used for If-Match and the resume sidecar
+    part_sizes: tuple[int, ...] | None  # set when the ETag is an MD5 (single or multipart) to check
+    checksum: tuple[str, str] | None  # (HeadObject field, base64 value) of a full-object checksum
+
+    @property
+    def description(self) -> str:
+        if self.part_sizes is not None:
+            if "-" in self.etag:
+                return f"multipart ETag over {len(self.part_sizes)} parts"
+            return "MD5 (single-part ETag)"
+        if self.checksum is not None:
+            return f"S3 {self.checksum[0].removeprefix('Checksum')} checksum"
+        return "size only (ETag is not an MD5 of the content and no full-object checksum)"
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    path: Path
+    bytes: int
+    md5: str
+    verified: str
+    reused: bool
+    resumed_from: int
+    seconds: float
+
+
+def parse_etag_parts(etag: str) -> int | None:
+    """N for a multipart ETag ``"<hex>-N"``, None for a single-part one."""
+    value = etag.strip('"')
+    if "-" not in value:
+        return None
+    count = value.rsplit("-", 1)[1]
+    return int(count) if count.isdigit() else None
+
+
+class S3Downloader:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        workers: int = 4,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        progress_interval: float = 10.0,
+    ) -> None:
+        if part_size < 1 or workers < 1 or attempts < 1:
+            raise ValueError("part_size, workers and attempts must be positive")
+        self._client = client
+        self._part_size = part_size
+        self._workers = workers
+        self._attempts = attempts
+        self._backoff = backoff
+        self._progress_interval = progress_interval
+
+    def fetch(self, bucket: str, key: str, destination: Path) -> FetchedFile:
+        """Make ``destination`` a verified copy of ``s3://bucket/key``; reuse it if it verifies."""
+        started = time.monotonic()
+        url = f"s3://{bucket}/{key}"
+        expected = self.describe(bucket, key)
+        if destination.exists():
+            try:
+                md5 = verify_file(destination, expected)
+            except DownloadError as mismatch:
+                log.warning(
+                    "cached %s does not verify (%s); fetching it again", destination, mismatch
+                )
+                destination.unlink()
+            else:
+                log.info(
+                    "reusing %s for %s: %s, verified %s",
+                    destination.name,
+                    url,
+                    megabytes(expected.size),
+                    expected.description,
+                )
+                return FetchedFile(
+                    destination,
+                    expected.size,
+                    md5,
+                    expected.description,
+                    reused=True,
+                    resumed_from=0,
+                    seconds=time.monotonic() - started,
+                )
+        partial = destination.with_name(destination.name + ".part")
+        sidecar = destination.with_name(destination.name + ".part.json")
+        resumed_from = self._download(bucket, key, expected, partial, sidecar)
+        try:
+            md5 = verify_file(partial, expected)
+        except DownloadError as mismatch:
+            partial.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+            raise DownloadError(f"{url}: downloaded copy does not verify: {mismatch}") from None
+        os.replace(partial, destination)
+        sidecar.unlink(missing_ok=True)
+        seconds = time.monotonic() - started
+        log.info(
+            "downloaded %s %s md5 %s in %.1f s (verified %s%s)",
+            url,
+            megabytes(expected.size),
+            md5,
+            seconds,
+            expected.description,
+            f"; resumed at byte {resumed_from}" if resumed_from else "",
+        )
+        return FetchedFile(
+            destination, expected.size, md5, expected.description, False, resumed_from, seconds
+        )
+
+    def describe(self, bucket: str, key: str) -> Expectation:
+        head = self._call("head_object", bucket, key, ChecksumMode="ENABLED")
+        size = int(head["ContentLength"])
+        etag = head["ETag"]
+        checksum = next(
+            ((field, head[field]) for field in CHECKSUMS if head.get(field)),
+            None,
+        )
+        if checksum is not None and (head.get("ChecksumType") == "COMPOSITE" or "-" in checksum[1]):
+            checksum = None  # a checksum of part checksums: not computable without the part sizes
+        if head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm"):
+            return Expectation(size, etag, None, checksum)  # the ETag is not an MD5 then
+        parts = parse_etag_parts(etag)
+        if parts is None:
+            return Expectation(size, etag, (size,), checksum)
+        return Expectation(size, etag, self._part_sizes(bucket, key, size, parts), checksum)
+
+    def _part_sizes(self, bucket: str, key: str, size: int, parts: int) -> tuple[int, ...] | None:
+        first = self._call("head_object", bucket, key, PartNumber=1)
+        first_size = int(first["ContentLength"])
+        if int(first.get("PartsCount") or parts) != parts or first_size <= 0:
+            return None
+        if math.ceil(size / first_size) == parts:
+            return (first_size,) * (parts - 1) + (size - first_size * (parts - 1),)
+        sizes = [first_size] + [
+            int(self._call("head_object", bucket, key, PartNumber=number)["ContentLength"])
+            for number in range(2, parts + 1)
+        ]
+        return tuple(sizes) if sum(sizes) == size else None
+
+    def _call(self, operation: str, bucket: str, key: str, **extra: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._client, operation)(Bucket=bucket, Key=key, **extra)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = error.response.get("Error", {}).get("Code", "")
+            if status == 412 or code == "PreconditionFailed":
+                raise ObjectChangedError(
+                    f"s3://{bucket}/{key} changed while it was being downloaded; run the job again"
+                ) from None
+            raise DownloadError(
+                f"s3://{bucket}/{key}: {operation} failed: {code} ({status})"
+            ) from None
+
+    def _download(
+        self, bucket: str, key: str, expected: Expectation, partial: Path, sidecar: Path
+    ) -> int:
+        """Fill ``partial`` with the object's bytes; returns how many were already there."""
+        state = read_json(sidecar)
+        layout = {"etag": expected.etag, "size": expected.size, "part_size": self._part_size}
+        done: set[tuple[int, int]] = set()
+        if (
+            isinstance(state, dict)
+            and {name: state.get(name) for name in layout} == layout
+            and partial.exists()
+            and partial.stat().st_size == expected.size
+        ):
+            done = {(int(start), int(end)) for start, end in state.get("done", [])}
+        else:
+            if state is not None:
+                log.info(
+                    "s3://%s/%s changed since the last attempt; fetching all of it", bucket, key
+                )
+            with open(partial, "wb") as handle:
+                handle.truncate(expected.size)
+        already = sum(end - start for start, end in done)
+        ranges = [
+            (start, min(start + self._part_size, expected.size))
+            for start in range(0, expected.size, self._part_size)
+        ]
+        missing = [span for span in ranges if span not in done]
+        if already:
+            log.info(
+                "resuming download of s3://%s/%s at %s of %s (%d of %d parts present)",
+                bucket,
+                key,
+                megabytes(already),
+                megabytes(expected.size),
+                len(ranges) - len(missing),
+                len(ranges),
+            )
+        progress = Progress(
+            f"download {key.rsplit('/', 1)[-1]}",
+            expected.size,
+            start=already,
+            interval=self._progress_interval,
+        )
+        record_lock = threading.Lock()
+
+        def fetch_and_record(span: tuple[int, int]) -> None:
+            self._fetch_range(bucket, key, expected.etag, descriptor, span, progress)
+            with record_lock:
+                done.add(span)
+                write_json_atomically(sidecar, {**layout, "done": sorted(done)})
+
+        descriptor = os.open(partial, os.O_WRONLY)
+        try:
+            with ThreadPoolExecutor(self._workers, thread_name_prefix="s3-range") as pool:
+                futures = [pool.submit(fetch_and_record, span) for span in missing]
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for future in futures:
+                    future.cancel()
+                for future in finished:
+                    future.result()
+        finally:
+            os.close(descriptor)
+            progress.close()
+        return already
+
+    def _fetch_range(
+        self,
+        bucket: str,
+        key: str,
+        etag: str,
+        descriptor: int,
+        span: tuple[int, int],
+        progress: Progress,
+    ) -> None:
+        start, end = span
+        for attempt in range(1, self._attempts + 1):
+            offset = start
+            try:
+                response = self._call(
+                    "get_object", bucket, key, Range=f"bytes={start}-{end - 1}", IfMatch=etag
+                )
+                for chunk in response["Body"].iter_chunks(READ_CHUNK):
+                    _write_at(descriptor, chunk, offset)
+                    offset += len(chunk)
+                    progress.advance(len(chunk))
+                if offset != end:
+                    raise DownloadError(f"range {start}-{end - 1} ended early at byte {offset}")
+                return
+            except ObjectChangedError:
+                raise
+            except (BotoCoreError, DownloadError) as error:
+                progress.advance(start - offset)
+                if attempt == self._attempts:
+                    raise DownloadError(
+                        f"s3://{bucket}/{key} bytes {start}-{end - 1}: gave up after "
+                        f"{attempt} attempts: {error}"
+                    ) from None
+                log.info("s3://%s/%s bytes %d-%d: %s; retrying", bucket, key, start, end - 1, error)
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+
+
+def _write_at(descriptor: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def verify_file(path: Path, expected: Expectation) -> str:
+    """Check ``path`` against ``expected`` in one streaming pass; returns the file's MD5 (hex)."""
+    actual_size = path.stat().st_size
+    if actual_size != expected.size:
+        raise DownloadError(f"{path.name} has {actual_size} bytes, S3 has {expected.size}")
+    whole = hashlib.md5(usedforsecurity=False)
+    checksum = CHECKSUMS[expected.checksum[0]]() if expected.checksum else None
+    part_digests: list[bytes] = []
+    with open(path, "rb") as handle:
+        for part_size in expected.part_sizes or (expected.size,):
+            part = hashlib.md5(usedforsecurity=False)
+            remaining = part_size
+            while remaining:
+                chunk = handle.read(min(READ_CHUNK, remaining))
+                if not chunk:
+                    raise DownloadError(f"{path.name} ended early")
+                remaining -= len(chunk)
+                part.update(chunk)
+                whole.update(chunk)
+                if checksum is not None:
+                    checksum.update(chunk)
+            part_digests.append(part.digest())
+    s3_etag = expected.etag.strip('"')
+    if expected.part_sizes is not None:
+        if "-" in s3_etag:
+            combined = hashlib.md5(b"".join(part_digests), usedforsecurity=False).hexdigest()
+            actual_etag = f"{combined}-{len(part_digests)}"
+        else:
+            actual_etag = whole.hexdigest()
+        if actual_etag != s3_etag:
+            raise DownloadError(
+                f"{path.name}: ETag of the content is {actual_etag}, S3 has {s3_etag}"
+            )
+    if expected.checksum is not None and checksum is not None:
+        field, value = expected.checksum
+        actual = base64.b64encode(checksum.digest()).decode()
+        if actual != value:
+            raise DownloadError(f"{path.name}: {field} of the content is {actual}, S3 has {value}")
+    return whole.hexdigest()

@@ -1,0 +1,87 @@
+"""Local paths of one job, built only from single validated name components under the workdir.
+
+Names come from the upload plan, which is untrusted: even after the plan's own validation,
+every path is checked to stay inside the work directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class UnsafePathError(ValueError):
+    """A name from the plan would escape the work directory."""
+
+
+def child(base: Path, name: str) -> Path:
+    """``base / name`` for a plain file name; refuses separators, ``..`` and the like."""
+    if (
+        not name
+        or name in {".", ".."}
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or name != name.strip()
+    ):
+        raise UnsafePathError(f"unsafe file name {name!r}")
+    resolved_base = base.resolve()
+    path = (resolved_base / name).resolve()
+    if path.parent != resolved_base:
+        raise UnsafePathError(f"file name {name!r} leaves {resolved_base}")
+    return path
+
+
+@dataclass(frozen=True)
+class JobDirs:
+    """``<workdir>/job-<index>/{inputs,output,uploads}`` and the job's result file."""
+
+    root: Path
+    inputs: Path
+    output: Path
+    uploads: Path
+    result: Path
+
+    @classmethod
+    def create(cls, workdir: Path, index: int) -> JobDirs:
+        workdir = workdir.resolve()
+        root = child(workdir, f"job-{int(index)}")
+        dirs = cls(
+            root=root,
+            inputs=root / "inputs",
+            output=root / "output",
+            uploads=root / "uploads",
+            result=child(workdir, f"result-{int(index)}.json"),
+        )
+        for directory in (dirs.inputs, dirs.output, dirs.uploads):
+            directory.mkdir(parents=True, exist_ok=True)
+        return dirs
+
+
+def write_json_atomically(path: Path, document: Any) -> None:
+    """Write ``document`` so that readers see either the old file or the whole new one."""
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    """The JSON document at ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,242 @@
+"""S3 downloads against a moto server: ranged parts, ETag checks, cache reuse, resume, retries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from hca_archive.filejob.s3download import (
+    DownloadError,
+    Expectation,
+    S3Downloader,
+    verify_file,
+)
+
+pytestmark = pytest.mark.integration
+
+KiB = 1024
+
+
+def content(size: int, seed: int = 0) -> bytes:
+    return bytes((index * 7 + seed) % 251 for index in range(size))
+
+
+class RecordingClient:
+    """Passes calls to a real client; records GET ranges and can fail chosen ones."""
+
+    def __init__(self, client: Any, fail_ranges: dict[str, Exception] | None = None) -> None:
+        self._client = client
+        self.ranges: list[str] = []
+        self._fail = dict(fail_ranges or {})
+
+    def head_object(self, **kwargs: Any) -> Any:
+        return self._client.head_object(**kwargs)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.ranges.append(kwargs["Range"])
+        failure = self._fail.pop(kwargs["Range"], None)
+        if failure is not None:
+            raise failure
+        return self._client.get_object(**kwargs)
+
+
+def put(moto_s3: Any, key: str, data: bytes) -> None:
+    moto_s3.client().put_object(Bucket=moto_s3.bucket, Key=key, Body=data)
+
+
+def put_multipart(moto_s3: Any, key: str, data: bytes, part_size: int) -> None:
+    client = moto_s3.client()
+    upload = client.create_multipart_upload(Bucket=moto_s3.bucket, Key=key)
+    parts = []
+    for number, start in enumerate(range(0, len(data), part_size), start=1):
+        answer = client.upload_part(
+            Bucket=moto_s3.bucket,
+            Key=key,
+            UploadId=upload["UploadId"],
+            PartNumber=number,
+            Body=data[start : start + part_size],
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    client.complete_multipart_upload(
+        Bucket=moto_s3.bucket,
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": parts},
+    )
+
+
+def test_single_part_object_is_fetched_in_ranges_and_checked_against_its_md5(moto_s3, tmp_path):
+    data = content(300 * KiB)
+    put(moto_s3, "single/R1.fastq.gz", data)
+    client = RecordingClient(moto_s3.client())
+    fetched = S3Downloader(client, part_size=64 * KiB, workers=3).fetch(
+        moto_s3.bucket, "single/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert (tmp_path / "R1.fastq.gz").read_bytes() == data
+    assert fetched.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert fetched.verified == "MD5 (single-part ETag)"
+    assert len(client.ranges) == 5
+    assert not fetched.reused
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["R1.fastq.gz"]
+
+
+def test_multipart_object_is_checked_against_its_multipart_etag(moto_s3, tmp_path):
+    data = content(10 * KiB + 123, seed=3)
+    put_multipart(moto_s3, "multi/R2.fastq.gz", data, part_size=4 * KiB)
+    fetched = S3Downloader(moto_s3.client(), part_size=3 * KiB).fetch(
+        moto_s3.bucket, "multi/R2.fastq.gz", tmp_path / "R2.fastq.gz"
+    )
+    assert (tmp_path / "R2.fastq.gz").read_bytes() == data
+    assert fetched.verified == "multipart ETag over 3 parts"
+
+
+def test_multipart_etag_mismatch_is_reported(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 10)
+    part_md5s = b"".join(
+        hashlib.md5(chunk, usedforsecurity=False).digest() for chunk in (b"a" * 4, b"a" * 6)
+    )
+    good = f'"{hashlib.md5(part_md5s, usedforsecurity=False).hexdigest()}-2"'
+    assert (
+        verify_file(path, Expectation(10, good, (4, 6), None))
+        == hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    )
+    with pytest.raises(DownloadError, match="ETag of the content"):
+        verify_file(path, Expectation(10, good, (5, 5), None))
+
+
+def test_full_object_checksum_is_used_when_the_etag_is_not_an_md5(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"some bytes")
+    sha256 = base64.b64encode(hashlib.sha256(b"some bytes").digest()).decode()
+    expected = Expectation(10, '"not-an-md5"', None, ("ChecksumSHA256", sha256))
+    assert expected.description == "S3 SHA256 checksum"
+    verify_file(path, expected)
+    path.write_bytes(b"Some bytes")
+    with pytest.raises(DownloadError, match="ChecksumSHA256"):
+        verify_file(path, expected)
+
+
+def test_a_verified_cached_file_is_reused_without_fetching(moto_s3, tmp_path):
+    data = content(50 * KiB, seed=5)
+    put(moto_s3, "cached/I1.fastq.gz", data)
+    (tmp_path / "I1.fastq.gz").write_bytes(data)
+    client = RecordingClient(moto_s3.client())
+    fetched = S3Downloader(client).fetch(
+        moto_s3.bucket, "cached/I1.fastq.gz", tmp_path / "I1.fastq.gz"
+    )
+    assert fetched.reused
+    assert client.ranges == []
+
+
+def test_a_corrupted_cached_file_is_fetched_again(moto_s3, tmp_path):
+    data = content(50 * KiB, seed=6)
+    put(moto_s3, "corrupt/R1.fastq.gz", data)
+    corrupted = bytearray(data)
+    corrupted[1000] ^= 0xFF
+    (tmp_path / "R1.fastq.gz").write_bytes(bytes(corrupted))
+    client = RecordingClient(moto_s3.client())
+    fetched = S3Downloader(client).fetch(
+        moto_s3.bucket, "corrupt/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert not fetched.reused
+    assert client.ranges
+    assert (tmp_path / "R1.fastq.gz").read_bytes() == data
+
+
+def test_an_interrupted_download_resumes_with_the_missing_parts_only(moto_s3, tmp_path):
+    data = content(100 * KiB, seed=7)
+    put(moto_s3, "resume/R2.fastq.gz", data)
+    destination = tmp_path / "R2.fastq.gz"
+    broken = RecordingClient(
+        moto_s3.client(),
+        fail_ranges={"bytes=61440-81919": EndpointConnectionError(endpoint_url="http://s3")},
+    )
+    first = S3Downloader(broken, part_size=20 * KiB, workers=1, attempts=1)
+    with pytest.raises(DownloadError, match="gave up after 1 attempts"):
+        first.fetch(moto_s3.bucket, "resume/R2.fastq.gz", destination)
+    sidecar = json.loads((tmp_path / "R2.fastq.gz.part.json").read_text())
+    assert [61440, 81920] not in sidecar["done"] and [0, 20480] in sidecar["done"]
+    assert not destination.exists()
+
+    client = RecordingClient(moto_s3.client())
+    fetched = S3Downloader(client, part_size=20 * KiB, workers=1).fetch(
+        moto_s3.bucket, "resume/R2.fastq.gz", destination
+    )
+    every_range = {
+        f"bytes={start}-{start + 20 * KiB - 1}" for start in range(0, 100 * KiB, 20 * KiB)
+    }
+    already = {f"bytes={start}-{end - 1}" for start, end in sidecar["done"]}
+    assert len(already) >= 3
+    assert sorted(client.ranges) == sorted(every_range - already)
+    assert fetched.resumed_from == len(sidecar["done"]) * 20 * KiB
+    assert destination.read_bytes() == data
+    assert not (tmp_path / "R2.fastq.gz.part").exists()
+    assert not (tmp_path / "R2.fastq.gz.part.json").exists()
+
+
+def test_a_resumed_download_starts_over_when_the_object_changed(moto_s3, tmp_path):
+    put(moto_s3, "changed/R1.fastq.gz", content(40 * KiB, seed=1))
+    destination = tmp_path / "R1.fastq.gz"
+    broken = RecordingClient(
+        moto_s3.client(),
+        fail_ranges={"bytes=20480-40959": EndpointConnectionError(endpoint_url="http://s3")},
+    )
+    with pytest.raises(DownloadError):
+        S3Downloader(broken, part_size=20 * KiB, workers=1, attempts=1).fetch(
+            moto_s3.bucket, "changed/R1.fastq.gz", destination
+        )
+    new_data = content(40 * KiB, seed=2)
+    put(moto_s3, "changed/R1.fastq.gz", new_data)
+    client = RecordingClient(moto_s3.client())
+    fetched = S3Downloader(client, part_size=20 * KiB, workers=1).fetch(
+        moto_s3.bucket, "changed/R1.fastq.gz", destination
+    )
+    assert fetched.resumed_from == 0
+    assert len(client.ranges) == 2
+    assert destination.read_bytes() == new_data
+
+
+def test_transient_errors_are_retried(moto_s3, tmp_path):
+    data = content(30 * KiB, seed=9)
+    put(moto_s3, "flaky/R1.fastq.gz", data)
+    client = RecordingClient(
+        moto_s3.client(), fail_ranges={"bytes=0-16383": EndpointConnectionError(endpoint_url="x")}
+    )
+    fetched = S3Downloader(client, part_size=16 * KiB, backoff=0).fetch(
+        moto_s3.bucket, "flaky/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert client.ranges.count("bytes=0-16383") == 2
+    assert fetched.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_content_that_does_not_match_the_etag_is_rejected(moto_s3, tmp_path):
+    put(moto_s3, "tampered/R1.fastq.gz", content(10 * KiB))
+
+    class Tampering(RecordingClient):
+        def get_object(self, **kwargs: Any) -> Any:
+            answer = super().get_object(**kwargs)
+            body = bytearray(answer["Body"].read())
+            body[0] ^= 0xFF
+
+            class Body:
+                def iter_chunks(self, size: int):
+                    yield bytes(body)
+
+            return {**answer, "Body": Body()}
+
+    with pytest.raises(DownloadError, match="does not verify"):
+        S3Downloader(Tampering(moto_s3.client())).fetch(
+            moto_s3.bucket, "tampered/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+        )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_missing_object_is_a_clear_error(moto_s3, tmp_path):
+    with pytest.raises(DownloadError, match=r"s3://hca-test-area/absent/R1.fastq.gz: head_object"):
+        S3Downloader(moto_s3.client()).fetch(moto_s3.bucket, "absent/R1.fastq.gz", tmp_path / "x")
