@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hca_archive.clients.archiver import ArchiverClient, ArchiveSubmission
-from hca_archive.clients.dsp import DspClient
-from hca_archive.clients.ingest import Envelope, IngestClient
 from hca_archive.plan import PlanError, parse_plan
+
+if TYPE_CHECKING:  # the DAG file imports this module; the clients load when a task runs
+    from hca_archive.clients.archiver import ArchiverClient, ArchiveSubmission
+    from hca_archive.clients.dsp import DspClient
+    from hca_archive.clients.ingest import Envelope, IngestClient
 
 ARCHIVING = "Archiving"
 ARCHIVED = "Archived"

@@ -16,7 +16,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from hca_archive import archiving
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
-from hca_archive.orchestration.hooks import HcaArchiveHook
 from hca_archive.orchestration.report import build_and_publish_report
 from hca_archive.orchestration.runners.local import LocalFileJobOperator
 from hca_archive.orchestration.sensors import ArchiveProgressSensor
@@ -85,7 +84,10 @@ PARAMS = {
 }
 
 
-def _hook(context: Any) -> HcaArchiveHook:
+def _hook(context: Any) -> Any:
+    """The environment's hook; imported when a task runs, keeping DAG parsing free of clients."""
+    from hca_archive.orchestration.hooks import HcaArchiveHook
+
     return HcaArchiveHook(context["params"]["environment"])
 
 
@@ -138,14 +140,15 @@ def request_archive(**context: Any) -> dict[str, Any]:
         return {"action": request.action, "dsp_uuid": request.dsp_uuid}
 
 
-@task(task_id="fetch_plan", multiple_outputs=True, **NETWORK_RETRIES)
-def fetch_plan(**context: Any) -> dict[str, Any]:
+@task(task_id="fetch_plan", **NETWORK_RETRIES)
+def fetch_plan(**context: Any) -> list[list[dict[str, Any]]]:
+    """The plan's jobs in batches, one batch per mapped file-job task."""
     dsp_uuid = context["ti"].xcom_pull(task_ids="wait_for_dsp_submission")["dsp_uuid"]
     with recorded_step(context) as record:
         plan = archiving.fetch_plan(_hook(context).archiver, dsp_uuid, MAX_MAPPED_TASKS)
         record.outcome = f"upload plan: {plan.job_count} jobs in {len(plan.batches)} tasks"
         context["ti"].log.info("%s", record.outcome)
-        return {"batches": plan.batches, "job_count": plan.job_count}
+        return plan.batches
 
 
 @task.branch(task_id="choose_runner")
@@ -222,7 +225,7 @@ def build_archive_dag() -> DAG:
             retries=2,
             retry_delay=timedelta(minutes=1),
             max_active_tis_per_dagrun=4,
-        ).expand(batch=plan["batches"])
+        ).expand(batch=plan)
         validation = _wait(
             "wait_for_validation",
             "validation",

@@ -10,9 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from hca_archive.archiving import RunStopped
-from hca_archive.orchestration.progress_checks import run_check
 from hca_archive.orchestration.step_record import recorded_step
-from hca_archive.orchestration.triggers import ArchiveProgressTrigger
 
 
 class ArchiveProgressSensor(BaseOperator):
@@ -45,6 +43,10 @@ class ArchiveProgressSensor(BaseOperator):
         self.timeout = timeout
 
     def execute(self, context: Any) -> Any:
+        # Imported here, not at parse time: they bring the HTTP clients and Airflow's trigger base.
+        from hca_archive.orchestration.progress_checks import run_check
+        from hca_archive.orchestration.triggers import ArchiveProgressTrigger
+
         started = time.time()
         with recorded_step(context, started) as record:
             progress = run_check(self.check, self.environment, self.arguments)

@@ -17,7 +17,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from hca_archive.orchestration.file_job_results import check_result, label_task, work_key
-from hca_archive.orchestration.hooks import HcaArchiveHook
 from hca_archive.orchestration.step_record import recorded_step
 
 KILL_GRACE_SECONDS = 10
@@ -58,6 +57,8 @@ class LocalFileJobOperator(BaseOperator):
             workdir.mkdir(parents=True, exist_ok=True)
             plan_path = workdir / "plan.json"
             plan_path.write_text(json.dumps({"jobs": self.batch}))
+            from hca_archive.orchestration.hooks import HcaArchiveHook
+
             credentials = HcaArchiveHook(self.environment).file_job_credentials()
             result = self._run(workdir, plan_path, credentials)
             check_result(result, self.log)
