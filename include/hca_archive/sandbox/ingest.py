@@ -1,0 +1,143 @@
+"""The ingest API (HAL JSON as Spring Data REST renders it): envelopes and archive records."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from hca_archive.sandbox.context import Context
+from hca_archive.sandbox.store import now_iso
+from hca_archive.sandbox.web import (
+    HttpError,
+    Request,
+    Response,
+    Router,
+    json_response,
+    query_int,
+)
+
+DEFAULT_PAGE_SIZE = 20
+
+
+def archive_envelope(ctx: Context, envelope_id: str) -> bool:
+    """``PUT archivedEvent``: Archiving -> Archived; False when the envelope is in another state."""
+    with ctx.store.tx() as db:
+        changed = db.execute(
+            "UPDATE envelopes SET state = 'Archived', update_date = ? "
+            "WHERE id = ? AND state = 'Archiving'",
+            (now_iso(), envelope_id),
+        ).rowcount
+    return changed == 1
+
+
+def archive_record_document(ctx: Context, row: Any) -> dict[str, Any]:
+    """An archive submission record, as the archiver and ingest both show it."""
+    return {
+        "created": row["created"],
+        "dspUuid": row["dsp_uuid"],
+        "dspUrl": ctx.submission_url(row["dsp_uuid"]),
+        "submissionUuid": row["submission_uuid"],
+        "fileUploadPlan": json.loads(row["plan"]),
+        "errors": json.loads(row["errors"]),
+    }
+
+
+class IngestApi:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def router(self) -> Router:
+        router = Router()
+        envelopes = "/submissionEnvelopes"
+        router.add("GET", envelopes + "/search/findByUuidUuid", self.find_by_uuid)
+        router.add("GET", envelopes + "/search/findBySubmissionState", self.find_by_state)
+        router.add("GET", envelopes + r"/(?P<envelope_id>[0-9a-f]{24})", self.envelope)
+        router.add(
+            "PUT", envelopes + r"/(?P<envelope_id>[0-9a-f]{24})/archivedEvent", self.archived
+        )
+        router.add("GET", "/archiveSubmissions/search/findBySubmissionUuid", self.archive_records)
+        return router
+
+    def find_by_uuid(self, request: Request) -> Response:
+        row = self._ctx.store.one(
+            "SELECT * FROM envelopes WHERE uuid = ?", (request.query.get("uuid", ""),)
+        )
+        if row is None:
+            return Response(404)
+        return json_response(200, self._document(row))
+
+    def find_by_state(self, request: Request) -> Response:
+        wanted = request.query.get("submissionState", "")
+        page = query_int(request, "page", 0)
+        size = max(1, query_int(request, "size", DEFAULT_PAGE_SIZE))
+        rows = self._ctx.store.all(
+            "SELECT * FROM envelopes WHERE upper(state) = upper(?) ORDER BY submission_date, id",
+            (wanted,),
+        )
+        total_pages = math.ceil(len(rows) / size)
+        chosen = rows[page * size : (page + 1) * size]
+        base = f"{self._ctx.urls.ingest}/submissionEnvelopes/search/findBySubmissionState"
+
+        def link(number: int) -> dict[str, str]:
+            return {"href": f"{base}?submissionState={wanted}&page={number}&size={size}"}
+
+        links = {"self": link(page)}
+        if total_pages:
+            links["first"] = link(0)
+            links["last"] = link(total_pages - 1)
+        if page + 1 < total_pages:
+            links["next"] = link(page + 1)
+        if page > 0:
+            links["prev"] = link(page - 1)
+        return json_response(
+            200,
+            {
+                "_embedded": {"submissionEnvelopes": [self._document(row) for row in chosen]},
+                "_links": links,
+                "page": {
+                    "size": size,
+                    "totalElements": len(rows),
+                    "totalPages": total_pages,
+                    "number": page,
+                },
+            },
+        )
+
+    def envelope(self, request: Request, envelope_id: str) -> Response:
+        return json_response(200, self._document(self._envelope(envelope_id)))
+
+    def archived(self, request: Request, envelope_id: str) -> Response:
+        row = self._envelope(envelope_id)
+        if not archive_envelope(self._ctx, envelope_id):
+            raise HttpError(
+                409, {"message": f"envelope is {row['state']}: only Archiving can become Archived"}
+            )
+        return json_response(202, self._document(self._envelope(envelope_id)))
+
+    def archive_records(self, request: Request) -> Response:
+        rows = self._ctx.store.all(
+            "SELECT * FROM archive_records WHERE submission_uuid = ? ORDER BY created DESC",
+            (request.query.get("submissionUuid", ""),),
+        )
+        records = [archive_record_document(self._ctx, row) for row in rows]
+        return json_response(200, {"_embedded": {"archiveSubmissions": records}})
+
+    def _envelope(self, envelope_id: str) -> Any:
+        row = self._ctx.store.one("SELECT * FROM envelopes WHERE id = ?", (envelope_id,))
+        if row is None:
+            raise HttpError(404, {"message": f"no submission envelope {envelope_id}"})
+        return row
+
+    def _document(self, row: Any) -> dict[str, Any]:
+        url = f"{self._ctx.urls.ingest}/submissionEnvelopes/{row['id']}"
+        links = {"self": {"href": url}, "submissionEnvelope": {"href": url}}
+        if row["state"] == "Archiving":
+            links["archived"] = {"href": f"{url}/archivedEvent"}
+        return {
+            "uuid": {"uuid": row["uuid"]},
+            "submissionState": row["state"],
+            "submissionDate": row["submission_date"],
+            "updateDate": row["update_date"],
+            "_links": links,
+        }
