@@ -1,0 +1,155 @@
+"""The tus client against an in-test tus server: chunks, metadata, tokens, resume, restart."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from hca_archive.filejob.tus import TusClient, TusError, encode_metadata
+
+from tests.filejob.tus_stub import running_tus_stub
+
+pytestmark = pytest.mark.integration
+
+KiB = 1024
+
+
+class CountingTokens:
+    """Hands out a new token for every request, as a refreshing AAP source might."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self.invalidated = 0
+
+    def token(self) -> str:
+        return f"jwt-{next(self._numbers)}"
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
+
+
+@pytest.fixture
+def stub():
+    with running_tus_stub() as server:
+        yield server
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    path = tmp_path / "out.bam"
+    path.write_bytes(bytes(range(256)) * 400)  # 100 KiB
+    return path
+
+
+def client(stub, **options) -> TusClient:
+    return TusClient(stub.endpoint, CountingTokens(), chunk_size=30 * KiB, backoff=0, **options)
+
+
+def test_metadata_is_base64_per_tus():
+    assert encode_metadata({"name": "a b.bam", "x": ""}) == "name YSBiLmJhbQ==,x "
+    with pytest.raises(ValueError, match="invalid tus metadata key"):
+        encode_metadata({"bad key": "v"})
+
+
+def test_a_file_is_uploaded_in_chunks_with_creation_metadata_and_a_fresh_token_each_time(
+    stub, data_file, tmp_path
+):
+    result = client(stub).upload(
+        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "state.json"
+    )
+    (upload,) = stub.uploads.values()
+    assert bytes(upload.data) == data_file.read_bytes()
+    assert upload.metadata == {"jwtToken": "jwt-1", "submissionID": "sub-1", "name": "out.bam"}
+    assert stub.methods() == ["POST", "PATCH", "PATCH", "PATCH", "PATCH"]
+    tokens = [headers["Authorization"] for _, _, headers in stub.requests]
+    assert len(set(tokens)) == len(tokens)
+    assert all("Upload-Metadata" not in headers for method, _, headers in stub.requests[1:])
+    assert result.resumed_from is None and result.bytes == 100 * KiB
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_a_dropped_chunk_resumes_from_the_servers_offset(stub, data_file, tmp_path):
+    stub.drop_after_bytes = [10 * KiB + 5]  # the first PATCH breaks after 10 KiB + 5 bytes
+    client(stub).upload(
+        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "state.json"
+    )
+    (upload,) = stub.uploads.values()
+    assert bytes(upload.data) == data_file.read_bytes()
+    assert stub.methods()[:3] == ["POST", "PATCH", "HEAD"]
+    patches = [
+        headers["Upload-Offset"] for method, _, headers in stub.requests if method == "PATCH"
+    ]
+    assert patches[1] == str(10 * KiB + 5)
+    assert stub.patched_bytes == data_file.stat().st_size  # nothing was sent twice
+
+
+def test_a_restarted_job_continues_the_upload_it_started(stub, data_file, tmp_path):
+    state = tmp_path / "state.json"
+    stub.drop_after_bytes = [30 * KiB]
+    with pytest.raises(TusError, match="failed 1 times in a row at offset 0"):
+        client(stub, attempts=1).upload(
+            data_file, name="out.bam", submission_id="sub-1", state_file=state
+        )
+    assert json.loads(state.read_text())["url"].startswith(stub.endpoint)
+
+    result = client(stub).upload(data_file, name="out.bam", submission_id="sub-1", state_file=state)
+    assert result.resumed_from == 30 * KiB
+    assert stub.methods().count("POST") == 1
+    (upload,) = stub.uploads.values()
+    assert bytes(upload.data) == data_file.read_bytes()
+    assert not state.exists()
+
+
+def test_a_state_file_for_other_content_starts_a_new_upload(stub, data_file, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            {
+                "endpoint": stub.endpoint,
+                "submission_id": "sub-1",
+                "name": "out.bam",
+                "size": 5,
+                "url": f"{stub.endpoint}0123",
+            }
+        )
+    )
+    result = client(stub).upload(data_file, name="out.bam", submission_id="sub-1", state_file=state)
+    assert result.resumed_from is None
+    assert stub.methods()[0] == "POST"
+
+
+def test_an_upload_the_server_forgot_is_started_again(stub, data_file, tmp_path):
+    state = tmp_path / "state.json"
+    identity = {"endpoint": stub.endpoint, "submission_id": "sub-1", "name": "out.bam"}
+    state.write_text(
+        json.dumps({**identity, "size": 100 * KiB, "url": f"{stub.endpoint}{'0' * 32}"})
+    )
+    client(stub).upload(data_file, name="out.bam", submission_id="sub-1", state_file=state)
+    assert stub.methods()[:2] == ["HEAD", "POST"]
+    (upload,) = stub.uploads.values()
+    assert bytes(upload.data) == data_file.read_bytes()
+
+
+def test_server_errors_are_retried_and_a_refusal_is_reported(stub, data_file, tmp_path):
+    stub.patch_statuses = [503]
+    client(stub).upload(
+        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "a.json"
+    )
+    stub.patch_statuses = [403]
+    with pytest.raises(TusError, match="HTTP 403"):
+        client(stub).upload(
+            data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "b.json"
+        )
+    assert stub.methods()[-1] == "PATCH"
+
+
+def test_a_rejected_token_is_renewed_before_the_retry(stub, data_file, tmp_path):
+    tokens = CountingTokens()
+    stub.patch_statuses = [401]
+    TusClient(stub.endpoint, tokens, chunk_size=64 * KiB, backoff=0).upload(
+        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "s.json"
+    )
+    assert tokens.invalidated == 1
+    (upload,) = stub.uploads.values()
+    assert bytes(upload.data) == data_file.read_bytes()

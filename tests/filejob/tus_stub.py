@@ -1,0 +1,122 @@
+"""A minimal in-test tus 1.0.0 server (creation, HEAD, PATCH) on loopback, with a drop fault."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class StubUpload:
+    length: int
+    metadata: dict[str, str]
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class TusStub:
+    url: str
+    uploads: dict[str, StubUpload] = field(default_factory=dict)
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # PATCHes to break: keep this many bytes of the body, then drop the connection unanswered.
+    drop_after_bytes: list[int] = field(default_factory=list)
+    # Status codes to answer instead of serving the next PATCHes.
+    patch_statuses: list[int] = field(default_factory=list)
+    patched_bytes: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/files/"
+
+    def methods(self) -> list[str]:
+        return [method for method, _, _ in self.requests]
+
+
+def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Tus-Resumable", "1.0.0")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _record(self) -> None:
+            stub.requests.append((self.command, self.path, dict(self.headers.items())))
+
+        def do_POST(self) -> None:
+            self._record()
+            metadata = {}
+            for pair in self.headers.get("Upload-Metadata", "").split(","):
+                key, _, value = pair.partition(" ")
+                metadata[key] = base64.b64decode(value).decode()
+            upload_id = uuid.uuid4().hex
+            stub.uploads[upload_id] = StubUpload(int(self.headers["Upload-Length"]), metadata)
+            self._answer(201, {"Location": f"/files/{upload_id}"})
+
+        def do_HEAD(self) -> None:
+            self._record()
+            upload = stub.uploads.get(self.path.rsplit("/", 1)[-1])
+            if upload is None:
+                self._answer(404)
+                return
+            self._answer(
+                200, {"Upload-Offset": str(len(upload.data)), "Upload-Length": str(upload.length)}
+            )
+
+        def do_PATCH(self) -> None:
+            self._record()
+            upload = stub.uploads.get(self.path.rsplit("/", 1)[-1])
+            length = int(self.headers["Content-Length"])
+            if upload is None:
+                self.rfile.read(length)
+                self._answer(404)
+                return
+            if stub.patch_statuses:
+                self.rfile.read(length)
+                self._answer(stub.patch_statuses.pop(0))
+                return
+            if int(self.headers["Upload-Offset"]) != len(upload.data):
+                self.rfile.read(length)
+                self._answer(409)
+                return
+            if stub.drop_after_bytes:
+                keep = stub.drop_after_bytes.pop(0)
+                upload.data += self.rfile.read(keep)
+                stub.patched_bytes += keep
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            body = self.rfile.read(length)
+            upload.data += body
+            stub.patched_bytes += len(body)
+            self._answer(204, {"Upload-Offset": str(len(upload.data))})
+
+    return Handler
+
+
+@contextmanager
+def running_tus_stub() -> Iterator[TusStub]:
+    stub = TusStub(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stub))
+    host, port = server.server_address[:2]
+    stub.url = f"http://{host}:{port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield stub
+    finally:
+        server.shutdown()
+        server.server_close()
