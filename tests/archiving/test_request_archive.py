@@ -1,0 +1,115 @@
+"""The request step asks the (non-idempotent) archiver at most once per submission."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from hca_archive.archiving import ArchiveRequest, RunStopped, check_envelope, request_archive
+from hca_archive.clients.archiver import ArchiveSubmission
+from hca_archive.clients.ingest import Envelope
+
+UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
+
+
+@dataclass
+class SlowArchiver:
+    """Like the real service: a trigger makes a record only after background work."""
+
+    triggers: list[str] = field(default_factory=list)
+    record_visible: bool = False
+
+    def latest(self, submission_uuid: str) -> ArchiveSubmission | None:
+        if not (self.triggers and self.record_visible):
+            return None
+        return ArchiveSubmission.from_json({"dspUuid": "dsp-1", "submissionUuid": submission_uuid})
+
+    def trigger_archive(self, submission_uuid: str, **kwargs: object) -> None:
+        self.triggers.append(submission_uuid)
+
+
+class Store:
+    """Stands in for Airflow's task state store, which outlives a task's retries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def request(self, archiver: SlowArchiver, **overrides: object) -> ArchiveRequest:
+        options = {
+            "alias_prefix": "HCA",
+            "exclude_types": None,
+            "triggered_at": self.values.get("triggered_at"),
+            "trigger_grace_seconds": 3600,
+            "mark_triggered": lambda: self.values.__setitem__("triggered_at", time.time()),
+        }
+        options.update(overrides)
+        return request_archive(archiver, UUID, **options)
+
+
+def test_a_retry_before_the_record_appears_does_not_trigger_again() -> None:
+    archiver, store = SlowArchiver(), Store()
+    assert store.request(archiver).action == "triggered"
+    assert store.request(archiver).action == "awaiting-earlier-trigger"
+    assert archiver.triggers == [UUID]
+
+
+def test_the_record_is_reused_once_it_exists() -> None:
+    archiver, store = SlowArchiver(), Store()
+    store.request(archiver)
+    archiver.record_visible = True
+    assert store.request(archiver) == ArchiveRequest("reused", "dsp-1")
+    assert archiver.triggers == [UUID]
+
+
+def test_the_trigger_is_marked_before_the_call_so_a_crash_during_it_counts() -> None:
+    class CrashingArchiver(SlowArchiver):
+        def trigger_archive(self, submission_uuid: str, **kwargs: object) -> None:
+            raise ConnectionError("worker died mid-call")
+
+    store = Store()
+    with pytest.raises(ConnectionError):
+        store.request(CrashingArchiver())
+    assert "triggered_at" in store.values
+
+
+def test_after_the_grace_period_a_lost_trigger_is_repeated() -> None:
+    archiver, store = SlowArchiver(), Store()
+    store.request(archiver)
+    store.values["triggered_at"] -= 7200
+    assert store.request(archiver).action == "triggered"
+    assert archiver.triggers == [UUID, UUID]
+
+
+def test_dry_run_never_triggers() -> None:
+    archiver = SlowArchiver()
+    assert Store().request(archiver, dry_run=True).action == "dry-run"
+    assert archiver.triggers == []
+
+
+class OneEnvelope:
+    def __init__(self, state: str | None) -> None:
+        self.state = state
+
+    def find_envelope(self, uuid: str) -> Envelope | None:
+        if self.state is None:
+            return None
+        return Envelope(
+            uuid=uuid, state=self.state, submission_date=None, update_date=None, links={}
+        )
+
+
+def test_unknown_submission_names_uuid_and_environment() -> None:
+    with pytest.raises(RunStopped, match=f"submission {UUID} not found in staging"):
+        check_envelope(OneEnvelope(None), UUID, "staging")
+
+
+def test_submission_in_another_state_is_refused() -> None:
+    with pytest.raises(RunStopped, match="is Valid, not Archiving"):
+        check_envelope(OneEnvelope("Valid"), UUID, "dev")
+
+
+@pytest.mark.parametrize("state", ["Archiving", "Archived"])
+def test_archiving_and_archived_pass(state: str) -> None:
+    assert check_envelope(OneEnvelope(state), UUID, "prod").state == state

@@ -1,0 +1,108 @@
+"""DAG integrity: every DAG file imports cleanly, without I/O, and is configured as promised."""
+
+from __future__ import annotations
+
+import copy
+import socket
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+NETWORK_TASKS = {
+    "check_submission",
+    "request_archive",
+    "wait_for_dsp_submission",
+    "check_metadata",
+    "fetch_plan",
+    "run_local",
+    "wait_for_validation",
+    "complete_submission",
+    "wait_for_completion",
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag(monkeypatch_module: pytest.MonkeyPatch) -> DagBag:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a DAG file opened a network connection while being parsed")
+
+    monkeypatch_module.setattr(socket.socket, "connect", refuse)
+    return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    assert "archive_submission" in dagbag.dags
+
+
+def test_every_dag_is_tagged_and_owned(dagbag: DagBag) -> None:
+    for dag_id, dag in dagbag.dags.items():
+        assert "hca" in dag.tags, dag_id
+        assert all(task.owner != "airflow" for task in dag.tasks), dag_id
+
+
+def test_network_tasks_retry_with_backoff(dagbag: DagBag) -> None:
+    dag = dagbag.dags["archive_submission"]
+    for task_id in NETWORK_TASKS:
+        task = dag.get_task(task_id)
+        assert task.retries >= 2, task_id
+    for task_id in NETWORK_TASKS - {"run_local"}:
+        assert dag.get_task(task_id).retry_exponential_backoff, task_id
+
+
+def test_report_runs_whatever_happened(dagbag: DagBag) -> None:
+    dag = dagbag.dags["archive_submission"]
+    assert dag.get_task("report").trigger_rule == "all_done"
+    assert dag.get_task("wait_for_validation").trigger_rule == "none_failed_min_one_success"
+
+
+def test_file_jobs_are_mapped_and_labelled(dagbag: DagBag) -> None:
+    run_local = dagbag.dags["archive_submission"].get_task("run_local")
+    assert run_local.map_index_template == "{{ job_label }}"
+
+
+def _params(dagbag: DagBag, **values: object) -> dict:
+    params = copy.deepcopy(dagbag.dags["archive_submission"].params)
+    for key, value in values.items():
+        params[key] = value
+    return params.validate()
+
+
+def test_params_accept_a_submission_uuid(dagbag: DagBag) -> None:
+    params = _params(dagbag, submission_uuid="2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10")
+    assert params["environment"] == "sandbox"
+    assert params["runner"] == "local"
+    assert params["alias_prefix"] == "HCA"
+    assert params["dry_run"] is False
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"submission_uuid": "not-a-uuid"},
+        {"submission_uuid": "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10; rm -rf /"},
+        {"submission_uuid": "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10", "environment": "qa"},
+        {"submission_uuid": "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10", "runner": "slurm"},
+        {"submission_uuid": "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10", "alias_prefix": "a b"},
+    ],
+)
+def test_params_refuse_bad_input(dagbag: DagBag, values: dict) -> None:
+    with pytest.raises(ParamValidationError):
+        _params(dagbag, **values)
+
+
+def test_every_param_is_explained(dagbag: DagBag) -> None:
+    params = dagbag.dags["archive_submission"].params
+    for name in params:
+        param = params.get_param(name)
+        assert param.description and param.schema.get("title"), name
