@@ -98,7 +98,7 @@ class ValidationReport:
             for subject, results in (doc.get("errors") or {}).items()
             for validator, message in _messages(results)
         ]
-        pending = doc.get("pending") or ()
+        pending = doc.get("pending") or []
         return cls(tuple(issues), tuple(pending) if isinstance(pending, list) else (pending,))
 
     @property

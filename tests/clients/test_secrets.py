@@ -1,0 +1,45 @@
+"""No API key, password or token in reprs, errors or logs, even while calls fail and retry."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from hca_archive.clients import AapTokenSource, ArchiverClient, DspClient
+from hca_archive.http import ServiceError
+from tests.clients.jwt import make_jwt
+from tests.clients.stub_server import Reply
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "apikey-SECRET-1234"
+PASSWORD = "password-SECRET-5678"
+TOKEN = make_jwt(4_000_000_000, subject="token-SECRET-9")
+
+
+def test_no_secret_leaks(stub, fast, caplog):
+    caplog.set_level(logging.DEBUG)
+    stub.on("GET", "/auth", Reply(200, TOKEN, "text/plain"))
+    stub.on("GET", "/latestArchiveSubmission/u", Reply(500, {"message": "boom"}))
+    stub.on(
+        "GET", "/api/submissions/s/submissionStatus", Reply(503, "<html>down</html>", "text/html")
+    )
+    aap = AapTokenSource(f"{stub.url}/auth", "wrangler", PASSWORD, **fast)
+    archiver = ArchiverClient(stub.url, API_KEY, **fast)
+    dsp = DspClient(stub.url, aap, **fast)
+
+    errors = []
+    for call in (lambda: archiver.latest("u"), lambda: dsp.status("s")):
+        with pytest.raises(ServiceError) as raised:
+            call()
+        errors.append(raised.value)
+
+    shown = [repr(aap), str(aap), repr(archiver), repr(dsp), repr(archiver.http), repr(dsp.http)]
+    shown += [str(e) for e in errors] + [repr(e) for e in errors]
+    shown.append(caplog.text)
+    assert any("attempt" in r.getMessage() for r in caplog.records)  # the retries were logged
+    for text in shown:
+        for secret in (API_KEY, PASSWORD, TOKEN, "token-SECRET"):
+            assert secret not in text
+    assert stub.seen[-1].headers["Authorization"] == f"Bearer {TOKEN}"  # it was really sent
