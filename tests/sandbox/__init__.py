@@ -1,0 +1,1 @@
+"""Tests of the sandbox stand-ins, over real HTTP with plain requests."""

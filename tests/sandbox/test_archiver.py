@@ -1,0 +1,162 @@
+"""The archiver stand-in: Api-Key checks, background planning, the plan's shape, non-idempotence."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+
+import boto3
+import pytest
+import requests
+
+from tests.fixtures.sandbox import SandboxInfo
+from tests.sandbox.helpers import (
+    archiver,
+    file_errors,
+    latest,
+    plan_files,
+    trigger_and_wait,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+ALL_KINDS = ["10xV2", "10xV3", "10xV3-noI1", "plain", "lamanno"]
+
+
+def test_missing_and_wrong_api_key_are_refused(sandbox: SandboxInfo) -> None:
+    url = f"{sandbox.archiver_url}/latestArchiveSubmission/{uuid.uuid4()}"
+    missing = requests.get(url, timeout=10)
+    wrong = requests.get(url, headers={"Api-Key": "not-the-key"}, timeout=10)
+    post = requests.post(f"{sandbox.archiver_url}/archiveSubmissions", json={}, timeout=10)
+    assert (missing.status_code, missing.json()) == (401, {"message": "header missing Api-Key"})
+    assert (wrong.status_code, wrong.json()) == (401, {"message": "invalid Api-Key"})
+    assert (post.status_code, post.json()) == (401, {"message": "header missing Api-Key"})
+
+
+def test_trigger_needs_a_submission_uuid(sandbox: SandboxInfo) -> None:
+    response = archiver(sandbox, "POST", "/archiveSubmissions", json={"alias_prefix": "HCA"})
+    assert response.status_code == 400
+    assert "submission_uuid" in response.json()["message"]
+
+
+def test_unknown_latest_is_404_null(sandbox: SandboxInfo) -> None:
+    response = archiver(sandbox, "GET", f"/latestArchiveSubmission/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.json() is None
+
+
+def test_plan_appears_in_the_background_with_one_job_per_run(sandbox: SandboxInfo) -> None:
+    [submission] = sandbox.seed(jobs=ALL_KINDS, reads=100)
+    triggered = archiver(
+        sandbox, "POST", "/archiveSubmissions", json={"submission_uuid": submission}
+    )
+    assert (triggered.status_code, triggered.json()) == (
+        200,
+        {"message": "successfully triggered!"},
+    )
+    record = wait_for("the record", lambda: latest(sandbox, submission))
+    assert record["submissionUuid"] == submission
+    assert record["dspUrl"] == f"{sandbox.dsp_url}/api/submissions/{record['dspUuid']}"
+    jobs = record["fileUploadPlan"]
+    assert len(jobs) == len(ALL_KINDS)
+    for job in jobs:
+        assert job["dsp_api_url"] == sandbox.dsp_url
+        assert job["submission_url"] == record["dspUrl"]
+    schemas = [job.get("conversion", {}).get("schema") for job in jobs]
+    assert schemas == ["10xV2", "10xV3", "10xV3", None, "10xV2"]
+    read_indexes = [
+        sorted(i["read_index"] for i in job["conversion"]["inputs"])
+        for job in jobs
+        if "conversion" in job
+    ]
+    assert read_indexes == [
+        ["index1", "read1", "read2"],
+        ["index1", "read1", "read2"],
+        ["read1", "read2"],
+        ["read1", "read2"],
+    ]
+    for job in jobs:
+        if "conversion" in job:
+            output = f"{job['manifest_id']}_1.bam"
+            assert job["conversion"]["output_name"] == output
+            assert job["files"] == [{"name": output}]
+            urls = [i["cloud_url"] for i in job["conversion"]["inputs"]]
+        else:
+            [plain] = job["files"]
+            assert plain["read_index"] == "read1"
+            urls = [plain["cloud_url"]]
+        assert all(url.startswith(f"s3://{sandbox.bucket}/{submission}/") for url in urls)
+
+    dsp_uuid = record["dspUuid"]
+    plan = archiver(sandbox, "GET", f"/archiveSubmissions/{dsp_uuid}/fileUploadPlan")
+    assert plan.json() == {"jobs": jobs}
+    assert f"FILE_UPLOAD_PLAN_{dsp_uuid}.json" in plan.headers["Content-Disposition"]
+    assert archiver(sandbox, "GET", f"/archiveSubmissions/{dsp_uuid}").json() == record
+    missing = file_errors(sandbox, dsp_uuid)["FileReference"]
+    assert sorted(missing) == sorted(
+        f"file {name} referenced in the metadata is not exists on the file storage area"
+        for name in plan_files(record)
+    )
+    blockers = archiver(sandbox, "GET", f"/archiveSubmissions/{dsp_uuid}/blockers").json()
+    assert blockers["notReadyFileCount"] == len(ALL_KINDS)
+    assert blockers["emptySubmission"] is False
+    entities = archiver(sandbox, "GET", f"/archiveSubmissions/{dsp_uuid}/entities").json()
+    types = [entity["type"] for entity in entities["entities"]]
+    assert types.count("sequencingRun") == len(ALL_KINDS)
+    assert {"project", "study", "sample", "sequencingExperiment"} <= set(types)
+
+
+def test_seeded_reads_are_in_s3_with_10x_layouts(sandbox: SandboxInfo) -> None:
+    [submission] = sandbox.seed(jobs=["10xV2", "10xV3"], reads=20)
+    record = trigger_and_wait(sandbox, submission)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=sandbox.s3_endpoint_url,
+        aws_access_key_id=sandbox.aws_access_key_id,
+        aws_secret_access_key=sandbox.aws_secret_access_key,
+        region_name="us-east-1",
+    )
+    lengths = {}
+    for job in record["fileUploadPlan"]:
+        schema = job["conversion"]["schema"]
+        names = set()
+        for item in job["conversion"]["inputs"]:
+            key = item["cloud_url"].removeprefix(f"s3://{sandbox.bucket}/")
+            lines = gzip.decompress(s3.get_object(Bucket=sandbox.bucket, Key=key)["Body"].read())
+            lines = lines.decode().splitlines()
+            assert len(lines) == 4 * 20
+            lengths[schema, item["read_index"]] = len(lines[1])
+            names.add(tuple(line.split(" ")[0] for line in lines[0::4]))
+        assert len(names) == 1  # the same read names, in the same order, in every file
+    assert lengths == {
+        ("10xV2", "read1"): 26,
+        ("10xV2", "read2"): 98,
+        ("10xV2", "index1"): 8,
+        ("10xV3", "read1"): 28,
+        ("10xV3", "read2"): 91,
+        ("10xV3", "index1"): 10,
+    }
+
+
+def test_second_trigger_creates_a_second_dsp_submission(sandbox: SandboxInfo) -> None:
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    first = trigger_and_wait(sandbox, submission)
+    second = archiver(sandbox, "POST", "/archiveSubmissions", json={"submission_uuid": submission})
+    assert second.status_code == 200
+
+    def newer() -> dict | None:
+        record = latest(sandbox, submission)
+        return record if record and record["dspUuid"] != first["dspUuid"] else None
+
+    newest = wait_for("a second record", newer)
+    dsp_ids = [d["id"] for d in sandbox.submission_summary(submission)["dsp_submissions"]]
+    assert dsp_ids == [first["dspUuid"], newest["dspUuid"]]
+
+
+def test_unknown_ingest_submission_never_gets_a_record(sandbox: SandboxInfo) -> None:
+    unknown = str(uuid.uuid4())
+    assert archiver(sandbox, "POST", "/archiveSubmissions", json={"submission_uuid": unknown}).ok
+    [known] = sandbox.seed(jobs=["plain"], reads=10)
+    trigger_and_wait(sandbox, known)  # background work runs in order: the unknown one is done
+    assert archiver(sandbox, "GET", f"/latestArchiveSubmission/{unknown}").status_code == 404
