@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hca_archive.filejob.credentials import CredentialsError, load_credentials
 
 ENV = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
+
 from hca_archive.filejob.s3download import (
     DownloadError,
     Expectation,

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
-from hca_archive.filejob.tus import TusClient, TusError, encode_metadata
 
-from tests.filejob.tus_stub import running_tus_stub
+from hca_archive.filejob.tus import TusClient, TusError, encode_metadata
+from tests.filejob.tus_stub import CountingTokens, running_tus_stub
 
 pytestmark = pytest.mark.integration
 
 KiB = 1024
-
-
-class CountingTokens:
-    """Hands out a new token for every request, as a refreshing AAP source might."""
-
-    def __init__(self) -> None:
-        self._numbers = itertools.count(1)
-        self.invalidated = 0
-
-    def token(self) -> str:
-        return f"jwt-{next(self._numbers)}"
-
-    def invalidate(self) -> None:
-        self.invalidated += 1
 
 
 @pytest.fixture

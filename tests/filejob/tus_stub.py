@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import socket
 import threading
 import uuid
@@ -10,6 +11,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class CountingTokens:
+    """Hands out a new token for every request, as a refreshing AAP source might."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self.invalidated = 0
+
+    def token(self) -> str:
+        return f"jwt-{next(self._numbers)}"
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
 
 
 @dataclass

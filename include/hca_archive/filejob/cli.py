@@ -1,0 +1,203 @@
+"""``hca-archive run-job``: run one job (or all jobs) of a file upload plan.
+
+Secrets come from the environment or ``--credentials-file`` (never from arguments). Progress
+and log lines go to stderr; the result JSON goes to stdout and, per job, to
+``<workdir>/result-<index>.json``, written atomically: an LSF runner reads it after the job
+has left ``bjobs``. The exit status is 1 when any job failed, 2 when nothing could be run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from hca_archive.clients import AapTokenSource
+from hca_archive.filejob.credentials import Credentials, CredentialsError, load_credentials
+from hca_archive.filejob.job import JobOutcome, JobRunner
+from hca_archive.filejob.s3download import DEFAULT_PART_SIZE, MiB, S3Downloader
+from hca_archive.filejob.selection import select_jobs
+from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE
+from hca_archive.filejob.workdir import write_json_atomically
+
+log = logging.getLogger("hca_archive")
+
+EXIT_JOB_FAILED = 1
+EXIT_NOT_RUN = 2
+MAX_PLAN_BYTES = 64 * MiB
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plan", type=Path, required=True, help="file upload plan (JSON)")
+    parser.add_argument("--job", type=int, help="index of the job to run (default: every job)")
+    parser.add_argument("--workdir", type=Path, required=True, help="work directory of the job(s)")
+    parser.add_argument(
+        "--credentials-file",
+        type=Path,
+        help="JSON file (mode 0600) with HCA_AAP_* and AWS_* keys; the environment fills the rest",
+    )
+    parser.add_argument(
+        "--delete-credentials-file",
+        action="store_true",
+        help="delete the credentials file as soon as it has been read",
+    )
+    parser.add_argument(
+        "--chunk-mib",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE // MiB,
+        help="tus upload chunk size in MiB (default %(default)s)",
+    )
+    parser.add_argument(
+        "--part-mib",
+        type=int,
+        default=DEFAULT_PART_SIZE // MiB,
+        help="S3 ranged download part size in MiB (default %(default)s)",
+    )
+    parser.add_argument(
+        "--download-workers", type=int, default=4, help="concurrent S3 range requests"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="threads for the conversion")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines when stderr is not a terminal",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    _configure_logging()
+    if args.delete_credentials_file and args.credentials_file is None:
+        return _refuse("--delete-credentials-file needs --credentials-file")
+    for option in ("chunk_mib", "part_mib", "download_workers", "threads"):
+        if getattr(args, option) < 1:
+            return _refuse(f"--{option.replace('_', '-')} must be at least 1")
+    try:
+        credentials = load_credentials(
+            os.environ, args.credentials_file, delete=args.delete_credentials_file
+        )
+    except CredentialsError as error:
+        return _refuse(str(error))
+    _redact_in_logs(credentials)
+    try:
+        jobs, outcomes = select_jobs(_read_plan(args.plan), args.job)
+    except ValueError as error:  # PlanUnusable included
+        return _refuse(str(error))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for outcome in outcomes:
+        log.error("job %d (%s): %s", outcome.index, outcome.label, outcome.error)
+        _write_result(args.workdir, outcome)
+    runner = _build_runner(args, credentials)
+    for job in jobs:
+        outcome = runner.run(job, args.workdir)
+        outcomes.append(outcome)
+        _write_result(args.workdir, outcome)
+    document = result_document(sorted(outcomes, key=lambda outcome: outcome.index))
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return EXIT_JOB_FAILED if document["failed"] else 0
+
+
+def result_document(outcomes: list[JobOutcome]) -> dict[str, Any]:
+    failed = sum(outcome.status != "succeeded" for outcome in outcomes)
+    return {
+        "jobs": [outcome.to_dict() for outcome in outcomes],
+        "succeeded": len(outcomes) - failed,
+        "failed": failed,
+    }
+
+
+def _write_result(workdir: Path, outcome: JobOutcome) -> None:
+    """The durable marker of one job, read by an LSF runner after the job left ``bjobs``."""
+    write_json_atomically(workdir / f"result-{int(outcome.index)}.json", result_document([outcome]))
+
+
+def _read_plan(plan_path: Path) -> Any:
+    try:
+        with open(plan_path, "rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read plan {plan_path}: {error.strerror}") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise ValueError(f"plan {plan_path} is larger than {MAX_PLAN_BYTES // MiB} MiB")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"plan {plan_path} is not valid JSON: {error}") from None
+
+
+def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunner:
+    session = boto3.session.Session(
+        aws_access_key_id=credentials.aws_access_key_id,
+        aws_secret_access_key=credentials.aws_secret_access_key,
+        aws_session_token=credentials.aws_session_token,
+        region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+    )
+    s3 = session.client(
+        "s3",
+        endpoint_url=credentials.s3_endpoint_url,
+        config=Config(
+            retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=args.download_workers + 2,
+            connect_timeout=10,
+            read_timeout=120,
+        ),
+    )
+    downloader = S3Downloader(
+        s3,
+        part_size=args.part_mib * MiB,
+        workers=args.download_workers,
+        progress_interval=args.progress_interval,
+    )
+    tokens = AapTokenSource(credentials.aap_url, credentials.aap_username, credentials.aap_password)
+    return JobRunner(
+        downloader,
+        tokens,
+        chunk_size=args.chunk_mib * MiB,
+        threads=args.threads,
+        progress_interval=args.progress_interval,
+    )
+
+
+def _configure_logging() -> None:
+    if log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+class _RedactSecrets(logging.Filter):
+    """Last line of defence: a secret that slips into a message is masked."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if len(secret) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def _redact_in_logs(credentials: Credentials) -> None:
+    for handler in log.handlers:
+        handler.addFilter(_RedactSecrets(credentials.secrets()))
+
+
+def _refuse(message: str) -> int:
+    print(f"hca-archive run-job: error: {message}", file=sys.stderr)
+    return EXIT_NOT_RUN

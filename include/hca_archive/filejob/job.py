@@ -1,0 +1,236 @@
+"""One job of a file upload plan: download, convert, verify, upload; the outcome as a dict.
+
+A job never raises: whatever goes wrong is reported in its outcome (``status`` "failed" and an
+``error`` naming the step), so one failed job cannot hide the results of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hca_archive import convert
+from hca_archive.clients import DspClient, TokenSource
+from hca_archive.filejob.s3download import FetchedFile, S3Downloader
+from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE, TusClient
+from hca_archive.filejob.workdir import JobDirs, child
+from hca_archive.plan import PlanJob, parse_s3_url
+
+if TYPE_CHECKING:
+    from hca_archive.convert import ConversionResult
+
+log = logging.getLogger(__name__)
+
+STEPS = ("download", "convert", "verify", "upload")
+HASH_CHUNK = 1024 * 1024
+
+
+class JobError(Exception):
+    """A problem with this job's plan entry or its data, found while running it."""
+
+
+@dataclass
+class JobOutcome:
+    index: int
+    manifest_id: str
+    label: str
+    status: str = "running"
+    error: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "manifest_id": self.manifest_id,
+            "label": self.label,
+            "status": self.status,
+            "error": self.error,
+            "files": self.files,
+            "inputs": self.inputs,
+            "seconds": {step: round(value, 3) for step, value in self.seconds.items()},
+        }
+
+
+class _StepFailed(Exception):
+    pass
+
+
+class JobRunner:
+    """Runs plan jobs with one S3 downloader and one AAP token source."""
+
+    def __init__(
+        self,
+        downloader: S3Downloader,
+        tokens: TokenSource,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        threads: int = 1,
+        progress_interval: float = 10.0,
+        dsp_client: Callable[[str, TokenSource], DspClient] = DspClient,
+    ) -> None:
+        self._downloader = downloader
+        self._tokens = tokens
+        self._chunk_size = chunk_size
+        self._threads = threads
+        self._progress_interval = progress_interval
+        self._dsp_client = dsp_client
+
+    def run(self, job: PlanJob, workdir: Path) -> JobOutcome:
+        outcome = JobOutcome(job.index, job.manifest_id, job.label)
+        log.info("job %d (%s): starting", job.index, job.label)
+        try:
+            self._run_steps(job, JobDirs.create(workdir, job.index), outcome)
+        except _StepFailed:
+            outcome.status = "failed"
+        except Exception as error:  # a bad plan entry or work directory: still a job result
+            outcome.status = "failed"
+            outcome.error = f"job {job.index} ({job.label}): {error}"
+            log.error("%s", outcome.error)
+        else:
+            outcome.status = "succeeded"
+            log.info("job %d (%s): succeeded", job.index, job.label)
+        return outcome
+
+    def _run_steps(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> None:
+        with self._step("download", job, outcome):
+            fetched = self._download(job, dirs, outcome)
+        conversion: ConversionResult | None = None
+        bam: Path | None = None
+        if job.conversion is not None:
+            bam = child(dirs.output, job.conversion.output_name)
+            with self._step("convert", job, outcome):
+                conversion = self._convert(job, fetched, bam)
+            with self._step("verify", job, outcome):
+                convert.verify_bam(bam, conversion)
+                log.info("verified %s: rebuilds every input FASTQ exactly", bam.name)
+        with self._step("upload", job, outcome):
+            self._upload(job, dirs, fetched, bam, conversion, outcome)
+
+    @contextmanager
+    def _step(self, step: str, job: PlanJob, outcome: JobOutcome) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        except Exception as error:
+            outcome.error = f"job {job.index} ({job.label}): {step}: {error}"
+            log.error("%s", outcome.error)
+            raise _StepFailed from error
+        finally:
+            outcome.seconds[step] += time.monotonic() - started
+
+    def _download(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> dict[str, FetchedFile]:
+        fetched: dict[str, FetchedFile] = {}
+        for name, cloud_url in job.downloads:
+            bucket, key = parse_s3_url(cloud_url)
+            result = self._downloader.fetch(bucket, key, child(dirs.inputs, name))
+            fetched[name] = result
+            outcome.inputs.append(
+                {
+                    "name": name,
+                    "bytes": result.bytes,
+                    "md5": result.md5,
+                    "verified": result.verified,
+                    "reused": result.reused,
+                }
+            )
+        return fetched
+
+    def _convert(
+        self, job: PlanJob, fetched: dict[str, FetchedFile], bam: Path
+    ) -> ConversionResult:
+        """The plan guarantees one read1, one read2 and at most one index1 input."""
+        conversion = job.conversion
+        assert conversion is not None
+
+        def local(read_index: str) -> Path | None:
+            item = conversion.input_for(read_index)
+            return fetched[item.name].path if item is not None else None
+
+        started = time.monotonic()
+        result = convert.convert_fastqs(
+            conversion.schema,
+            local("read1"),
+            local("read2"),
+            local("index1"),
+            bam,
+            threads=self._threads,
+        )
+        log.info(
+            "converted %d reads of %s into %s (%.1f MB) in %.1f s",
+            result.read_count,
+            ", ".join(item.name for item in conversion.inputs),
+            bam.name,
+            bam.stat().st_size / 1e6,
+            time.monotonic() - started,
+        )
+        return result
+
+    def _upload(
+        self,
+        job: PlanJob,
+        dirs: JobDirs,
+        fetched: dict[str, FetchedFile],
+        bam: Path | None,
+        conversion: ConversionResult | None,
+        outcome: JobOutcome,
+    ) -> None:
+        dsp = self._dsp_client(job.dsp_api_url, self._tokens)
+        tus = TusClient(
+            dsp.tus_endpoint,
+            self._tokens,
+            chunk_size=self._chunk_size,
+            progress_interval=self._progress_interval,
+        )
+        for item in job.files:
+            if job.conversion is not None and item.name == job.conversion.output_name:
+                assert bam is not None and conversion is not None
+                path, md5, reads = bam, file_md5(bam), conversion.read_count
+            elif item.name in fetched:
+                path, md5, reads = fetched[item.name].path, fetched[item.name].md5, None
+            else:
+                raise JobError(
+                    f"{item.name} is neither the conversion output nor a downloaded file"
+                )
+            size = path.stat().st_size
+            on_dsp = dsp.find_file(job.submission_id, item.name)
+            if on_dsp is not None and on_dsp.get("totalSize") == size:
+                log.info(
+                    "%s is already on DSP with the same size (%d bytes); not uploading",
+                    item.name,
+                    size,
+                )
+                upload = "already-on-dsp"
+            else:
+                if on_dsp is not None:
+                    log.warning(
+                        "DSP has %s with %s bytes, ours has %d; uploading it again",
+                        item.name,
+                        on_dsp.get("totalSize"),
+                        size,
+                    )
+                tus.upload(
+                    path,
+                    name=item.name,
+                    submission_id=job.submission_id,
+                    state_file=child(dirs.uploads, f"{item.name}.tus.json"),
+                )
+                upload = "uploaded"
+            outcome.files.append(
+                {"name": item.name, "bytes": size, "md5": md5, "reads": reads, "upload": upload}
+            )
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
