@@ -387,6 +387,9 @@ class _JobReader:
         return value
 
     def cloud_url(self, value: Any, field: str) -> Any:
+        if value is None:
+            self.problem(field, "missing")
+            return value
         try:
             parse_s3_url(value)
         except ValueError as error:
