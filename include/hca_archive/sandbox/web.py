@@ -24,6 +24,7 @@ from hca_archive.sandbox.faults import FaultBoard
 log = logging.getLogger(__name__)
 
 HANG_LIMIT_SECONDS = 3600.0
+SHUTDOWN_POLL_SECONDS = 0.05
 WHITELABEL_PAGE = (
     "<html><body><h1>Whitelabel Error Page</h1>"
     "<p>This application has no explicit mapping for /error, "
@@ -149,7 +150,10 @@ class ServiceServer:
         self.url = f"http://127.0.0.1:{self.port}"
         handler.base_url = self.url
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name=f"sandbox-{name}", daemon=True
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name=f"sandbox-{name}",
+            daemon=True,
         )
 
     def start(self) -> None:
