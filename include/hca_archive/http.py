@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -276,12 +276,13 @@ def decode_json(response: requests.Response) -> Any:
 
 
 def _describe(error: requests.RequestException) -> str:
-    """A short cause for a transport failure (requests' own text repeats the whole URL chain)."""
-    kind = type(error).__name__
+    """A short cause for a transport failure (requests' own text repeats the connection pool)."""
     cause = error.args[0] if error.args else error
     if isinstance(cause, MaxRetryError) and cause.reason is not None:
         cause = cause.reason
-    detail = str(cause)
-    # urllib3 prefixes its messages with the connection object's repr; keep the part after it.
-    detail = re.sub(r"^<[^>]*>:\s*", "", detail)
-    return one_line(f"{kind}: {detail}", limit=200)
+    if isinstance(cause, ProtocolError) and len(cause.args) == 2:  # ("Connection aborted.", exc)
+        detail = f"{cause.args[0]} {cause.args[1]}"
+    else:
+        detail = str(cause)
+    detail = re.sub(r"^(<[^>]*>|HTTPS?Connection(Pool)?\([^)]*\)):\s*", "", detail)
+    return one_line(f"{type(error).__name__}: {detail}", limit=200)

@@ -93,6 +93,9 @@ def test_non_idempotent_post_is_not_repeated_after_a_dropped_connection(stub, fa
         JsonHttp(stub.url, **fast).request("POST", "archiveSubmissions", idempotent=False)
 
     assert raised.value.status is None
+    assert raised.value.message == (
+        "ConnectionError: Connection aborted. Remote end closed connection without response"
+    )
     assert len(stub.requests_to("/archiveSubmissions")) == 1
 
 
@@ -122,7 +125,7 @@ def test_non_idempotent_post_is_retried_when_the_connection_was_refused(fast, sl
         http.request("POST", "archiveSubmissions", idempotent=False)
 
     assert raised.value.status is None
-    assert "NewConnectionError" in raised.value.message or "refused" in raised.value.message
+    assert "Connection refused" in raised.value.message
     assert len(sleeps) == fast["retries"]  # every attempt failed before reaching a server
 
 

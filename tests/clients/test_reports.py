@@ -65,7 +65,7 @@ def test_only_missing_files():
     assert len(rep.file_reference_errors) == 3
     assert rep.metadata_errors == ()
     assert rep.summary() == (
-        "0 metadata error(s), 3 data file(s) not uploaded yet, 0 result(s) pending"
+        "0 error(s) uploading cannot fix, 3 data file(s) not uploaded yet, 0 result(s) pending"
     )
 
 
@@ -83,7 +83,7 @@ def test_metadata_errors_are_listed_for_a_wrangler():
     assert not rep.file_reference_only
     assert rep.pending == ("samples/10",)
     assert rep.summary().splitlines() == [
-        "2 metadata error(s), 1 data file(s) not uploaded yet, 1 result(s) pending",
+        "2 error(s) uploading cannot fix, 1 data file(s) not uploaded yet, 1 result(s) pending",
         "- NoSubmittable: Core: submission has no project",
         "- samples/9: Biosamples: organism is required",
     ]

@@ -82,8 +82,9 @@ class ValidationReport:
     """DSP validation errors as relayed by the archiver (warnings also come as errors).
 
     Missing-file errors (FileReference: "... referenced in the metadata is not exists on the file
-    storage area") are expected until the data files are uploaded; every other message counts as
-    a metadata error, which uploading cannot fix.
+    storage area") are expected until the data files are uploaded. Every other message (metadata
+    validators, but also FileContent on an uploaded file) counts in ``metadata_errors``: no
+    upload of the missing files fixes it.
     """
 
     issues: tuple[ValidationIssue, ...]
@@ -119,11 +120,11 @@ class ValidationReport:
         return not self.issues and not self.pending
 
     def summary(self, limit: int = 20) -> str:
-        """A few lines for a wrangler: counts, then up to ``limit`` metadata errors."""
+        """A few lines for a wrangler: counts, then up to ``limit`` errors besides missing files."""
         if self.clean:
             return "validation clean"
         lines = [
-            f"{len(self.metadata_errors)} metadata error(s), "
+            f"{len(self.metadata_errors)} error(s) uploading cannot fix, "
             f"{len(self.file_reference_errors)} data file(s) not uploaded yet, "
             f"{len(self.pending)} result(s) pending"
         ]
