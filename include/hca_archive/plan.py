@@ -243,6 +243,8 @@ def name_problems(name: str) -> list[str]:
 
 def _bad_characters(text: str) -> str | None:
     """The first control, format, line-separator or surrogate character, described."""
+    if text.isascii() and text.isprintable():  # the common case, without a per-character loop
+        return None
     for ch in text:
         category = unicodedata.category(ch)
         if category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
