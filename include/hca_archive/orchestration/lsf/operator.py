@@ -1,0 +1,271 @@
+"""Run one upload-plan job on an LSF cluster over SSH, deferring while it runs.
+
+Per task: a work directory ``<work root>/<run>/job-<map index>`` holding the one-job plan, a
+credentials file (mode 0600, deleted by the job once read), LSF's stdout/stderr and the job's
+durable result ``result-0.json``. The job name is derived from (dag, run, map index), so a retry
+or a restarted worker adopts the job already pending, running or done instead of starting a
+second copy; only an EXIT job (or a failed result) is submitted again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.log import mask_secret
+
+from hca_archive.lsf.commands import bjobs_by_name_argv, bjobs_status_argv, bkill_argv, bsub_argv
+from hca_archive.lsf.names import JobPaths, job_name, job_paths
+from hca_archive.lsf.outputs import (
+    JobState,
+    describe_exit,
+    parse_bjobs_json,
+    parse_bkill,
+    parse_bsub,
+)
+from hca_archive.lsf.resources import LsfSettings, job_input_bytes
+from hca_archive.orchestration.lsf.cluster import Cluster
+from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
+
+CredentialsSource = Callable[[str], Mapping[str, str]]
+
+
+class LsfFileJobOperator(BaseOperator):
+    """Stage, submit (or adopt) and await one plan job on LSF; returns the job's result entry.
+
+    :param job: one job of a file upload plan (``fileUploadPlan`` entry), staged as
+        ``{"jobs": [job]}``; never on a command line.
+    :param environment: name of the deployment environment, passed to ``credentials``.
+    :param ssh_conn_id: SSH connection of the cluster; its extra may set ``lsf_queue``,
+        ``lsf_memory_mb``, ``lsf_cores``, ``lsf_wall_time``, ``lsf_work_root``, ``lsf_image``,
+        ``lsf_command_prefix``, ``lsf_memory_floor_mb``, ``lsf_memory_per_gib_mb``,
+        ``lsf_memory_cap_mb`` (the parameters below win).
+    :param credentials: ``credentials(environment)`` returns the job's secrets keyed by the
+        credentials-file names (``HCA_AAP_URL``, ``HCA_AAP_USERNAME``, ``HCA_AAP_PASSWORD``,
+        ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
+        ``AWS_ENDPOINT_URL``). Called at run time only; the values are masked in logs and
+        reach the cluster only in the 0600 credentials file.
+    :param input_bytes: total input size for memory sizing; default: the sum of ``size`` fields
+        in the job's inputs when all are present, else the memory floor.
+    :param command_prefix: what runs ``hca-archive`` instead of ``singularity run docker://IMAGE
+        hca-archive`` (a list of words or one string).
+    """
+
+    template_fields = ("job", "environment", "queue", "memory_mb", "wall_time", "input_bytes")
+
+    def __init__(
+        self,
+        *,
+        job: dict[str, Any],
+        environment: str,
+        ssh_conn_id: str,
+        credentials: CredentialsSource,
+        queue: str | None = None,
+        memory_mb: int | None = None,
+        cores: int | None = None,
+        wall_time: str | int | None = None,
+        work_root: str | None = None,
+        image: str | None = None,
+        command_prefix: str | list[str] | None = None,
+        input_bytes: int | None = None,
+        poll_interval: float = 30.0,
+        log_tail_bytes: int = 8192,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.environment = environment
+        self.ssh_conn_id = ssh_conn_id
+        self.credentials = credentials
+        self.queue = queue
+        self.memory_mb = memory_mb
+        self.cores = cores
+        self.wall_time = wall_time
+        self.work_root = work_root
+        self.image = image
+        self.command_prefix = command_prefix
+        self.input_bytes = input_bytes
+        self.poll_interval = poll_interval
+        self.log_tail_bytes = log_tail_bytes
+        self._lsf_job_id: str | None = None
+        self._lsf_job_name: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        name = job_name(ti.dag_id, ti.run_id, ti.map_index)
+        self._lsf_job_name = name
+        with Cluster(self.ssh_conn_id) as cluster:
+            settings = self._settings(cluster.extra)
+            paths = job_paths(settings.work_root, ti.dag_id, ti.run_id, ti.map_index)
+            existing = _pick_existing(_jobs_named(cluster, name))
+            if existing is not None and existing.stat == "DONE":
+                self.log.info(
+                    "LSF job %s (%s) already finished: adopting it", existing.job_id, name
+                )
+                return self._conclude(cluster, paths, existing.job_id, existing)
+            if existing is not None and existing.active:
+                self.log.info(
+                    "LSF job %s (%s) is %s: adopting it", existing.job_id, name, existing.stat
+                )
+                job_id = existing.job_id
+            else:
+                if existing is None:
+                    done = _succeeded_entry(_read_result(cluster, paths))
+                    if done is not None:
+                        self.log.info(
+                            "%s holds a successful result: not resubmitting", paths.result
+                        )
+                        return done
+                job_id = self._submit(cluster, name, settings, paths)
+        self._lsf_job_id = job_id
+        self._defer(job_id, name, paths)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], directory: str, lsf_job_name: str
+    ) -> dict[str, Any]:
+        """Resumed by the trigger: the event is a wake-up, the job's state is checked here."""
+        job_id = str(event["job_id"])
+        self._lsf_job_id, self._lsf_job_name = job_id, lsf_job_name
+        self.log.info("Trigger: %s", event.get("message"))
+        paths = JobPaths(directory)
+        with Cluster(self.ssh_conn_id) as cluster:
+            result = cluster.run(bjobs_status_argv([job_id]))
+            state = parse_bjobs_json(result.stdout, result.stderr, result.returncode).by_id()
+            current = state.get(job_id)
+            if current is not None and current.active:
+                self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
+            else:
+                return self._conclude(cluster, paths, job_id, current)
+        self._defer(job_id, lsf_job_name, paths)
+
+    def on_kill(self) -> None:
+        """Stop the LSF job with the task (known by id, or else by name)."""
+        if not (self._lsf_job_id or self._lsf_job_name):
+            return
+        with Cluster(self.ssh_conn_id) as cluster:
+            job_ids = [self._lsf_job_id] if self._lsf_job_id else []
+            if not job_ids and self._lsf_job_name:
+                named = _jobs_named(cluster, self._lsf_job_name)
+                job_ids = [job.job_id for job in named if job.active]
+            if job_ids:
+                result = cluster.run(bkill_argv(job_ids))
+                self.log.info("bkill: %s", parse_bkill(result.stdout, result.stderr))
+
+    def _settings(self, extra: Mapping[str, Any]) -> LsfSettings:
+        params = {
+            "queue": self.queue,
+            "memory_mb": self.memory_mb,
+            "cores": self.cores,
+            "wall_time": self.wall_time,
+            "work_root": self.work_root,
+            "image": self.image,
+            "command_prefix": self.command_prefix,
+        }
+        input_bytes = (
+            self.input_bytes if self.input_bytes is not None else job_input_bytes(self.job)
+        )
+        return LsfSettings.resolve(params, extra, input_bytes=input_bytes)
+
+    def _submit(self, cluster: Cluster, name: str, settings: LsfSettings, paths: JobPaths) -> str:
+        secrets = {
+            str(key): str(value) for key, value in self.credentials(self.environment).items()
+        }
+        for value in secrets.values():
+            mask_secret(value)
+        cluster.make_private_dirs(paths.directory)
+        cluster.remove(paths.result)  # a failed earlier attempt's result must not be read as ours
+        cluster.write_private(paths.plan, json.dumps({"jobs": [self.job]}).encode())
+        cluster.write_private(paths.credentials, json.dumps(secrets).encode())
+        argv = bsub_argv(name, settings, paths)
+        submission = parse_bsub(*_outputs(cluster.run(argv)))
+        self.log.info(
+            "Submitted LSF job %s (%s) to queue %s: %d MB, %d cores, work directory %s",
+            submission.job_id,
+            name,
+            submission.queue,
+            settings.memory_mb,
+            settings.cores,
+            paths.directory,
+        )
+        return submission.job_id
+
+    def _defer(self, job_id: str, name: str, paths: JobPaths) -> None:
+        self.defer(
+            trigger=LsfJobTrigger(self.ssh_conn_id, job_id, name, poll_interval=self.poll_interval),
+            method_name="execute_complete",
+            kwargs={"directory": paths.directory, "lsf_job_name": name},
+        )
+
+    def _conclude(
+        self, cluster: Cluster, paths: JobPaths, job_id: str, state: JobState | None
+    ) -> dict[str, Any]:
+        """Log the job's output and return its result entry, or fail with the reason."""
+        for label, path in (("stdout", paths.stdout), ("stderr", paths.stderr)):
+            tail = cluster.tail(path, self.log_tail_bytes)
+            if tail:
+                self.log.info("LSF job %s %s (last %d bytes):\n%s", job_id, label, len(tail), tail)
+        result = _read_result(cluster, paths)
+        entry = _succeeded_entry(result)
+        if state is not None and state.stat == "EXIT":
+            raise AirflowException(describe_exit(job_id, state.exit_code) + _job_error(result))
+        if entry is not None:
+            return entry
+        if result is None:
+            known = "DONE" if state is not None else "no longer known to LSF"
+            raise AirflowException(
+                f"LSF job {job_id} is {known} but left no result file {paths.result}"
+            )
+        raise AirflowException(f"LSF job {job_id} reported failure{_job_error(result)}")
+
+
+def _jobs_named(cluster: Cluster, name: str) -> tuple[JobState, ...]:
+    return parse_bjobs_json(*_outputs(cluster.run(bjobs_by_name_argv(name)))).jobs
+
+
+def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
+    """The job to adopt: the newest active one, else the newest DONE, else the newest EXIT."""
+
+    def newest(candidates: list[JobState]) -> JobState | None:
+        return max(candidates, key=lambda job: int(job.job_id), default=None)
+
+    return (
+        newest([job for job in jobs if job.active])
+        or newest([job for job in jobs if job.stat == "DONE"])
+        or newest([job for job in jobs if job.stat == "EXIT"])
+    )
+
+
+def _outputs(result: Any) -> tuple[str, str, int]:
+    return result.stdout, result.stderr, result.returncode
+
+
+def _read_result(cluster: Cluster, paths: JobPaths) -> dict[str, Any] | None:
+    raw = cluster.read(paths.result)
+    if raw is None:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise AirflowException(f"result file {paths.result} is not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("jobs"), list):
+        raise AirflowException(f"result file {paths.result} has no jobs list")
+    return document
+
+
+def _succeeded_entry(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The single job's entry when the result says it succeeded."""
+    if result is None or result.get("failed") or len(result["jobs"]) != 1:
+        return None
+    entry = result["jobs"][0]
+    return entry if isinstance(entry, dict) and entry.get("status") == "succeeded" else None
+
+
+def _job_error(result: dict[str, Any] | None) -> str:
+    if not result:
+        return ""
+    errors = [str(job.get("error")) for job in result["jobs"] if isinstance(job, dict)]
+    errors = [error for error in errors if error and error != "None"]
+    return f"; job error: {'; '.join(errors)}" if errors else ""

@@ -1,0 +1,91 @@
+"""Deferrable wait for one LSF job, sharing the cluster's poller with every other waiting job."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from hca_archive.lsf.commands import bkill_argv
+from hca_archive.lsf.outputs import parse_bkill
+from hca_archive.orchestration.lsf.cluster import connect_async, run_async
+from hca_archive.orchestration.lsf.poller import Update, poller_for
+
+
+class LsfJobTrigger(BaseTrigger):
+    """Fires once the job is DONE or EXIT, LSF no longer knows it, or polling keeps failing.
+
+    The event is ``{"job_id", "outcome": "finished"|"missing"|"error", "stat", "exit_code",
+    "message"}``; the operator checks the job again itself, so the event is only a wake-up.
+    """
+
+    def __init__(self, ssh_conn_id: str, job_id: str, job_name: str, poll_interval: float = 30.0):
+        super().__init__()
+        self.ssh_conn_id = ssh_conn_id
+        self.job_id = job_id
+        self.job_name = job_name
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "ssh_conn_id": self.ssh_conn_id,
+                "job_id": self.job_id,
+                "job_name": self.job_name,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        poller = poller_for(self.ssh_conn_id)
+        updates = poller.subscribe(self.job_id, self.poll_interval)
+        last_stat = None
+        try:
+            while True:
+                update = await updates.get()
+                if update.state is not None and update.state.active:
+                    if update.state.stat != last_stat:
+                        last_stat = update.state.stat
+                        self.log.info(
+                            "LSF job %s (%s) is %s", self.job_id, self.job_name, last_stat
+                        )
+                    continue
+                yield TriggerEvent(self._event(update))
+                return
+        finally:
+            poller.unsubscribe(self.job_id, updates)
+
+    def _event(self, update: Update) -> dict[str, Any]:
+        if update.state is not None:
+            state = update.state
+            return {
+                "job_id": self.job_id,
+                "outcome": "finished",
+                "stat": state.stat,
+                "exit_code": state.exit_code,
+                "message": f"LSF job {self.job_id} is {state.stat}",
+            }
+        if update.missing:
+            message = f"LSF job {self.job_id} is not known to LSF (any more)"
+            outcome = "missing"
+        else:
+            message, outcome = str(update.error), "error"
+        return {
+            "job_id": self.job_id,
+            "outcome": outcome,
+            "stat": None,
+            "exit_code": None,
+            "message": message,
+        }
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task (mark failed, clear): stop the LSF job too."""
+        connection = await connect_async(self.ssh_conn_id)
+        try:
+            result = await run_async(connection, bkill_argv([self.job_id]))
+        finally:
+            connection.close()
+        outcome = parse_bkill(result.stdout, result.stderr).get(self.job_id, "unknown")
+        self.log.info("bkill %s: %s", self.job_id, outcome)

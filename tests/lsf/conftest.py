@@ -1,0 +1,87 @@
+"""Helpers for the LSF operator and trigger tests: a fake job, contexts, running a trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+FAKE_JOB = Path(__file__).with_name("fake_hca_archive.py")
+SECRETS = {
+    "HCA_AAP_URL": "http://127.0.0.1:1/aap",
+    "HCA_AAP_USERNAME": "archiver",
+    "HCA_AAP_PASSWORD": "pw-Zq7-very-secret",
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEKEY",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-Xy9-value",
+}
+SECRET_VALUES = ("pw-Zq7-very-secret", "aws-secret-Xy9-value")
+
+
+def plan_job(manifest_id: str, **behaviour: Any) -> dict[str, Any]:
+    """A plan job whose names and URLs are hostile, run by the fake job as ``behaviour`` says."""
+    return {
+        "dsp_api_url": "http://127.0.0.1:1",
+        "submission_url": "http://127.0.0.1:1/api/submissions/$(touch /tmp/pwned)",
+        "manifest_id": manifest_id,
+        "files": [{"name": "x; rm -rf / `id`.bam"}],
+        "conversion": {
+            "output_name": "x; rm -rf / `id`.bam",
+            "schema": "10xV2",
+            "inputs": [
+                {"name": "R1'$(id)'.fastq.gz", "read_index": "read1", "cloud_url": "s3://b/k"}
+            ],
+        },
+        "test_behaviour": behaviour,
+    }
+
+
+def context(run_id: str, map_index: int = 0, dag_id: str = "lsf_test") -> dict[str, Any]:
+    return {"ti": SimpleNamespace(dag_id=dag_id, run_id=run_id, map_index=map_index, task_id="t")}
+
+
+def operator(hpc_connection: str, job: dict[str, Any], **kwargs: Any):
+    from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
+
+    return LsfFileJobOperator(
+        task_id="archive_file",
+        job=job,
+        environment="test",
+        ssh_conn_id=hpc_connection,
+        credentials=lambda environment: SECRETS,
+        command_prefix=shlex.join([sys.executable, str(FAKE_JOB)]),
+        poll_interval=0.3,
+        **kwargs,
+    )
+
+
+async def first_event(trigger, limit: float = 60) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("trigger ended without an event")
+
+    return await asyncio.wait_for(run(), limit)
+
+
+def run_deferred(op, deferred, ctx) -> Any:
+    """Drive a deferral to the end as the triggerer and worker would: trigger, then resume."""
+    while True:
+        event = asyncio.run(first_event(deferred.trigger))
+        try:
+            return getattr(op, deferred.method_name)(ctx, event, **(deferred.kwargs or {}))
+        except Exception as error:
+            if type(error).__name__ != "TaskDeferred":
+                raise
+            deferred = error
+
+
+@pytest.fixture
+def lsf_quick(hpc):
+    hpc.configure_lsf(pend_seconds=0.1)
+    yield hpc
+    hpc.reset_lsf()

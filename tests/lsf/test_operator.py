@@ -1,0 +1,169 @@
+"""LsfFileJobOperator and LsfJobTrigger against the stand-in behind a real sshd."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from hca_archive.lsf.names import job_name, job_paths
+from tests.lsf.conftest import (
+    SECRET_VALUES,
+    context,
+    first_event,
+    operator,
+    plan_job,
+    run_deferred,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def defer(op, ctx) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    return deferred.value
+
+
+def submissions(hpc, name: str) -> list[list[str]]:
+    return [
+        entry["argv"]
+        for entry in hpc.command_record()
+        if entry["argv"][0] == "bsub" and name in entry["argv"]
+    ]
+
+
+def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    job = plan_job("manifest-ok", sleep=0.5)
+    op, ctx = operator(hpc_connection, job), context("ok")
+    deferred = defer(op, ctx)
+    paths = job_paths(str(hpc.work_root), "lsf_test", "ok", 0)
+    assert stat.S_IMODE(Path(paths.directory).stat().st_mode) == 0o700
+    assert stat.S_IMODE(Path(paths.plan).stat().st_mode) == 0o600
+
+    entry = run_deferred(op, deferred, ctx)
+
+    assert entry["status"] == "succeeded"
+    assert entry["manifest_id"] == "manifest-ok"
+    assert entry["credentials_mode"] == "0600"
+    assert "HCA_AAP_PASSWORD" in entry["credentials_keys"]
+    assert not Path(paths.credentials).exists()  # the job deleted it after reading
+    assert not any(secret in json.dumps(entry) for secret in SECRET_VALUES)
+    record = json.dumps(hpc.command_record())
+    for forbidden in (*SECRET_VALUES, "manifest-ok", "rm -rf", "s3://", "submissions/"):
+        assert forbidden not in record
+    (bsub,) = submissions(hpc, job_name("lsf_test", "ok", 0))
+    assert "--credentials-file" in bsub
+    long_listing = hpc.run(["bjobs", "-l", deferred.trigger.job_id]).stdout
+    assert "run-job --plan" in long_listing
+    assert not any(secret in long_listing for secret in SECRET_VALUES)
+
+
+def test_a_crashed_job_fails_the_task_with_the_lsf_reason(lsf_quick, hpc_connection):
+    op, ctx = operator(hpc_connection, plan_job("manifest-crash", status="crash")), context("crash")
+    deferred = defer(op, ctx)
+    job_id = deferred.trigger.job_id
+    with pytest.raises(AirflowException, match=f"LSF job {job_id} EXIT code 3: the job command"):
+        run_deferred(op, deferred, ctx)
+
+
+def test_a_failed_job_reports_its_own_error(lsf_quick, hpc_connection):
+    op, ctx = operator(hpc_connection, plan_job("manifest-fail", status="failed")), context("fail")
+    with pytest.raises(AirflowException, match=r"EXIT code 1: .*job error: fake failure"):
+        run_deferred(op, defer(op, ctx), ctx)
+
+
+def test_a_second_execute_adopts_the_job_instead_of_submitting_again(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    job, ctx = plan_job("manifest-adopt", sleep=2), context("adopt")
+    first = defer(operator(hpc_connection, job), ctx)
+    second = defer(operator(hpc_connection, job), ctx)  # a retry or a restarted worker
+    assert second.trigger.job_id == first.trigger.job_id
+    entry = run_deferred(operator(hpc_connection, job), second, ctx)
+    assert entry["status"] == "succeeded"
+    assert operator(hpc_connection, job).execute(ctx) == entry  # DONE: adopted, not rerun
+    assert len(submissions(hpc, job_name("lsf_test", "adopt", 0))) == 1
+
+
+def test_a_retry_after_exit_submits_again(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    job, ctx = plan_job("manifest-retry", status="crash"), context("retry")
+    op = operator(hpc_connection, job)
+    with pytest.raises(AirflowException, match="EXIT code 3"):
+        run_deferred(op, defer(op, ctx), ctx)
+    retry = defer(operator(hpc_connection, job), ctx)
+    assert len(submissions(hpc, job_name("lsf_test", "retry", 0))) == 2
+    with pytest.raises(AirflowException, match=f"LSF job {retry.trigger.job_id} EXIT"):
+        run_deferred(op, retry, ctx)
+
+
+def test_the_result_file_is_the_truth_once_lsf_forgot_the_job(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    job, ctx = plan_job("manifest-clean", sleep=0.2), context("clean")
+    op = operator(hpc_connection, job)
+    deferred = defer(op, ctx)
+    asyncio.run(first_event(deferred.trigger))
+    hpc.configure_lsf(clean_period=0)
+    entry = op.execute_complete(ctx, {"job_id": deferred.trigger.job_id}, **deferred.kwargs)
+    assert entry["status"] == "succeeded"
+    assert operator(hpc_connection, job).execute(ctx) == entry
+    assert len(submissions(hpc, job_name("lsf_test", "clean", 0))) == 1
+
+
+def test_lsf_forgetting_a_job_without_result_fails_clearly(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    op, ctx = operator(hpc_connection, plan_job("manifest-gone", status="crash")), context("gone")
+    deferred = defer(op, ctx)
+    asyncio.run(first_event(deferred.trigger))
+    hpc.configure_lsf(clean_period=0)
+    with pytest.raises(AirflowException, match="no longer known to LSF but left no result file"):
+        op.execute_complete(ctx, {"job_id": deferred.trigger.job_id}, **deferred.kwargs)
+
+
+def test_killing_the_task_kills_the_job(lsf_quick, hpc_connection):
+    op, ctx = operator(hpc_connection, plan_job("manifest-kill", sleep=60)), context("kill")
+    deferred = defer(op, ctx)
+    op.on_kill()
+    with pytest.raises(AirflowException, match=r"EXIT code 130: interrupted by SIGINT"):
+        run_deferred(op, deferred, ctx)
+
+
+def test_killing_the_deferred_task_kills_the_job_from_the_trigger(lsf_quick, hpc_connection):
+    op, ctx = operator(hpc_connection, plan_job("manifest-tkill", sleep=60)), context("tkill")
+    deferred = defer(op, ctx)
+    asyncio.run(deferred.trigger.on_kill())
+    event = asyncio.run(first_event(deferred.trigger))
+    assert (event["stat"], event["exit_code"]) == ("EXIT", 130)
+
+
+def test_waiting_jobs_share_one_connection_and_one_bjobs_per_poll(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    job = plan_job("manifest-many", sleep=2)
+    ops = [operator(hpc_connection, job) for _ in range(20)]
+    deferrals = [defer(op, context("many", index)) for index, op in enumerate(ops)]
+    job_ids = {deferred.trigger.job_id for deferred in deferrals}
+    assert len(job_ids) == 20
+    connections_before, commands_before = hpc.accepted_connections(), len(hpc.command_record())
+
+    async def wait_all() -> list[dict]:
+        return await asyncio.gather(*(first_event(d.trigger) for d in deferrals))
+
+    events = asyncio.run(wait_all())
+
+    assert {event["stat"] for event in events} == {"DONE"}
+    assert hpc.accepted_connections() - connections_before == 1
+    polls = [entry["argv"] for entry in hpc.command_record()[commands_before:]]
+    assert all(argv[0] == "bjobs" for argv in polls)
+    assert set(polls[0][-20:]) == job_ids  # the first poll asks for all 20 at once
+    appearances = [sum(job_id in argv for argv in polls) for job_id in job_ids]
+    assert len(polls) == max(appearances)  # one bjobs per poll, never one per job
+    for op, deferred, index in zip(ops, deferrals, range(20), strict=True):
+        resumed = op.execute_complete(
+            context("many", index), {"job_id": deferred.trigger.job_id}, **deferred.kwargs
+        )
+        assert resumed["status"] == "succeeded"
