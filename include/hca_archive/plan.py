@@ -453,7 +453,7 @@ class _JobReader:
                     cloud_url=self.cloud_url(item.get("cloud_url"), f"{field}.cloud_url"),
                 )
             )
-        counts = Counter(i.read_index for i in inputs)
+        counts = Counter(i.read_index for i in inputs if isinstance(i.read_index, str))
         for read_index, expected in (("read1", "exactly once"), ("read2", "exactly once")):
             if counts[read_index] != 1:
                 self.problem(

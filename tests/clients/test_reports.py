@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from hca_archive.clients import Blockers, ValidationReport
+from hca_archive.clients import ArchiveSubmission, Blockers, Envelope, ValidationReport
 
 READY = {
     "notReadyFileCount": 0,
@@ -96,3 +98,25 @@ def test_clean_report_and_long_lists():
     many = report({"s": [{"V": [f"problem {n}" for n in range(30)]}]})
     lines = many.summary(limit=5).splitlines()
     assert len(lines) == 7 and lines[-1] == "- ... and 25 more"
+
+
+JUNK = [None, 0, 1.5, True, "", "x", [], {}, [None], {"x": []}]
+SAMPLES = {
+    Blockers.from_json: {**READY, "validationIssuesPerDataTypeId": {"t": {"count": 1}}},
+    ValidationReport.from_json: {"errors": {"s": [{"V": ["m"]}]}, "pending": ["p"]},
+    Envelope.from_json: {"uuid": {"uuid": "u"}, "submissionState": "Archiving", "_links": {}},
+    ArchiveSubmission.from_json: {"dspUuid": "d", "fileUploadPlan": [], "errors": [{}]},
+}
+
+
+@pytest.mark.parametrize("parse", list(SAMPLES), ids=lambda p: p.__qualname__)
+def test_service_answers_of_any_shape_parse_or_raise_value_error(parse):
+    """Answers are untrusted too: a wrong type anywhere is a ValueError, never a crash."""
+    sample = SAMPLES[parse]
+    for junk in JUNK:
+        candidates = [junk, *({**sample, key: junk} for key in sample)]
+        candidates += [{**sample, key: {"k": junk}} for key in sample]
+        candidates += [{**sample, key: [junk]} for key in sample]
+        for candidate in candidates:
+            with contextlib.suppress(ValueError):
+                parse(candidate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -364,3 +365,33 @@ def test_name_problems_lists_every_reason():
         "contains a control character (U+000A)",
         "starts with '-' (would read as a command-line option)",
     ]
+
+
+def _paths(value, path=()):
+    """Every (path, value) inside a JSON value, containers included."""
+    yield path, value
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, child in items:
+        yield from _paths(child, (*path, key))
+
+
+def _replaced(value, path, new):
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(value[path[0]], path[1:], new)
+    return copy
+
+
+@pytest.mark.parametrize("junk", [None, 0, 1.5, True, "", [], {}, [None], {"x": []}])
+def test_any_value_of_any_type_anywhere_gives_plan_errors_not_crashes(junk):
+    base = {"jobs": [conversion_job(), plain_job()]}
+    for path, _ in list(_paths(base)):
+        with contextlib.suppress(PlanError):
+            parse_plan(_replaced(base, path, junk))

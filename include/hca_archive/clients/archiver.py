@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hca_archive.clients.dsp import Blockers
-from hca_archive.clients.hal import iter_pages
+from hca_archive.clients.hal import iter_pages, optional_text
 from hca_archive.http import JsonHttp, ServiceError, decode_json, one_line, segment
 
 # The DSP FileReference validator's message while a referenced data file is not uploaded yet
@@ -53,14 +53,14 @@ class ArchiveSubmission:
                 message=str(error.get("message") or ""),
                 details=error.get("details") if isinstance(error.get("details"), Mapping) else {},
             )
-            for error in doc.get("errors") or ()
+            for error in _list(doc.get("errors"))
             if isinstance(error, Mapping)
         )
         return cls(
             dsp_uuid=doc["dspUuid"],
-            dsp_url=doc.get("dspUrl"),
-            submission_uuid=doc.get("submissionUuid"),
-            created=doc.get("created"),
+            dsp_url=optional_text(doc.get("dspUrl")),
+            submission_uuid=optional_text(doc.get("submissionUuid")),
+            created=optional_text(doc.get("created")),
             file_upload_plan=tuple(plan) if isinstance(plan, list) else (),
             errors=errors,
         )
@@ -94,9 +94,14 @@ class ValidationReport:
     def from_json(cls, doc: Any) -> ValidationReport:
         if not isinstance(doc, Mapping):
             raise ValueError(f"validation report must be a JSON object, got {type(doc).__name__}")
+        errors = doc.get("errors") or {}
+        if not isinstance(errors, Mapping):
+            raise ValueError(
+                f"validation errors must be a JSON object, got {type(errors).__name__}"
+            )
         issues = [
             ValidationIssue(str(subject), validator, message)
-            for subject, results in (doc.get("errors") or {}).items()
+            for subject, results in errors.items()
             for validator, message in _messages(results)
         ]
         pending = doc.get("pending") or []
@@ -224,9 +229,9 @@ class ArchiverClient:
             ArchiveEntity(
                 type=str(doc.get("type") or ""),
                 alias=str(doc.get("alias") or ""),
-                dsp_uuid=doc.get("dspUuid"),
-                accession=doc.get("accession") or None,
-                errors=tuple(doc.get("errors") or ()),
+                dsp_uuid=optional_text(doc.get("dspUuid")),
+                accession=optional_text(doc.get("accession")),
+                errors=tuple(_list(doc.get("errors"))),
             )
             for doc in iter_pages(self.http, path, "entities", size=self.page_size)
             if isinstance(doc, Mapping)
@@ -242,6 +247,10 @@ class ArchiverClient:
             raise ServiceError(
                 f"unexpected answer: {error}", method="GET", url=self.http.url(path)
             ) from None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _message(doc: Any) -> str:

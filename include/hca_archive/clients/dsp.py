@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from hca_archive.clients.aap import TokenSource
-from hca_archive.clients.hal import embedded_items, iter_pages
+from hca_archive.clients.hal import embedded_items, iter_pages, optional_text
 from hca_archive.http import JsonHttp, ServiceError, decode_json, segment
 
 
@@ -34,7 +34,8 @@ class Blockers:
         if not isinstance(doc, Mapping):
             raise ValueError(f"a blockers summary must be a JSON object, got {type(doc).__name__}")
         issues: dict[str, int] = {}
-        for type_id, issue in (doc.get("validationIssuesPerDataTypeId") or {}).items():
+        per_type = doc.get("validationIssuesPerDataTypeId")
+        for type_id, issue in per_type.items() if isinstance(per_type, Mapping) else ():
             if isinstance(issue, Mapping):
                 issues[str(issue.get("displayName") or type_id)] = _count(issue, "count")
         return cls(
@@ -168,8 +169,8 @@ class DspClient:
                 submittable_type=str(doc.get("submittableType") or ""),
                 alias=str(doc.get("alias") or ""),
                 status=str(doc.get("status") or ""),
-                accession=doc.get("accession") or None,
-                archive=doc.get("archive") or None,
+                accession=optional_text(doc.get("accession")),
+                archive=optional_text(doc.get("archive")),
             )
             for doc in docs
             if isinstance(doc, Mapping)

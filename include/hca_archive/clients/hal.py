@@ -30,12 +30,17 @@ def links(doc: Any) -> dict[str, str]:
     """``_links`` flattened to ``{relation: href}`` (the first href when a relation is a list)."""
     raw = doc.get("_links") if isinstance(doc, Mapping) else None
     flat: dict[str, str] = {}
-    for relation, link in (raw or {}).items():
+    for relation, link in raw.items() if isinstance(raw, Mapping) else ():
         if isinstance(link, list):
             link = link[0] if link else None
         if isinstance(link, Mapping) and isinstance(link.get("href"), str):
             flat[relation] = link["href"]
     return flat
+
+
+def optional_text(value: Any) -> str | None:
+    """A field that should be a string or absent, as one (services are not trusted to agree)."""
+    return None if value is None or value == "" else str(value)
 
 
 def _has_next(doc: Any, next_page: int, count: int, size: int) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hca_archive.clients.hal import iter_pages, links
+from hca_archive.clients.hal import iter_pages, links, optional_text
 from hca_archive.http import JsonHttp, ServiceError
 
 
@@ -32,8 +32,8 @@ class Envelope:
         return cls(
             uuid=uuid,
             state=str(doc.get("submissionState") or ""),
-            submission_date=doc.get("submissionDate"),
-            update_date=doc.get("updateDate"),
+            submission_date=optional_text(doc.get("submissionDate")),
+            update_date=optional_text(doc.get("updateDate")),
             links=links(doc),
         )
 
