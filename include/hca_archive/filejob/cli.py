@@ -49,16 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete the credentials file as soon as it has been read",
     )
     parser.add_argument(
-        "--chunk-mib",
-        type=int,
-        default=DEFAULT_CHUNK_SIZE // MiB,
-        help="tus upload chunk size in MiB (default %(default)s)",
+        "--chunk-size",
+        type=byte_size,
+        default=DEFAULT_CHUNK_SIZE,
+        help="tus upload chunk size: bytes, or with a K/M/G suffix (default 32M)",
     )
     parser.add_argument(
-        "--part-mib",
-        type=int,
-        default=DEFAULT_PART_SIZE // MiB,
-        help="S3 ranged download part size in MiB (default %(default)s)",
+        "--part-size",
+        type=byte_size,
+        default=DEFAULT_PART_SIZE,
+        help="S3 ranged download part size: bytes, or with a K/M/G suffix (default 16M)",
     )
     parser.add_argument(
         "--download-workers", type=int, default=4, help="concurrent S3 range requests"
@@ -72,11 +72,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def byte_size(text: str) -> int:
+    """``"8M"`` -> 8 MiB; plain digits are bytes. For argparse: bad input is a usage error."""
+    units = {"K": 1024, "M": MiB, "G": 1024 * MiB}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive size like 65536, 64K or 8M")
+    return int(number) * unit
+
+
 def run(args: argparse.Namespace) -> int:
     _configure_logging()
     if args.delete_credentials_file and args.credentials_file is None:
         return _refuse("--delete-credentials-file needs --credentials-file")
-    for option in ("chunk_mib", "part_mib", "download_workers", "threads"):
+    for option in ("download_workers", "threads"):
         if getattr(args, option) < 1:
             return _refuse(f"--{option.replace('_', '-')} must be at least 1")
     try:
@@ -153,7 +162,7 @@ def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunn
     )
     downloader = S3Downloader(
         s3,
-        part_size=args.part_mib * MiB,
+        part_size=args.part_size,
         workers=args.download_workers,
         progress_interval=args.progress_interval,
     )
@@ -161,7 +170,7 @@ def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunn
     return JobRunner(
         downloader,
         tokens,
-        chunk_size=args.chunk_mib * MiB,
+        chunk_size=args.chunk_size,
         threads=args.threads,
         progress_interval=args.progress_interval,
     )

@@ -201,21 +201,12 @@ class JobRunner:
                 )
             size = path.stat().st_size
             on_dsp = dsp.find_file(job.submission_id, item.name)
-            if on_dsp is not None and on_dsp.get("totalSize") == size:
-                log.info(
-                    "%s is already on DSP with the same size (%d bytes); not uploading",
-                    item.name,
-                    size,
-                )
+            reason = why_not_complete(on_dsp, size, md5)
+            if reason is None:
+                log.info("%s is already on DSP (%d bytes); not uploading", item.name, size)
                 upload = "already-on-dsp"
             else:
-                if on_dsp is not None:
-                    log.warning(
-                        "DSP has %s with %s bytes, ours has %d; uploading it again",
-                        item.name,
-                        on_dsp.get("totalSize"),
-                        size,
-                    )
+                log.info("uploading %s: %s", item.name, reason)
                 tus.upload(
                     path,
                     name=item.name,
@@ -226,6 +217,26 @@ class JobRunner:
             outcome.files.append(
                 {"name": item.name, "bytes": size, "md5": md5, "reads": reads, "upload": upload}
             )
+
+
+def why_not_complete(on_dsp: dict[str, Any] | None, size: int, md5: str) -> str | None:
+    """Why DSP's file document does not show our complete file, or None when it does.
+
+    The document exists while an upload is still in progress (``uploadedSize`` < ``totalSize``);
+    its ``checksum``, once DSP has computed it, must be our MD5.
+    """
+    if on_dsp is None:
+        return "DSP does not have it yet"
+    total, uploaded, checksum = (
+        on_dsp.get(key) for key in ("totalSize", "uploadedSize", "checksum")
+    )
+    if total != size:
+        return f"DSP's copy has {total} bytes, ours {size}"
+    if uploaded is not None and uploaded != total:
+        return f"DSP has {uploaded} of its {total} bytes"
+    if checksum and checksum != md5:
+        return f"DSP's copy has MD5 {checksum}, ours {md5}"
+    return None
 
 
 def file_md5(path: Path) -> str:

@@ -1,0 +1,84 @@
+"""Rules of the file job that need no server: skipping uploads, choosing jobs, sizes."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import pytest
+
+from hca_archive.filejob.cli import byte_size
+from hca_archive.filejob.job import why_not_complete
+from hca_archive.filejob.selection import PlanUnusable, select_jobs
+
+MD5 = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (None, "DSP does not have it yet"),
+        ({"totalSize": 99}, "DSP's copy has 99 bytes, ours 100"),
+        ({"totalSize": 100, "uploadedSize": 40}, "DSP has 40 of its 100 bytes"),
+        ({"totalSize": 100, "checksum": "f" * 32}, f"DSP's copy has MD5 {'f' * 32}, ours {MD5}"),
+        ({"totalSize": 100, "uploadedSize": 100, "checksum": MD5}, None),
+        ({"totalSize": 100}, None),
+    ],
+)
+def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, reason):
+    assert why_not_complete(document, 100, MD5) == reason
+
+
+JOB = {
+    "dsp_api_url": "https://dsp.example.org",
+    "submission_url": "https://dsp.example.org/api/submissions/sub-1",
+    "manifest_id": "m1",
+    "files": [{"name": "a.fastq.gz", "read_index": "read1", "cloud_url": "s3://bucket-a/k/a"}],
+}
+
+
+def job(manifest: str, name: str) -> dict:
+    entry = copy.deepcopy(JOB)
+    entry["manifest_id"] = manifest
+    entry["files"][0]["name"] = name
+    return entry
+
+
+def test_every_job_of_a_valid_plan_or_the_chosen_one():
+    plan = {"jobs": [job("m1", "a.fastq.gz"), job("m2", "b.fastq.gz")]}
+    jobs, refused = select_jobs(plan)
+    assert [j.index for j in jobs] == [0, 1] and refused == []
+    jobs, refused = select_jobs(plan, 1)
+    assert [(j.index, j.manifest_id) for j in jobs] == [(1, "m2")]
+    with pytest.raises(PlanUnusable, match="no job 2"):
+        select_jobs(plan, 2)
+
+
+def test_a_bad_job_is_refused_alone_and_the_others_keep_their_index():
+    bad = job("m1", "a.fastq.gz")
+    bad["conversion"] = {"output_name": "a.fastq.gz", "schema": "10xV1", "inputs": []}
+    plan = {"jobs": [bad, job("m2", "../b"), job("m3", "c.fastq.gz")]}
+    jobs, refused = select_jobs(plan)
+    assert [(j.index, j.manifest_id) for j in jobs] == [(2, "m3")]
+    assert [(r.index, r.label, r.status) for r in refused] == [
+        (0, "m1", "failed"),
+        (1, "m2", "failed"),
+    ]
+    assert "conversion.schema" in refused[0].error and "10xV1" in refused[0].error
+    assert "files[0].name" in refused[1].error
+    jobs, refused = select_jobs(plan, 2)
+    assert [j.index for j in jobs] == [2] and refused == []
+
+
+def test_a_plan_that_is_not_a_job_list_is_unusable():
+    with pytest.raises(PlanUnusable, match="not usable"):
+        select_jobs({"jobs": "nope"})
+
+
+def test_sizes():
+    assert byte_size("65536") == 65536
+    assert byte_size("64K") == 65536
+    assert byte_size("8m") == 8 * 1024 * 1024
+    for bad in ("", "0", "-1", "1.5M", "M", "8X"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            byte_size(bad)

@@ -1,0 +1,243 @@
+"""``hca-archive run-job`` as a subprocess against the sandbox (DSP with tus, AAP, moto S3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hca_archive import convert
+from tests.fixtures.sandbox import SandboxInfo
+from tests.sandbox.helpers import trigger_and_wait, tus_offset, wait_for
+
+pytestmark = pytest.mark.integration
+
+HCA_ARCHIVE = Path(sys.executable).with_name("hca-archive")
+needs_converter = pytest.mark.skipif(
+    not hasattr(convert, "convert_fastqs"), reason="hca_archive.convert is not there yet"
+)
+SECRET_VARIABLES = ("HCA_AAP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
+
+
+def archive_plan(sandbox: SandboxInfo, tmp_path: Path, kinds: list[str], reads: int = 300):
+    """Seed one ingest submission, trigger archiving, write its upload plan to a file."""
+    (submission,) = sandbox.seed(1, jobs=kinds, reads=reads)
+    record = trigger_and_wait(sandbox, submission)
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps({"jobs": record["fileUploadPlan"]}))
+    return submission, record["fileUploadPlan"], plan_path
+
+
+def job_environment(
+    sandbox_env: dict[str, str], *, without: tuple[str, ...] = ()
+) -> dict[str, str]:
+    inherited = {key: value for key, value in os.environ.items() if key not in sandbox_env}
+    return {**inherited, **{k: v for k, v in sandbox_env.items() if k not in without}}
+
+
+def run_job(
+    sandbox: SandboxInfo, env: dict[str, str], plan: Path, workdir: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--workdir", str(workdir)]
+    finished = subprocess.run(
+        [*command, *options], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert_no_secrets(sandbox, finished.stdout + finished.stderr)
+    return finished
+
+
+def assert_no_secrets(sandbox: SandboxInfo, output: str) -> None:
+    for secret in (sandbox.aap_password, sandbox.aws_secret_access_key):
+        assert secret not in output
+    assert "eyJ" not in output  # the start of every JWT (base64 of '{"')
+
+
+def uploaded_files(sandbox: SandboxInfo, submission: str, names: list[str]) -> dict[str, Any]:
+    """The DSP files of the submission once each named one has been uploaded and checked."""
+
+    def checked() -> dict[str, Any] | None:
+        (dsp_submission,) = sandbox.submission_summary(submission)["dsp_submissions"]
+        files = {file["name"]: file for file in dsp_submission["files"]}
+        return files if all(files.get(name, {}).get("md5") for name in names) else None
+
+    return wait_for("DSP's check of the uploaded files", checked)
+
+
+def result_of(finished: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return json.loads(finished.stdout)
+
+
+@needs_converter
+@pytest.mark.parametrize("kind", ["10xV2", "10xV3-noI1"])
+def test_a_10x_job_is_converted_verified_and_uploaded_once(sandbox, sandbox_env, tmp_path, kind):
+    submission, _jobs, plan = archive_plan(sandbox, tmp_path, [kind])
+    finished = run_job(sandbox, job_environment(sandbox_env), plan, tmp_path / "work")
+    assert finished.returncode == 0, finished.stderr
+    (job,) = result_of(finished)["jobs"]
+    (bam,) = job["files"]
+    assert bam["upload"] == "uploaded" and bam["reads"] == 300
+    assert len(job["inputs"]) == (3 if kind == "10xV2" else 2)
+    files = uploaded_files(sandbox, submission, [bam["name"]])
+    assert files[bam["name"]]["md5"] == bam["md5"]
+    assert files[bam["name"]]["uploaded_exactly_once"]
+    assert json.loads((tmp_path / "work" / "result-0.json").read_text())["jobs"] == [job]
+
+
+def test_a_plain_file_is_uploaded_once_and_not_again(sandbox, sandbox_env, tmp_path):
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"])
+    env = job_environment(sandbox_env)
+    first = run_job(sandbox, env, plan, tmp_path / "work", "--job", "0")
+    assert first.returncode == 0, first.stderr
+    document = result_of(first)
+    assert (document["succeeded"], document["failed"]) == (1, 0)
+    (file,) = document["jobs"][0]["files"]
+    assert file["upload"] == "uploaded" and file["name"] == jobs[0]["files"][0]["name"]
+    assert re.search(rf"downloaded s3://\S+/{re.escape(file['name'])} [\d.]+ MB md5", first.stderr)
+    assert "uploaded " + file["name"] in first.stderr
+
+    again = run_job(sandbox, env, plan, tmp_path / "work")
+    assert again.returncode == 0, again.stderr
+    (file_again,) = result_of(again)["jobs"][0]["files"]
+    assert file_again["upload"] == "already-on-dsp"
+    on_dsp = uploaded_files(sandbox, submission, [file["name"]])[file["name"]]
+    assert on_dsp["md5"] == file["md5"] and on_dsp["uploaded_exactly_once"]
+
+
+def test_an_interrupted_upload_resumes_from_the_servers_offset(
+    sandbox_faults, sandbox_env, tmp_path
+):
+    sandbox = sandbox_faults
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
+    name = jobs[0]["files"][0]["name"]
+    workdir = tmp_path / "work"
+    state_file = workdir / "job-0" / "uploads" / f"{name}.tus.json"
+    sandbox.set_faults("dsp", latency=0.1)  # slow chunks, so the job is caught mid-upload
+    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--workdir", str(workdir)]
+    with (tmp_path / "first.log").open("w") as log:
+        process = subprocess.Popen(
+            [*command, "--chunk-size", "4K"], env=job_environment(sandbox_env), stderr=log
+        )
+        try:
+            url = wait_for("the upload to start", lambda: _upload_url(state_file), timeout=120)
+            wait_for("some bytes on DSP", lambda: tus_offset(url) >= 8192, timeout=120)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    sandbox.clear_faults()
+    time.sleep(0.2)  # let DSP store the bytes of the chunk that was cut off
+    interrupted_at = tus_offset(url)
+
+    finished = run_job(sandbox, job_environment(sandbox_env), plan, workdir, "--chunk-size", "4K")
+    assert finished.returncode == 0, finished.stderr
+    resumed = re.search(rf"upload of {re.escape(name)} resumed at offset (\d+)", finished.stderr)
+    assert resumed, finished.stderr
+    assert int(resumed.group(1)) == interrupted_at > 0
+    (file,) = result_of(finished)["jobs"][0]["files"]
+    on_dsp = uploaded_files(sandbox, submission, [name])[name]
+    assert on_dsp["md5"] == file["md5"]
+    assert on_dsp["uploads_created"] == 1 and on_dsp["uploaded_exactly_once"]
+
+
+def _upload_url(state_file: Path) -> str | None:
+    try:
+        return json.loads(state_file.read_text())["url"]
+    except (OSError, ValueError):
+        return None
+
+
+def test_a_corrupted_cached_input_is_fetched_again(sandbox, sandbox_env, tmp_path):
+    _submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"])
+    env = job_environment(sandbox_env)
+    first = run_job(sandbox, env, plan, tmp_path / "work")
+    assert first.returncode == 0, first.stderr
+    name = jobs[0]["files"][0]["name"]
+    cached = tmp_path / "work" / "job-0" / "inputs" / name
+    damaged = bytearray(cached.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    cached.write_bytes(bytes(damaged))
+
+    again = run_job(sandbox, env, plan, tmp_path / "work")
+    assert again.returncode == 0, again.stderr
+    assert f"cached {cached} does not verify" in again.stderr
+    (job,) = result_of(again)["jobs"]
+    assert job["inputs"][0]["reused"] is False
+    assert job["files"][0]["md5"] == result_of(first)["jobs"][0]["files"][0]["md5"]
+
+
+@needs_converter
+def test_mismatched_inputs_fail_their_job_only(sandbox, sandbox_env, tmp_path):
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["10xV2", "10xV2", "plain"])
+    # Job 0 gets the R2 of job 1: other reads, so names differ from the first read on.
+    for item in jobs[0]["conversion"]["inputs"]:
+        if item["read_index"] == "read2":
+            (other,) = [i for i in jobs[1]["conversion"]["inputs"] if i["read_index"] == "read2"]
+            item["cloud_url"] = other["cloud_url"]
+    plan.write_text(json.dumps({"jobs": [jobs[0], jobs[2]]}))
+
+    finished = run_job(sandbox, job_environment(sandbox_env), plan, tmp_path / "work")
+    assert finished.returncode == 1
+    document = result_of(finished)
+    bad, plain = document["jobs"]
+    assert (bad["status"], plain["status"]) == ("failed", "succeeded")
+    assert re.search(r"convert: .*R2.*read \d+", bad["error"]), bad["error"]
+    assert bad["files"] == []
+    (dsp_submission,) = sandbox.submission_summary(submission)["dsp_submissions"]
+    bam_name = jobs[0]["files"][0]["name"]
+    assert next(f for f in dsp_submission["files"] if f["name"] == bam_name)["uploads_created"] == 0
+    assert json.loads((tmp_path / "work" / "result-0.json").read_text())["failed"] == 1
+    assert json.loads((tmp_path / "work" / "result-1.json").read_text())["succeeded"] == 1
+
+
+def test_credentials_from_a_private_file_which_is_then_deleted(sandbox, sandbox_env, tmp_path):
+    _submission, _jobs, plan = archive_plan(sandbox, tmp_path, ["plain"])
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({key: sandbox_env[key] for key in SECRET_VARIABLES}))
+    credentials.chmod(0o600)
+    env = job_environment(sandbox_env, without=SECRET_VARIABLES)
+    finished = run_job(
+        sandbox,
+        env,
+        plan,
+        tmp_path / "work",
+        "--credentials-file",
+        str(credentials),
+        "--delete-credentials-file",
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert not credentials.exists()
+
+
+def test_a_credentials_file_others_can_read_is_refused(sandbox, sandbox_env, tmp_path):
+    _submission, _jobs, plan = archive_plan(sandbox, tmp_path, ["plain"])
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({key: sandbox_env[key] for key in SECRET_VARIABLES}))
+    credentials.chmod(0o644)
+    env = job_environment(sandbox_env, without=SECRET_VARIABLES)
+    finished = run_job(
+        sandbox, env, plan, tmp_path / "work", "--credentials-file", str(credentials)
+    )
+    assert finished.returncode == 2
+    assert "chmod 600" in finished.stderr
+    assert finished.stdout == ""
+    assert not (tmp_path / "work").exists()
+
+
+def test_an_invalid_job_fails_alone_and_says_why(sandbox, sandbox_env, tmp_path):
+    _submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain", "plain"])
+    jobs[0]["conversion"] = {"output_name": "x.bam", "schema": "10xV1", "inputs": []}
+    jobs[0]["files"].append({"name": "x.bam"})
+    plan.write_text(json.dumps({"jobs": jobs}))
+    finished = run_job(sandbox, job_environment(sandbox_env), plan, tmp_path / "work")
+    assert finished.returncode == 1
+    bad, good = result_of(finished)["jobs"]
+    assert bad["status"] == "failed" and "conversion.schema" in bad["error"]
+    assert "10xV1" in bad["error"] and bad["error"].startswith("invalid plan entry: job 0")
+    assert good["status"] == "succeeded"
