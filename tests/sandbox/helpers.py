@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import boto3
 import pysam
 import requests
 
@@ -123,3 +124,19 @@ def file_errors(sandbox: SandboxInfo, dsp_uuid: str) -> dict[str, list[str]]:
 
 def plan_files(record: dict[str, Any]) -> list[str]:
     return [file["name"] for job in record["fileUploadPlan"] for file in job["files"]]
+
+
+def s3_client(sandbox: SandboxInfo) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=sandbox.s3_endpoint_url,
+        aws_access_key_id=sandbox.aws_access_key_id,
+        aws_secret_access_key=sandbox.aws_secret_access_key,
+        region_name="us-east-1",
+    )
+
+
+def s3_bytes(sandbox: SandboxInfo, cloud_url: str) -> bytes:
+    """The content of a seeded ``s3://bucket/key`` object."""
+    bucket, _, key = cloud_url.removeprefix("s3://").partition("/")
+    return s3_client(sandbox).get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import uuid
 
-import boto3
 import pytest
 import requests
 
@@ -15,6 +14,7 @@ from tests.sandbox.helpers import (
     file_errors,
     latest,
     plan_files,
+    s3_bytes,
     trigger_and_wait,
     wait_for,
 )
@@ -110,21 +110,12 @@ def test_plan_appears_in_the_background_with_one_job_per_run(sandbox: SandboxInf
 def test_seeded_reads_are_in_s3_with_10x_layouts(sandbox: SandboxInfo) -> None:
     [submission] = sandbox.seed(jobs=["10xV2", "10xV3"], reads=20)
     record = trigger_and_wait(sandbox, submission)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=sandbox.s3_endpoint_url,
-        aws_access_key_id=sandbox.aws_access_key_id,
-        aws_secret_access_key=sandbox.aws_secret_access_key,
-        region_name="us-east-1",
-    )
     lengths = {}
     for job in record["fileUploadPlan"]:
         schema = job["conversion"]["schema"]
         names = set()
         for item in job["conversion"]["inputs"]:
-            key = item["cloud_url"].removeprefix(f"s3://{sandbox.bucket}/")
-            lines = gzip.decompress(s3.get_object(Bucket=sandbox.bucket, Key=key)["Body"].read())
-            lines = lines.decode().splitlines()
+            lines = gzip.decompress(s3_bytes(sandbox, item["cloud_url"])).decode().splitlines()
             assert len(lines) == 4 * 20
             lengths[schema, item["read_index"]] = len(lines[1])
             names.add(tuple(line.split(" ")[0] for line in lines[0::4]))

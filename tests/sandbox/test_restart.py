@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tests.fixtures.sandbox import start_sandbox
-from tests.sandbox.helpers import archiver, latest, trigger_and_wait, upload, wait_for
+from tests.sandbox.helpers import archiver, latest, s3_bytes, trigger_and_wait, upload, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -18,18 +17,7 @@ def test_restart_keeps_state(tmp_path: Path) -> None:
         [done, pending] = sandbox.seed(count=2, jobs=["plain"], reads=20)
         record = trigger_and_wait(sandbox, done)
         [planned] = record["fileUploadPlan"][0]["files"]
-        bucket, _, key = planned["cloud_url"].removeprefix("s3://").partition("/")
-
-        def s3():
-            return boto3.client(
-                "s3",
-                endpoint_url=sandbox.s3_endpoint_url,
-                aws_access_key_id=sandbox.aws_access_key_id,
-                aws_secret_access_key=sandbox.aws_secret_access_key,
-                region_name="us-east-1",
-            )
-
-        data = s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+        data = s3_bytes(sandbox, planned["cloud_url"])
         upload(sandbox, record["dspUuid"], planned["name"], data)
         assert archiver(
             sandbox, "POST", "/archiveSubmissions", json={"submission_uuid": pending}
@@ -40,7 +28,7 @@ def test_restart_keeps_state(tmp_path: Path) -> None:
 
         assert sandbox.endpoints == endpoints_before
         assert latest(sandbox, done) == record
-        assert s3().get_object(Bucket=bucket, Key=key)["Body"].read() == data
+        assert s3_bytes(sandbox, planned["cloud_url"]) == data
         wait_for("the record triggered before the restart", lambda: latest(sandbox, pending))
         [dsp_summary] = sandbox.submission_summary(done)["dsp_submissions"]
         [file_summary] = dsp_summary["files"]
