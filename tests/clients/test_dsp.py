@@ -137,3 +137,14 @@ def test_blockers_and_processing_statuses(stub, tokens, fast):
     assert [(p.alias, p.status, p.accession) for p in found] == [
         (f"s{n}", "Completed", f"SAMEA{n}") for n in range(3)
     ]
+
+
+def test_an_answer_of_the_wrong_shape_is_a_service_error(stub, tokens, fast):
+    stub.on("GET", f"/api/submissions/{SUB}/submissionBlockersSummary", Reply(200, ["?"]))
+    stub.on("GET", f"/api/submissions/{SUB}/submissionStatus", Reply(200, {"state": "Draft"}))
+    dsp = DspClient(stub.url, tokens, **fast)
+
+    with pytest.raises(ServiceError, match="unexpected answer: a blockers summary must be"):
+        dsp.blockers(SUB)
+    with pytest.raises(ServiceError, match="answer has no status"):
+        dsp.status(SUB)

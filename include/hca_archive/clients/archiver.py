@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hca_archive.clients.dsp import Blockers
-from hca_archive.clients.hal import iter_pages, optional_text
-from hca_archive.http import JsonHttp, ServiceError, decode_json, one_line, segment
+from hca_archive.clients.hal import iter_pages, optional_text, parsed
+from hca_archive.http import JsonHttp, decode_json, one_line, segment
 
 # The DSP FileReference validator's message while a referenced data file is not uploaded yet
 # (sic: "is not exists").
@@ -203,11 +203,11 @@ class ArchiverClient:
 
     def validation_errors(self, dsp_uuid: str) -> ValidationReport:
         path = f"archiveSubmissions/{segment(dsp_uuid)}/validationErrors"
-        return self._parse(ValidationReport.from_json, self.http.get_json(path), path)
+        return parsed(ValidationReport.from_json, self.http.get_json(path), self.http.url(path))
 
     def blockers(self, dsp_uuid: str) -> Blockers:
         path = f"archiveSubmissions/{segment(dsp_uuid)}/blockers"
-        return self._parse(Blockers.from_json, self.http.get_json(path), path)
+        return parsed(Blockers.from_json, self.http.get_json(path), self.http.url(path))
 
     def file_upload_plan(self, dsp_uuid: str) -> Any:
         """The upload plan JSON (``{"jobs": [...]}``), unvalidated; sent as an attachment."""
@@ -238,15 +238,7 @@ class ArchiverClient:
         ]
 
     def _record(self, doc: Any, path: str) -> ArchiveSubmission:
-        return self._parse(ArchiveSubmission.from_json, doc, path)
-
-    def _parse(self, parse: Any, doc: Any, path: str) -> Any:
-        try:
-            return parse(doc)
-        except ValueError as error:
-            raise ServiceError(
-                f"unexpected answer: {error}", method="GET", url=self.http.url(path)
-            ) from None
+        return parsed(ArchiveSubmission.from_json, doc, self.http.url(path))
 
 
 def _list(value: Any) -> list[Any]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from hca_archive.clients.aap import TokenSource
-from hca_archive.clients.hal import embedded_items, iter_pages, optional_text
+from hca_archive.clients.hal import embedded_items, iter_pages, optional_text, parsed
 from hca_archive.http import JsonHttp, ServiceError, decode_json, segment
 
 
@@ -158,8 +158,8 @@ class DspClient:
                 raise
 
     def blockers(self, submission_id: str) -> Blockers:
-        doc = self._json("GET", f"submissions/{segment(submission_id)}/submissionBlockersSummary")
-        return Blockers.from_json(doc)
+        path = f"submissions/{segment(submission_id)}/submissionBlockersSummary"
+        return parsed(Blockers.from_json, self._json("GET", path), self.http.url(path))
 
     def processing_statuses(self, submission_id: str) -> list[ProcessingStatus]:
         """Every item's processing status, across all pages."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from hca_archive.http import JsonHttp, ServiceError
 
 # A server that ignores the page parameter would otherwise be walked forever.
 MAX_PAGES = 10_000
+
+T = TypeVar("T")
+
+
+def parsed(parse: Callable[[Any], T], doc: Any, url: str, method: str = "GET") -> T:
+    """``parse(doc)``, with a ValueError (an answer of the wrong shape) as a ServiceError."""
+    try:
+        return parse(doc)
+    except ValueError as error:
+        raise ServiceError(f"unexpected answer: {error}", method=method, url=url) from None
 
 
 def embedded_items(doc: Any, key: str) -> list[Any]:

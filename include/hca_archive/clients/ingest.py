@@ -6,8 +6,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hca_archive.clients.hal import iter_pages, links, optional_text
-from hca_archive.http import JsonHttp, ServiceError
+from hca_archive.clients.hal import iter_pages, links, optional_text, parsed
+from hca_archive.http import JsonHttp
+
+FIND_BY_UUID = "submissionEnvelopes/search/findByUuidUuid"  # sic: ingest doubles "Uuid"
+FIND_BY_STATE = "submissionEnvelopes/search/findBySubmissionState"
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,12 @@ class IngestClient:
     def find_envelope(self, uuid: str) -> Envelope | None:
         """The envelope with this uuid, or None when ingest does not know it."""
         doc = self.http.get_json(
-            "submissionEnvelopes/search/findByUuidUuid",  # sic: ingest doubles "Uuid"
+            FIND_BY_UUID,
             params={"uuid": uuid},
             missing_ok=True,
         )
-        return None if doc is None else _envelope(doc, self.http, "findByUuidUuid")
+        url = self.http.url(FIND_BY_UUID)
+        return None if doc is None else parsed(Envelope.from_json, doc, url)
 
     def iter_envelopes(self, state: str = "Archiving") -> Iterator[Envelope]:
         """Every envelope in ``state`` (rendered or enum spelling), across all pages.
@@ -66,20 +70,9 @@ class IngestClient:
         """
         for doc in iter_pages(
             self.http,
-            "submissionEnvelopes/search/findBySubmissionState",
+            FIND_BY_STATE,
             "submissionEnvelopes",
             params={"submissionState": state.upper()},
             size=self.page_size,
         ):
-            yield _envelope(doc, self.http, "findBySubmissionState")
-
-
-def _envelope(doc: Any, http: JsonHttp, route: str) -> Envelope:
-    try:
-        return Envelope.from_json(doc)
-    except ValueError as error:
-        raise ServiceError(
-            f"unexpected answer: {error}",
-            method="GET",
-            url=http.url(f"submissionEnvelopes/search/{route}"),
-        ) from None
+            yield parsed(Envelope.from_json, doc, self.http.url(FIND_BY_STATE))
