@@ -143,7 +143,7 @@ def test_a_conversion_job_downloads_converts_verifies_and_uploads(
         }
     ]
     assert set(outcome.seconds) == {"download", "convert", "verify", "upload"}
-    assert [item["verified"] for item in outcome.inputs] == ["MD5 (single-part ETag)"] * 3
+    assert [item["verified"] for item in outcome.inputs] == ["ETag = MD5 of the content"] * 3
 
 
 def test_a_job_without_index_reads_passes_none_for_i1(moto_s3, tus, converter, tmp_path):

@@ -80,7 +80,7 @@ def test_single_part_object_is_fetched_in_ranges_and_checked_against_its_md5(mot
     )
     assert (tmp_path / "R1.fastq.gz").read_bytes() == data
     assert fetched.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
-    assert fetched.verified == "MD5 (single-part ETag)"
+    assert fetched.verified == "ETag = MD5 of the content"
     assert len(client.ranges) == 5
     assert not fetched.reused
     assert sorted(path.name for path in tmp_path.iterdir()) == ["R1.fastq.gz"]

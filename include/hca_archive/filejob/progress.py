@@ -1,11 +1,14 @@
-"""Byte progress on stderr: a bar on a terminal, one line every 10 s or 10% in a log file."""
+"""Byte progress: a bar when stderr is a terminal, else a log line every 10 s or 10%."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
 from typing import TextIO
+
+log = logging.getLogger(__name__)
 
 BAR_WIDTH = 30
 BAR_REFRESH_SECONDS = 0.2
@@ -79,9 +82,12 @@ class Progress:
         self._last_shown = now
 
     def _write_line(self, now: float) -> None:
-        self._stream.write(
-            f"{self.label}: {self._percent():.0f}% ({megabytes(self.done)} of "
-            f"{megabytes(self.total)}, {self._rate(now)})\n"
+        log.info(
+            "%s: %.0f%% (%s of %s, %s)",
+            self.label,
+            self._percent(),
+            megabytes(self.done),
+            megabytes(self.total),
+            self._rate(now),
         )
-        self._stream.flush()
         self._last_shown = now

@@ -87,10 +87,10 @@ class Expectation:
         if self.part_sizes is not None:
             if "-" in self.etag:
                 return f"multipart ETag over {len(self.part_sizes)} parts"
-            return "MD5 (single-part ETag)"
+            return "ETag = MD5 of the content"
         if self.checksum is not None:
             return f"S3 {self.checksum[0].removeprefix('Checksum')} checksum"
-        return "size only (ETag is not an MD5 of the content and no full-object checksum)"
+        return "size only: the ETag is not an MD5 and S3 has no full-object checksum"
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class S3Downloader:
                 destination.unlink()
             else:
                 log.info(
-                    "reusing %s for %s: %s, verified %s",
+                    "reusing %s for %s: %s; verified: %s",
                     destination.name,
                     url,
                     megabytes(expected.size),
@@ -176,7 +176,7 @@ class S3Downloader:
         sidecar.unlink(missing_ok=True)
         seconds = time.monotonic() - started
         log.info(
-            "downloaded %s %s md5 %s in %.1f s (verified %s%s)",
+            "downloaded %s %s md5 %s in %.1f s; verified: %s%s",
             url,
             megabytes(expected.size),
             md5,
