@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 ENDPOINTS_FILE = "endpoints.json"
 STATE_FILE = "state.sqlite"
+LOCK_FILE = "sandbox.lock"
 FAULTED_SERVICES = ("archiver", "ingest", "dsp", "aap")
 
 
@@ -79,6 +81,10 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+class StateDirBusy(RuntimeError):
+    """Another sandbox already serves this state dir."""
+
+
 class Sandbox:
     """All stand-ins of one state dir. ``start()`` returns once everything listens."""
 
@@ -86,6 +92,12 @@ class Sandbox:
         self.options = options
         state_dir = options.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = (state_dir / LOCK_FILE).open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise StateDirBusy(f"another sandbox is running on {state_dir}") from None
         (state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
         self.store = Store(state_dir / STATE_FILE)
         self.faults = FaultBoard()
@@ -182,6 +194,7 @@ class Sandbox:
         if self.moto is not None:
             self.moto.stop()
         self.store.close()
+        self._lock.close()
 
     def _port(self, service: str) -> int:
         return _port_if_free(int(self.store.meta(f"port:{service}") or 0))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from hca_archive.sandbox.app import ENDPOINTS_FILE, Sandbox, SandboxOptions
+from hca_archive.sandbox.app import ENDPOINTS_FILE, Sandbox, SandboxOptions, StateDirBusy
 from hca_archive.sandbox.faults import FaultSpecError, parse_fault_specs
 from hca_archive.sandbox.seeding import DEFAULT_JOBS, DEFAULT_READS, JOB_KINDS, LAMANNO_DEFAULT
 
@@ -81,7 +81,7 @@ def _start(args: argparse.Namespace) -> int:
             lamanno_dir=args.lamanno_dir,
         )
         sandbox = Sandbox(options)
-    except FaultSpecError as error:
+    except (FaultSpecError, StateDirBusy) as error:
         print(f"hca-archive sandbox start: {error}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -109,11 +109,21 @@ def _seed(args: argparse.Namespace) -> int:
         "jobs": [job.strip() for job in args.jobs.split(",") if job.strip()],
         "reads": args.reads,
     }
-    response = requests.post(f"{admin_url}/seed", json=body, timeout=(5, args.timeout))
+    try:
+        response = requests.post(f"{admin_url}/seed", json=body, timeout=(5, args.timeout))
+    except requests.RequestException as error:
+        print(f"hca-archive sandbox seed: {admin_url} did not answer: {error}", file=sys.stderr)
+        return 1
     if response.status_code != 200:
-        message = response.json().get("message", response.text)
-        print(f"hca-archive sandbox seed: {message}", file=sys.stderr)
+        print(f"hca-archive sandbox seed: {_message(response)}", file=sys.stderr)
         return 1
     for uuid in response.json()["submissions"]:
         print(uuid)
     return 0
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        return str(response.json()["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:200]}"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pysam
+from pysam.utils import SamtoolsError
 
 from hca_archive.sandbox.context import Context
 from hca_archive.sandbox.store import Store
@@ -162,8 +163,9 @@ def _content_problem(path: Path, length: int, md5: str, expected: Any) -> str | 
         return f"md5 is {md5}, the submitted file has {expected['md5']}"
     try:
         reads = _count_bam_reads(path) if expected["kind"] == "bam" else _count_fastq_reads(path)
-    except (OSError, ValueError) as error:
-        return f"not a readable {expected['kind'].upper()} file: {error}"
+    except (OSError, ValueError, SamtoolsError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        return f"not a readable {expected['kind'].upper()} file: {reason}"
     if reads != expected["reads"]:
         return f"holds {reads} reads, the sequencing run has {expected['reads']}"
     return None
@@ -171,8 +173,9 @@ def _content_problem(path: Path, length: int, md5: str, expected: Any) -> str | 
 
 def _count_bam_reads(path: Path) -> int:
     """Reads (templates) in a BAM: a read pair and a single record with tags both count once."""
-    with pysam.AlignmentFile(str(path), "rb", check_sq=False) as bam:
-        return sum(1 for record in bam if not record.flag & NOT_FIRST_RECORD)
+    with pysam.AlignmentFile(str(path), "rb", check_sq=False):
+        pass  # refuses what is not BAM at all, with a clearer message than samtools'
+    return int(pysam.view("-c", "-F", str(NOT_FIRST_RECORD), str(path)).strip())
 
 
 def _count_fastq_reads(path: Path) -> int:

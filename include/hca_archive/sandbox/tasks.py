@@ -30,7 +30,12 @@ class Scheduler:
         self._handlers[kind] = handler
 
     def schedule(
-        self, kind: str, payload: dict[str, Any], delay: float = 0.0, key: str = "", unique=False
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        delay: float = 0.0,
+        key: str = "",
+        unique: bool = False,
     ) -> bool:
         """Queue a task; with ``unique``, skip it (False) when one of that kind and key waits."""
         with self._store.tx() as db:
