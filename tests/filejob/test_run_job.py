@@ -187,7 +187,7 @@ def test_mismatched_inputs_fail_their_job_only(sandbox, sandbox_env, tmp_path):
     document = result_of(finished)
     bad, plain = document["jobs"]
     assert (bad["status"], plain["status"]) == ("failed", "succeeded")
-    assert re.search(r"convert: .*R2.*read \d+", bad["error"]), bad["error"]
+    assert re.search(r"convert: .*fastq\.gz.*read \d+", bad["error"]), bad["error"]
     assert bad["files"] == []
     (dsp_submission,) = sandbox.submission_summary(submission)["dsp_submissions"]
     bam_name = jobs[0]["files"][0]["name"]

@@ -12,6 +12,7 @@ from tests.filejob.tus_stub import CountingTokens, running_tus_stub
 pytestmark = pytest.mark.integration
 
 KiB = 1024
+MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 @pytest.fixture
@@ -41,7 +42,11 @@ def test_a_file_is_uploaded_in_chunks_with_creation_metadata_and_a_fresh_token_e
     stub, data_file, tmp_path
 ):
     result = client(stub).upload(
-        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "state.json"
+        data_file,
+        name="out.bam",
+        submission_id="sub-1",
+        md5=MD5,
+        state_file=tmp_path / "state.json",
     )
     (upload,) = stub.uploads.values()
     assert bytes(upload.data) == data_file.read_bytes()
@@ -57,7 +62,11 @@ def test_a_file_is_uploaded_in_chunks_with_creation_metadata_and_a_fresh_token_e
 def test_a_dropped_chunk_resumes_from_the_servers_offset(stub, data_file, tmp_path):
     stub.drop_after_bytes = [10 * KiB + 5]  # the first PATCH breaks after 10 KiB + 5 bytes
     client(stub).upload(
-        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "state.json"
+        data_file,
+        name="out.bam",
+        submission_id="sub-1",
+        md5=MD5,
+        state_file=tmp_path / "state.json",
     )
     (upload,) = stub.uploads.values()
     assert bytes(upload.data) == data_file.read_bytes()
@@ -74,11 +83,13 @@ def test_a_restarted_job_continues_the_upload_it_started(stub, data_file, tmp_pa
     stub.drop_after_bytes = [30 * KiB]
     with pytest.raises(TusError, match="failed 1 times in a row at offset 0"):
         client(stub, attempts=1).upload(
-            data_file, name="out.bam", submission_id="sub-1", state_file=state
+            data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
         )
     assert json.loads(state.read_text())["url"].startswith(stub.endpoint)
 
-    result = client(stub).upload(data_file, name="out.bam", submission_id="sub-1", state_file=state)
+    result = client(stub).upload(
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
+    )
     assert result.resumed_from == 30 * KiB
     assert stub.methods().count("POST") == 1
     (upload,) = stub.uploads.values()
@@ -86,7 +97,9 @@ def test_a_restarted_job_continues_the_upload_it_started(stub, data_file, tmp_pa
     assert not state.exists()
 
 
-def test_a_state_file_for_other_content_starts_a_new_upload(stub, data_file, tmp_path):
+def test_a_state_file_for_other_content_of_the_same_size_starts_a_new_upload(
+    stub, data_file, tmp_path
+):
     state = tmp_path / "state.json"
     state.write_text(
         json.dumps(
@@ -94,23 +107,26 @@ def test_a_state_file_for_other_content_starts_a_new_upload(stub, data_file, tmp
                 "endpoint": stub.endpoint,
                 "submission_id": "sub-1",
                 "name": "out.bam",
-                "size": 5,
+                "size": 100 * KiB,
+                "md5": "another-md5",
                 "url": f"{stub.endpoint}0123",
             }
         )
     )
-    result = client(stub).upload(data_file, name="out.bam", submission_id="sub-1", state_file=state)
+    result = client(stub).upload(
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
+    )
     assert result.resumed_from is None
     assert stub.methods()[0] == "POST"
 
 
 def test_an_upload_the_server_forgot_is_started_again(stub, data_file, tmp_path):
     state = tmp_path / "state.json"
-    identity = {"endpoint": stub.endpoint, "submission_id": "sub-1", "name": "out.bam"}
+    identity = {"endpoint": stub.endpoint, "submission_id": "sub-1", "name": "out.bam", "md5": MD5}
     state.write_text(
         json.dumps({**identity, "size": 100 * KiB, "url": f"{stub.endpoint}{'0' * 32}"})
     )
-    client(stub).upload(data_file, name="out.bam", submission_id="sub-1", state_file=state)
+    client(stub).upload(data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state)
     assert stub.methods()[:2] == ["HEAD", "POST"]
     (upload,) = stub.uploads.values()
     assert bytes(upload.data) == data_file.read_bytes()
@@ -119,12 +135,16 @@ def test_an_upload_the_server_forgot_is_started_again(stub, data_file, tmp_path)
 def test_server_errors_are_retried_and_a_refusal_is_reported(stub, data_file, tmp_path):
     stub.patch_statuses = [503]
     client(stub).upload(
-        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "a.json"
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "a.json"
     )
     stub.patch_statuses = [403]
     with pytest.raises(TusError, match="HTTP 403"):
         client(stub).upload(
-            data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "b.json"
+            data_file,
+            name="out.bam",
+            submission_id="sub-1",
+            md5=MD5,
+            state_file=tmp_path / "b.json",
         )
     assert stub.methods()[-1] == "PATCH"
 
@@ -133,7 +153,7 @@ def test_a_rejected_token_is_renewed_before_the_retry(stub, data_file, tmp_path)
     tokens = CountingTokens()
     stub.patch_statuses = [401]
     TusClient(stub.endpoint, tokens, chunk_size=64 * KiB, backoff=0).upload(
-        data_file, name="out.bam", submission_id="sub-1", state_file=tmp_path / "s.json"
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s.json"
     )
     assert tokens.invalidated == 1
     (upload,) = stub.uploads.values()

@@ -211,6 +211,7 @@ class JobRunner:
                     path,
                     name=item.name,
                     submission_id=job.submission_id,
+                    md5=md5,
                     state_file=child(dirs.uploads, f"{item.name}.tus.json"),
                 )
                 upload = "uploaded"

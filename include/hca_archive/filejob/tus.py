@@ -114,8 +114,14 @@ class TusClient:
         self._timeout = timeout
         self._progress_interval = progress_interval
 
-    def upload(self, path: Path, *, name: str, submission_id: str, state_file: Path) -> TusUpload:
-        """Upload ``path`` as ``name`` to the submission; continues the upload in ``state_file``."""
+    def upload(
+        self, path: Path, *, name: str, submission_id: str, md5: str, state_file: Path
+    ) -> TusUpload:
+        """Upload ``path`` as ``name`` to the submission; continues the upload in ``state_file``.
+
+        An upload is continued only for the same content (``md5``): a file rebuilt with other
+        bytes must not be spliced onto the start of the old one.
+        """
         started = time.monotonic()
         size = path.stat().st_size
         identity = {
@@ -123,6 +129,7 @@ class TusClient:
             "submission_id": submission_id,
             "name": name,
             "size": size,
+            "md5": md5,
         }
         url, offset = self._resume(state_file, identity)
         resumed_from = offset if url else None
