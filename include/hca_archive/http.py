@@ -47,7 +47,7 @@ class ServiceError(Exception):
         outcome = f"HTTP {self.status}" if self.status is not None else "no response"
         return f"{self.method} {self.url}: {outcome}: {self.message}"
 
-    def __reduce__(self):
+    def __reduce__(self):  # keyword-only arguments need help to survive pickling
         return (_rebuild_service_error, (self.message, self.status, self.method, self.url))
 
 
