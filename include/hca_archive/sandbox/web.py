@@ -131,6 +131,11 @@ class Router:
         return json_response(404, {"message": f"no such resource: {request.path}"})
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 refuses connections under load
+
+
 class ServiceServer:
     """One stand-in service on its own loopback port, in a background thread."""
 
@@ -144,8 +149,7 @@ class ServiceServer:
     ) -> None:
         self.name = name
         handler = _handler_class(name, router, faults, stopping)
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         handler.base_url = self.url
