@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from hca_archive.lsf.names import job_name, job_paths
 from tests.lsf.conftest import (
+    FAKE_JOB,
     SECRET_VALUES,
     context,
     first_event,
@@ -29,6 +32,20 @@ def defer(op, ctx) -> TaskDeferred:
     return deferred.value
 
 
+def command_lines_until_the_job_runs(limit: float = 30) -> list[str]:
+    """Every process command line seen until the fake job is among them."""
+    seen: list[str] = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        if any(str(FAKE_JOB) in line for line in seen):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError("the fake job never appeared in the process list")
+
+
 def submissions(hpc, name: str) -> list[list[str]]:
     return [
         entry["argv"]
@@ -39,9 +56,11 @@ def submissions(hpc, name: str) -> list[list[str]]:
 
 def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_connection):
     hpc = lsf_quick
-    job = plan_job("manifest-ok", sleep=0.5)
+    job = plan_job("manifest-ok", sleep=1)
     op, ctx = operator(hpc_connection, job), context("ok")
     deferred = defer(op, ctx)
+    command_lines = command_lines_until_the_job_runs()
+    assert not any(secret in line for line in command_lines for secret in SECRET_VALUES)
     paths = job_paths(str(hpc.work_root), "lsf_test", "ok", 0)
     assert stat.S_IMODE(Path(paths.directory).stat().st_mode) == 0o700
     assert stat.S_IMODE(Path(paths.plan).stat().st_mode) == 0o600

@@ -10,12 +10,12 @@ from hca_archive.sandbox.lsf.bsub import bsub
 from hca_archive.sandbox.lsf.runner import run_job
 from hca_archive.sandbox.lsf.state import StandInError, StateDir
 
-COMMANDS = {"bsub": bsub, "bjobs": bjobs, "bkill": bkill}
+HANDLERS = {"bsub": bsub, "bjobs": bjobs, "bkill": bkill}
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in (*COMMANDS, "_run"):
-        names = ",".join(COMMANDS)
+    if not argv or argv[0] not in (*HANDLERS, "_run"):
+        names = ",".join(HANDLERS)
         print(f"usage: python -m hca_archive.sandbox.lsf {{{names}}} ARGS", file=sys.stderr)
         return 2
     try:
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         run_job(state, int(argv[1]))
         return 0
     state.record_command(argv)
-    return COMMANDS[argv[0]](state, argv[1:])
+    return HANDLERS[argv[0]](state, argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""SSH plumbing to the cluster: host keys are verified, private files are private from creation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+
+from hca_archive.orchestration.lsf.cluster import Cluster, ClusterError, connect_async
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def wrong_host_key(tmp_path) -> str:
+    key = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return " ".join(key.with_suffix(".pub").read_text().split()[:2])
+
+
+def use_connection(monkeypatch, conn_id: str, document: str) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", document)
+    return conn_id
+
+
+def test_a_changed_host_key_fails_clearly(hpc, monkeypatch, wrong_host_key):
+    conn_id = use_connection(
+        monkeypatch, "hpc_changed", hpc.connection_json(host_key=wrong_host_key)
+    )
+    with (
+        pytest.raises(ClusterError, match=r"host key of 127\.0\.0\.1:\d+ .* has CHANGED"),
+        Cluster(conn_id),
+    ):
+        pass
+    with pytest.raises(ClusterError, match="host key of connection hpc_changed is not trusted"):
+        asyncio.run(connect_async(conn_id))
+
+
+def test_an_unknown_host_key_fails_clearly(hpc, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/known_hosts to fall back on
+    document = json.loads(hpc.connection_json())
+    del document["extra"]["host_key"]
+    conn_id = use_connection(monkeypatch, "hpc_unknown", json.dumps(document))
+    with pytest.raises(ClusterError, match=r"host key of .* is unknown"), Cluster(conn_id):
+        pass
+    with pytest.raises(ClusterError, match="not trusted"):
+        asyncio.run(connect_async(conn_id))
+
+
+def test_private_files_and_directories(hpc, hpc_connection):
+    target = hpc.work_root / "private-test" / "deeper"
+    with Cluster(hpc_connection) as cluster:
+        cluster.make_private_dirs(str(target))
+        cluster.write_private(str(target / "secret.json"), b'{"k": "v"}')
+        cluster.write_private(str(target / "secret.json"), b'{"k": "w"}')  # replaced, not appended
+        assert cluster.mode(str(target)) == 0o700
+        assert cluster.mode(str(target.parent)) == 0o700
+        assert cluster.mode(str(target / "secret.json")) == 0o600
+        assert cluster.read(str(target / "secret.json")) == b'{"k": "w"}'
+        assert cluster.read(str(target / "absent")) is None
+        assert cluster.tail(str(target / "secret.json"), 4) == '"w"}'
+        result = cluster.run(["printf", "%s", "it's $(quoted)"])
+    assert (result.returncode, result.stdout) == (0, "it's $(quoted)")
