@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import jwt
@@ -229,3 +231,20 @@ def test_expired_tokens_are_refused(tmp_path: Path) -> None:
         wait_for("the token to expire", refused, timeout=10)
         assert "expired" in requests.get(status, headers=headers, timeout=10).json()["message"]
         assert tus_create(short, dsp_uuid, "late.fastq.gz", 5, token=token).status_code == 401
+
+
+def test_bytes_before_a_broken_patch_are_kept(sandbox: SandboxInfo) -> None:
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    dsp_uuid = trigger_and_wait(sandbox, submission)["dspUuid"]
+    location = tus_create(sandbox, dsp_uuid, "partial.fastq.gz", 1000).headers["Location"]
+    path = urlsplit(location).path
+    port = urlsplit(sandbox.dsp_url).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        head = (
+            f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+            "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        connection.sendall(head.encode() + b"x" * 300)
+    wait_for("the kept bytes", lambda: tus_offset(location) == 300)
+    assert tus_patch(location, 300, b"y" * 700).status_code == 204
