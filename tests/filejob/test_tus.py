@@ -158,3 +158,16 @@ def test_a_rejected_token_is_renewed_before_the_retry(stub, data_file, tmp_path)
     assert tokens.invalidated == 1
     (upload,) = stub.uploads.values()
     assert bytes(upload.data) == data_file.read_bytes()
+
+
+def test_a_creation_refused_for_its_token_is_retried_with_a_new_one(stub, data_file, tmp_path):
+    tokens = CountingTokens()
+    stub.post_statuses = [401]
+    TusClient(stub.endpoint, tokens, backoff=0).upload(
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s.json"
+    )
+    first, second = [headers for method, _, headers in stub.requests if method == "POST"]
+    assert first["Upload-Metadata"] != second["Upload-Metadata"]
+    assert tokens.invalidated == 1
+    (upload,) = stub.uploads.values()
+    assert upload.metadata["jwtToken"] != "jwt-1"

@@ -41,7 +41,8 @@ class TusStub:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     # PATCHes to break: keep this many bytes of the body, then drop the connection unanswered.
     drop_after_bytes: list[int] = field(default_factory=list)
-    # Status codes to answer instead of serving the next PATCHes.
+    # Status codes to answer instead of serving the next POSTs / PATCHes.
+    post_statuses: list[int] = field(default_factory=list)
     patch_statuses: list[int] = field(default_factory=list)
     patched_bytes: int = 0
 
@@ -73,6 +74,9 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._record()
+            if stub.post_statuses:
+                self._answer(stub.post_statuses.pop(0))
+                return
             metadata = {}
             for pair in self.headers.get("Upload-Metadata", "").split(","):
                 key, _, value = pair.partition(" ")

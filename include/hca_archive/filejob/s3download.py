@@ -287,9 +287,11 @@ class S3Downloader:
         try:
             with ThreadPoolExecutor(self._workers, thread_name_prefix="s3-range") as pool:
                 futures = [pool.submit(fetch_and_record, span) for span in missing]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                for future in futures:
-                    future.cancel()
+                try:
+                    finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                finally:  # on a failed range or an interruption, start no further range
+                    for future in futures:
+                        future.cancel()
                 for future in finished:
                     future.result()
         finally:

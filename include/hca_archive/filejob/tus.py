@@ -209,10 +209,10 @@ class TusClient:
         }
 
     def _create(self, size: int, name: str, submission_id: str) -> str:
-        metadata = encode_metadata(
-            {"jwtToken": self._tokens.token(), "submissionID": submission_id, "name": name}
-        )
         for attempt in range(1, self._attempts + 1):
+            metadata = encode_metadata(
+                {"jwtToken": self._tokens.token(), "submissionID": submission_id, "name": name}
+            )
             try:
                 response = self._send(
                     "POST",
