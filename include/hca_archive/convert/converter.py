@@ -1,0 +1,111 @@
+"""10x FASTQ triplet -> one lossless unaligned BAM (see layout.py for the record layout)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hca_archive import __version__
+from hca_archive.convert.bam_pipes import BamWriter
+from hca_archive.convert.errors import ConversionError
+from hca_archive.convert.fastq_stream import FastqDigest, FastqStream
+from hca_archive.convert.layout import LABELS, BlockEncoder, Layout, infer_file_layout
+from hca_archive.convert.schema import get_schema
+
+BLOCK_READS = 20_000
+DEFAULT_LEVEL = 6  # BGZF (zlib) compression level, samtools' default
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    schema: str
+    output: Path
+    read_count: int
+    inputs: dict[str, FastqDigest]  # by read index: read1, read2, index1
+    output_bytes: int
+    seconds: float
+    short_r1_reads: int  # R1 shorter than barcode+UMI, kept as they are
+
+
+def convert_fastqs(
+    schema: str,
+    r1: Path | str,
+    r2: Path | str,
+    i1: Path | str | None,
+    out: Path | str,
+    threads: int = 1,
+    *,
+    level: int = DEFAULT_LEVEL,
+) -> ConversionResult:
+    """Convert one 10x run to `out`; nothing is left at `out` unless every read converted."""
+    started = time.monotonic()
+    layout_schema = get_schema(schema)
+    paths = {"read1": Path(r1), "read2": Path(r2)}
+    if i1 is not None:
+        paths["index1"] = Path(i1)
+    out = Path(out)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    streams: dict[str, FastqStream] = {}
+    writer = None
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of short-lived bytes objects, no cycles: collection only costs time
+    try:
+        for index, path in paths.items():
+            streams[index] = FastqStream(index, path)
+        block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
+        layout = Layout(
+            layout_schema,
+            {index: infer_file_layout(paths[index].name, block[index][:4]) for index in paths},
+        )
+        encoder = BlockEncoder(layout, streams)
+        writer = BamWriter(partial, threads, level)
+        writer.write(("\n".join(layout.header_lines(__version__)) + "\n").encode())
+        read_count = 0
+        while True:
+            reads = _common_read_count(streams, block, read_count)
+            if reads == 0:
+                break
+            ragged = {index for index, s in streams.items() if s.missing_final_newline}
+            writer.write(encoder.encode(block, read_count + 1, ragged))
+            read_count += reads
+            block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
+        writer.close()
+        writer = None
+        partial.replace(out)
+    except OSError as error:
+        raise ConversionError(f"converting to {out}: {error}") from error
+    finally:
+        if writer is not None:
+            writer.abort()
+        for stream in streams.values():
+            stream.close()
+        partial.unlink(missing_ok=True)
+        if gc_was_enabled:
+            gc.enable()
+    return ConversionResult(
+        schema=layout_schema.name,
+        output=out,
+        read_count=read_count,
+        inputs={index: stream.digest() for index, stream in streams.items()},
+        output_bytes=out.stat().st_size,
+        seconds=time.monotonic() - started,
+        short_r1_reads=encoder.short_r1_reads,
+    )
+
+
+def _common_read_count(streams: dict[str, FastqStream], block: dict, done: int) -> int:
+    """Reads in this block, the same in every file, or the error naming the file that ran out."""
+    counts = {index: len(lines) // 4 for index, lines in block.items()}
+    fewest = min(counts.values())
+    if max(counts.values()) != fewest:
+        short = next(index for index, count in counts.items() if count == fewest)
+        longer = next(index for index, count in counts.items() if count > fewest)
+        ended = done + fewest
+        raise ConversionError(
+            f"{streams[longer].describe(ended + 1)}: no matching read in {LABELS[short]} "
+            f"({streams[short].path.name}), which ends after {ended} reads"
+        )
+    return fewest

@@ -1,0 +1,158 @@
+"""Read one FASTQ file (gzip or plain) as blocks of whole records, digesting it on the way.
+
+A thread per file reads and decompresses in large chunks (zlib and md5 release the GIL), so the
+converter's main thread only splits lines. The queue between them bounds the memory used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import queue
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hca_archive.convert.errors import ConversionError
+
+READ_SIZE = 1 << 20
+MAX_CHUNK = 8 << 20  # decompressed bytes per queue item, bounding a gzip bomb's memory use
+QUEUE_DEPTH = 4
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class FastqDigest:
+    """What was read from one input: md5 and size of the decompressed content, record count."""
+
+    path: Path
+    md5: str
+    bytes: int
+    reads: int
+
+
+class _TruncatedGzip(Exception):
+    pass
+
+
+def _decompressed_chunks(path: Path):
+    with open(path, "rb") as handle:
+        raw = handle.read(READ_SIZE)
+        if raw[:2] != GZIP_MAGIC:
+            while raw:
+                yield raw
+                raw = handle.read(READ_SIZE)
+            return
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        while raw:
+            data = decompressor.decompress(raw, MAX_CHUNK)
+            while decompressor.unconsumed_tail:
+                yield data
+                data = decompressor.decompress(decompressor.unconsumed_tail, MAX_CHUNK)
+            yield data
+            if decompressor.eof:  # next gzip member, as written by bgzip or `cat a.gz b.gz`
+                raw = decompressor.unused_data
+                decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                if not raw:
+                    raw = handle.read(READ_SIZE)
+                    if not raw:
+                        return
+            else:
+                raw = handle.read(READ_SIZE)
+        raise _TruncatedGzip
+
+
+class FastqStream:
+    """Whole FASTQ records of one file, taken in blocks of lines (four per record)."""
+
+    def __init__(self, read_index: str, path: Path):
+        self.read_index = read_index
+        self.path = Path(path)
+        self.reads = 0  # records handed out so far
+        self.missing_final_newline = False
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._bytes = 0
+        self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._pending: list[bytes] = []
+        self._pending_newlines = 0
+        self._eof = False
+        if not self.path.is_file():
+            raise ConversionError(f"{read_index} ({self.path}): no such file")
+        self._thread = threading.Thread(
+            target=self._produce, name=f"read-{read_index}", daemon=True
+        )
+        self._thread.start()
+
+    def describe(self, read_number: int) -> str:
+        return f"{self.read_index} ({self.path.name}) read {read_number}"
+
+    def _produce(self) -> None:
+        try:
+            for chunk in _decompressed_chunks(self.path):
+                if self._stop.is_set():
+                    return
+                self._md5.update(chunk)
+                self._bytes += len(chunk)
+                self._queue.put(chunk)
+            self._queue.put(None)
+        except Exception as error:  # handed to the consumer, which knows the read number
+            self._queue.put(error)
+
+    def _next_chunk(self) -> bytes | None:
+        item = self._queue.get()
+        if isinstance(item, Exception):
+            self._eof = True
+            where = self.describe(self.reads + 1)
+            if isinstance(item, _TruncatedGzip):
+                raise ConversionError(f"{where}: gzip data is truncated")
+            raise ConversionError(f"{where}: cannot read: {item}") from item
+        return item
+
+    def take(self, reads: int) -> list[bytes]:
+        """Lines (without line breaks) of the next `reads` records; fewer only at end of file."""
+        wanted = 4 * reads
+        while self._pending_newlines < wanted and not self._eof:
+            chunk = self._next_chunk()
+            if chunk is None:
+                self._eof = True
+            elif chunk:
+                self._pending.append(chunk)
+                self._pending_newlines += chunk.count(b"\n")
+        data = b"".join(self._pending)
+        lines = data.split(b"\n", wanted)
+        if len(lines) > wanted:
+            rest = lines.pop()
+            self._pending = [rest]
+            self._pending_newlines -= wanted
+        else:
+            self._pending = []
+            self._pending_newlines = 0
+            last = lines.pop()
+            if last:
+                lines.append(last)
+                self.missing_final_newline = True
+            if len(lines) % 4:
+                first = self.reads + len(lines) // 4 + 1
+                raise ConversionError(
+                    f"{self.describe(first)}: incomplete record at end of file "
+                    f"({len(lines) % 4} of 4 lines)"
+                )
+        self.reads += len(lines) // 4
+        return lines
+
+    @property
+    def exhausted(self) -> bool:
+        return self._eof and not self._pending
+
+    def digest(self) -> FastqDigest:
+        self._thread.join()
+        return FastqDigest(self.path, self._md5.hexdigest(), self._bytes, self.reads)
+
+    def close(self) -> None:
+        """Stop the reader thread early (after an error), freeing the queue it may block on."""
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.1)

@@ -1,0 +1,391 @@
+"""The lossless record layout: how three FASTQ files become one unaligned BAM and back.
+
+One unaligned record per read (FLAG 4, RNAME *, POS 0, MAPQ 0, CIGAR *, TLEN 0):
+
+- QNAME: the read name shared by all files (header up to the first space or tab, minus a `/1`-style
+  suffix); SEQ/QUAL: R2; CR/CY and UR/UY: R1's cell barcode and UMI (split per schema); BC/QT: I1.
+- `@CO 10x_bam_to_fastq:...` lines tell 10x bamtofastq how to rebuild the reads.
+- `@CO hca-archive-fastq:<json>` holds the encoding version and, per file, its original name and
+  the defaults that most reads share: the header text after the name (`tail`, e.g. ` 1:N:0:GATC`),
+  whether the `+` line repeats the header, and the line ending.
+
+Per-read private tags (lower case, present only where a read differs from its file's default;
+suffix 1 = R1, 2 = R2, i = I1):
+
+- `t1`/`t2`/`ti` (Z): header text after the name; `p1`/`p2`/`pi` (Z): `+` line text after the `+`.
+- `s1`/`q1` (Z): R1 bases and qualities after barcode+UMI. An R1 shorter than barcode+UMI is kept
+  as it is: CR then UR hold what there is (possibly empty strings).
+- `o1`/`o2`/`oi` (H): the read's original four lines for that file, used when the fields above
+  cannot reproduce it exactly (a changed line ending, no line break at the end of the file,
+  control characters, bases SEQ cannot hold). When present it wins over every other field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hca_archive.convert.errors import ConversionError
+from hca_archive.convert.schema import Schema, get_schema
+
+FORMAT_NAME = "hca-archive-fastq"
+FORMAT_VERSION = 1
+READ_INDEXES = ("read1", "read2", "index1")
+LABELS = {"read1": "R1", "read2": "R2", "index1": "I1"}
+TAG_SUFFIX = {"read1": "1", "read2": "2", "index1": "i"}
+TENX_COMMENTS = {
+    "read1": "10x_bam_to_fastq:R1(CR:CY,UR:UY)",
+    "read2": "10x_bam_to_fastq:R2(SEQ:QUAL)",
+    "index1": "10x_bam_to_fastq:I1(BC:QT)",
+}
+UNMAPPED = b"\t4\t*\t0\t0\t*\t*\t0\t0\t"
+MAX_QNAME = 254
+PRINTABLE = bytes(range(0x20, 0x7F))
+PRINTABLE_LINES = PRINTABLE + b"\n"
+SEQ_BASES = b"=ACMGRSVTWYHKDBN"  # what BAM's 4-bit SEQ stores exactly
+_HEADER = re.compile(rb"@([^ \t]*?)(?:/[0-9])?(?=[ \t]|$)")
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """Defaults shared by most reads of one FASTQ file."""
+
+    name: str
+    tail: bytes = b""
+    plus_repeats_header: bool = False
+    eol: bytes = b"\n"
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "tail": self.tail.decode("latin-1"),
+            "plus_repeats_header": self.plus_repeats_header,
+            "eol": self.eol.decode("latin-1"),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> FileLayout:
+        return cls(
+            name=data["name"],
+            tail=data["tail"].encode("latin-1"),
+            plus_repeats_header=bool(data["plus_repeats_header"]),
+            eol=data["eol"].encode("latin-1"),
+        )
+
+    def render(self, qname: bytes, tail: bytes, seq: bytes, plus: bytes, qual: bytes) -> bytes:
+        eol = self.eol
+        return b"".join((b"@", qname, tail, eol, seq, eol, b"+", plus, eol, qual, eol))
+
+    def default_plus(self, qname: bytes, tail: bytes) -> bytes:
+        return qname + tail if self.plus_repeats_header else b""
+
+
+@dataclass(frozen=True)
+class Layout:
+    schema: Schema
+    files: dict[str, FileLayout]  # by read index, in READ_INDEXES order
+
+    def header_lines(self, program_version: str) -> list[str]:
+        description = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "schema": self.schema.name,
+            "files": {index: f.to_json() for index, f in self.files.items()},
+        }
+        return [
+            "@HD\tVN:1.6\tSO:unsorted\tGO:query",
+            *(f"@CO\t{TENX_COMMENTS[index]}" for index in self.files),
+            f"@CO\t{FORMAT_NAME}:{json.dumps(description, separators=(',', ':'))}",
+            f"@PG\tID:hca-archive\tPN:hca-archive\tVN:{program_version}",
+        ]
+
+    @classmethod
+    def from_comments(cls, comments: list[str]) -> Layout:
+        prefix = FORMAT_NAME + ":"
+        for comment in comments:
+            if comment.startswith(prefix):
+                data = json.loads(comment[len(prefix) :])
+                if data.get("version") != FORMAT_VERSION:
+                    raise ValueError(f"unsupported {FORMAT_NAME} version {data.get('version')}")
+                files = {
+                    i: FileLayout.from_json(data["files"][i])
+                    for i in READ_INDEXES
+                    if i in data["files"]
+                }
+                return cls(get_schema(data["schema"]), files)
+        raise ValueError(f"no '@CO {prefix}' header line: not written by hca-archive convert")
+
+
+def split_header(header: bytes) -> tuple[bytes, bytes] | None:
+    """`@name/1 comment` -> (b'name', b'/1 comment'); None unless it is a FASTQ header."""
+    match = _HEADER.match(header)
+    if match is None:
+        return None
+    return match.group(1), header[match.end(1) :]
+
+
+def infer_file_layout(name: str, lines: list[bytes]) -> FileLayout:
+    """Defaults of a file from its first record (any later read may differ)."""
+    if len(lines) < 4:
+        return FileLayout(name)
+    eol = b"\r\n" if lines[0].endswith(b"\r") else b"\n"
+    header, plus = (line.removesuffix(b"\r") for line in (lines[0], lines[2]))
+    parts = split_header(header)
+    tail = parts[1] if parts else b""
+    return FileLayout(name, tail, len(plus) > 1 and plus[1:] == header[1:], eol)
+
+
+def _z_safe(value: bytes) -> bool:
+    return not value.translate(None, PRINTABLE)
+
+
+def _seq_safe(seq: bytes, qual: bytes) -> bool:
+    return (
+        bool(seq)
+        and not seq.translate(None, SEQ_BASES)
+        and not qual.translate(None, PRINTABLE[1:])
+        and qual != b"*"
+    )
+
+
+class BlockEncoder:
+    """Turns blocks of FASTQ lines (same reads in every file) into SAM text."""
+
+    def __init__(self, layout: Layout, streams: dict):
+        self.layout = layout
+        self.streams = streams  # read index -> FastqStream, for error messages
+        self.short_r1_reads = 0
+
+    def encode(
+        self, lines: dict[str, list[bytes]], first_read: int, last_without_newline: set[str]
+    ) -> bytes:
+        """SAM lines for one block; `first_read` numbers its first read from 1."""
+        if not last_without_newline:
+            fast = self._encode_fast(lines)
+            if fast is not None:
+                return fast
+        return self._encode_slow(lines, first_read, last_without_newline)
+
+    # The fast path handles blocks in which every record is well formed and follows its file's
+    # defaults (per-read comments may vary). It uses only bulk operations on whole columns.
+    def _encode_fast(self, lines: dict[str, list[bytes]]) -> bytes | None:
+        files = self.layout.files
+        k = len(lines["read2"]) // 4
+        columns: dict[str, tuple[list[bytes], ...]] = {}
+        names_blob = None
+        extras: list[list[bytes]] = []
+        for index, file in files.items():
+            block = lines[index]
+            if file.eol == b"\r\n":
+                ends = [line[-1:] for line in block]
+                if ends.count(b"\r") != len(block):
+                    return None
+                block = [line[:-1] for line in block]
+            if b"\n".join(block).translate(None, PRINTABLE_LINES):
+                return None
+            headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
+            if list(map(len, seqs)) != list(map(len, quals)):
+                return None
+            joined = b"\n" + b"\n".join(headers) + b"\n"
+            if joined.count(b"\n@") != k:
+                return None
+            if file.plus_repeats_header:
+                if pluses != [b"+" + header[1:] for header in headers]:
+                    return None
+            elif pluses.count(b"+") != k:
+                return None
+            tail_eol = file.tail + b"\n"
+            if file.tail and joined.count(tail_eol) == k:
+                names = joined.replace(tail_eol, b"\n").replace(b"\n@", b"\n")
+            elif not file.tail and b" " not in joined:
+                names = joined.replace(b"\n@", b"\n")
+            elif file.tail.startswith(b" "):
+                parted = [header.partition(b" ") for header in headers]
+                names = b"\n" + b"\n".join([p[0][1:] for p in parted]) + b"\n"
+                tag = f"\tt{TAG_SUFFIX[index]}:Z:".encode()
+                tails = [p[1] + p[2] for p in parted]
+                extras.append([b"" if t == file.tail else tag + t for t in tails])
+            else:
+                return None
+            if names_blob is None:
+                names_blob = names
+                if b" " in names or b"\n\n" in names:
+                    return None
+            elif names != names_blob:
+                return None
+            columns[index] = (seqs, quals)
+        qnames = names_blob[1:-1].split(b"\n")
+        if max(map(len, qnames)) > MAX_QNAME:
+            return None
+        seqs2, quals2 = columns["read2"]
+        if b"".join(seqs2).translate(None, b"ACGTN") or b"*" in quals2 or b"" in seqs2:
+            return None
+        if b" " in b"".join(quals2):
+            return None
+        seqs1, quals1 = columns["read1"]
+        r1_length = len(seqs1[0])
+        if r1_length < self.layout.schema.barcode_umi_length:
+            return None
+        if list(map(len, seqs1)).count(r1_length) != k:
+            return None
+        parts = _r1_splitter(self.layout.schema, r1_length, k)
+        seq_parts = parts.unpack(b"".join(seqs1))
+        qual_parts = parts.unpack(b"".join(quals1))
+        step = 3 if r1_length > self.layout.schema.barcode_umi_length else 2
+        row: list = [qnames, UNMAPPED, seqs2, b"\t", quals2]
+        row += [b"\tCR:Z:", seq_parts[0::step], b"\tCY:Z:", qual_parts[0::step]]
+        row += [b"\tUR:Z:", seq_parts[1::step], b"\tUY:Z:", qual_parts[1::step]]
+        if step == 3:
+            row += [b"\ts1:Z:", seq_parts[2::step], b"\tq1:Z:", qual_parts[2::step]]
+        if "index1" in columns:
+            seqs_i, quals_i = columns["index1"]
+            row += [b"\tBC:Z:", seqs_i, b"\tQT:Z:", quals_i]
+        if len(extras) == 1:
+            row.append(extras[0])
+        elif extras:
+            row.append([b"".join(parts) for parts in zip(*extras, strict=True)])
+        row.append(b"\n")
+        return _interleave(row, k)
+
+    def _encode_slow(
+        self, lines: dict[str, list[bytes]], first_read: int, last_without_newline: set[str]
+    ) -> bytes:
+        k = len(lines["read2"]) // 4
+        out = []
+        for i in range(k):
+            records = {}
+            for index, block in lines.items():
+                four = block[4 * i : 4 * i + 4]
+                no_final_newline = index in last_without_newline and i == k - 1
+                records[index] = (four, no_final_newline)
+            out.append(self._encode_read(records, first_read + i))
+        return b"".join(out)
+
+    def _encode_read(self, records: dict, read_number: int) -> bytes:
+        parsed = {}
+        for index, (four, no_final_newline) in records.items():
+            parsed[index] = self._parse_record(index, four, no_final_newline, read_number)
+        qname = parsed["read2"][0]
+        for index, (name, *_rest) in parsed.items():
+            if name != qname:
+                where = self.streams[index].describe(read_number)
+                raise ConversionError(
+                    f"{where}: read name {name.decode('latin-1')!r} does not match "
+                    f"{qname.decode('latin-1')!r} in {LABELS['read2']}"
+                )
+        if len(qname) > MAX_QNAME or not qname or qname.translate(None, PRINTABLE[1:]):
+            where = self.streams["read2"].describe(read_number)
+            raise ConversionError(
+                f"{where}: read name {qname.decode('latin-1')!r} cannot be a BAM read name "
+                f"(1 to {MAX_QNAME} printable characters without spaces)"
+            )
+        fields = [qname, UNMAPPED.strip(b"\t")]
+        tags: list[bytes] = []
+        _name, tail, seq, plus, qual, raw = parsed["read2"]
+        if _seq_safe(seq, qual) or (not seq and not qual):
+            fields += [seq or b"*", qual or b"*"]
+        else:
+            fields += [b"*", b"*"]
+            seq = qual = b"\xff"  # forces the original record into o2
+        self._add_file_tags(tags, "read2", qname, tail, seq, plus, qual, raw)
+        r1 = parsed["read1"]
+        self._add_r1_tags(tags, qname, *r1[1:], read_number)
+        if "index1" in parsed:
+            _name, tail, seq, plus, qual, raw = parsed["index1"]
+            if _z_safe(seq + qual):
+                tags += [b"BC:Z:" + seq, b"QT:Z:" + qual]
+            else:
+                seq = qual = b"\xff"  # forces the original record into oi
+            self._add_file_tags(tags, "index1", qname, tail, seq, plus, qual, raw)
+        return b"\t".join(fields + tags) + b"\n"
+
+    def _add_r1_tags(self, tags, qname, tail, seq, plus, qual, raw, read_number) -> None:
+        schema = self.layout.schema
+        if len(seq) < schema.barcode_umi_length:
+            self.short_r1_reads += 1
+        if _z_safe(seq + qual):
+            bc, bu = schema.barcode_length, schema.barcode_umi_length
+            tags += [b"CR:Z:" + seq[:bc], b"CY:Z:" + qual[:bc]]
+            tags += [b"UR:Z:" + seq[bc:bu], b"UY:Z:" + qual[bc:bu]]
+            if len(seq) > bu:
+                tags += [b"s1:Z:" + seq[bu:], b"q1:Z:" + qual[bu:]]
+        else:
+            seq = qual = b"\xff"
+        self._add_file_tags(tags, "read1", qname, tail, seq, plus, qual, raw)
+
+    def _add_file_tags(self, tags, index, qname, tail, seq, plus, qual, raw) -> None:
+        """Tags for what the file's defaults miss; the original record if even that falls short."""
+        file = self.layout.files[index]
+        suffix = TAG_SUFFIX[index].encode()
+        extra = []
+        if tail != file.tail:
+            extra.append(b"t" + suffix + b":Z:" + tail)
+        if plus != file.default_plus(qname, tail):
+            extra.append(b"p" + suffix + b":Z:" + plus)
+        exact = file.render(qname, tail, seq, plus, qual) == raw
+        if exact and _z_safe(tail + plus):
+            tags += extra
+        else:
+            tags.append(b"o" + suffix + b":H:" + raw.hex().upper().encode())
+
+    def _parse_record(self, index, four, no_final_newline, read_number):
+        """(name, tail, seq, plus, qual, original text) of one record, or a ConversionError."""
+        where = self.streams[index].describe(read_number)
+        raw = b"\n".join(four) + (b"" if no_final_newline else b"\n")
+        header, seq, plus, qual = (line.removesuffix(b"\r") for line in four)
+        parts = split_header(header) if header.startswith(b"@") else None
+        if parts is None or not parts[0]:
+            shown = header[:60].decode("latin-1")
+            raise ConversionError(f"{where}: not a FASTQ header line: {shown!r}")
+        if not plus.startswith(b"+"):
+            raise ConversionError(f"{where}: third line does not start with '+': not FASTQ")
+        if len(seq) != len(qual):
+            raise ConversionError(
+                f"{where}: {len(seq)} bases but {len(qual)} quality values: not FASTQ"
+            )
+        return parts[0], parts[1], seq, plus[1:], qual, raw
+
+
+@lru_cache(maxsize=8)
+def _r1_splitter(schema: Schema, r1_length: int, reads: int) -> struct.Struct:
+    """Cuts `reads` concatenated R1 lines into barcode, UMI (and the rest) in one call."""
+    rest = r1_length - schema.barcode_umi_length
+    one = f"{schema.barcode_length}s{schema.umi_length}s" + (f"{rest}s" if rest else "")
+    return struct.Struct(one * reads)
+
+
+def _interleave(row: list, k: int) -> bytes:
+    """Join k rows whose cells come from columns (sequences of k values) or constants."""
+    width = len(row)
+    cells: list[bytes] = [b""] * (k * width)
+    for position, column in enumerate(row):
+        cells[position::width] = [column] * k if isinstance(column, bytes) else column
+    return b"".join(cells)
+
+
+def decode_record(layout: Layout, qname: bytes, seq: bytes, qual: bytes, tags: dict) -> dict:
+    """FASTQ text of one BAM record, per read index (the inverse of BlockEncoder)."""
+    texts = {}
+    for index, file in layout.files.items():
+        suffix = TAG_SUFFIX[index]
+        original = tags.get("o" + suffix)
+        if original is not None:
+            texts[index] = bytes.fromhex(original.decode())
+            continue
+        if index == "read2":
+            read_seq, read_qual = seq, qual
+        elif index == "read1":
+            get = tags.get
+            read_seq = get("CR", b"") + get("UR", b"") + get("s1", b"")
+            read_qual = get("CY", b"") + get("UY", b"") + get("q1", b"")
+        else:
+            read_seq, read_qual = tags.get("BC", b""), tags.get("QT", b"")
+        tail = tags.get("t" + suffix, file.tail)
+        plus = tags.get("p" + suffix)
+        if plus is None:
+            plus = file.default_plus(qname, tail)
+        texts[index] = file.render(qname, tail, read_seq, plus, read_qual)
+    return texts

@@ -1,0 +1,124 @@
+"""BAM written by convert_fastqs -> the original FASTQ files, and the check that they match."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import gzip
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pysam
+
+from hca_archive.convert.bam_pipes import sam_lines
+from hca_archive.convert.converter import ConversionResult
+from hca_archive.convert.errors import VerificationError
+from hca_archive.convert.layout import LABELS, Layout, decode_record
+
+REBUILD_LEVEL = 6
+
+
+def read_layout(bam: Path) -> Layout:
+    with pysam.AlignmentFile(str(bam), "rb", check_sq=False) as handle:
+        comments = handle.header.to_dict().get("CO", [])
+    return Layout.from_comments(comments)
+
+
+def fastq_blocks(bam: Path, layout: Layout) -> Iterator[tuple[int, dict[str, bytes]]]:
+    """(reads, FASTQ text per read index) for each block of reads, in the original order."""
+    indexes = list(layout.files)
+    for lines in sam_lines(bam):
+        texts: dict[str, list[bytes]] = {index: [] for index in indexes}
+        for line in lines:
+            fields = line.split(b"\t")
+            tags = {tag[:2].decode(): tag[5:] for tag in fields[11:]}
+            seq = b"" if fields[9] == b"*" else fields[9]
+            qual = b"" if fields[10] == b"*" else fields[10]
+            for index, text in decode_record(layout, fields[0], seq, qual, tags).items():
+                texts[index].append(text)
+        yield len(lines), {index: b"".join(parts) for index, parts in texts.items()}
+
+
+def _without_gc(function: Callable) -> Callable:
+    def wrapper(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def output_name(layout: Layout, index: str) -> str:
+    """The original file name when it is a plain file name, else R1/R2/I1; always gzip."""
+    name = layout.files[index].name
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        name = f"{LABELS[index]}.fastq.gz"
+    return name if name.endswith(".gz") else name + ".gz"
+
+
+@_without_gc
+def rebuild_fastqs(bam: Path | str, outdir: Path | str) -> dict[str, Path]:
+    """Write the gzip FASTQ files a BAM was made from into `outdir`; returns them by read index."""
+    bam, outdir = Path(bam), Path(outdir)
+    layout = read_layout(bam)
+    outdir.mkdir(parents=True, exist_ok=True)
+    targets = {index: outdir / output_name(layout, index) for index in layout.files}
+    partial = {index: path.with_name(f".{path.name}.partial") for index, path in targets.items()}
+    try:
+        with contextlib.ExitStack() as stack:
+            handles = {
+                index: stack.enter_context(gzip.open(path, "wb", REBUILD_LEVEL))
+                for index, path in partial.items()
+            }
+            for _reads, block in fastq_blocks(bam, layout):
+                for index, text in block.items():
+                    handles[index].write(text)
+        for index, path in partial.items():
+            os.replace(path, targets[index])
+    finally:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+    return targets
+
+
+@_without_gc
+def verify_bam(bam: Path | str, result: ConversionResult) -> None:
+    """Raise VerificationError unless the BAM rebuilds exactly the inputs `result` describes."""
+    bam = Path(bam)
+    try:
+        layout = read_layout(bam)
+    except (ValueError, OSError) as error:
+        raise VerificationError(f"{bam}: {error}") from error
+    if set(layout.files) != set(result.inputs):
+        raise VerificationError(
+            f"{bam}: holds reads {sorted(layout.files)}, expected {sorted(result.inputs)}"
+        )
+    digests = {index: hashlib.md5(usedforsecurity=False) for index in layout.files}
+    sizes = dict.fromkeys(layout.files, 0)
+    reads = 0
+    try:
+        for block_reads, block in fastq_blocks(bam, layout):
+            reads += block_reads
+            for index, text in block.items():
+                digests[index].update(text)
+                sizes[index] += len(text)
+    except (OSError, ValueError) as error:
+        raise VerificationError(f"{bam}: cannot rebuild the FASTQ files: {error}") from error
+    problems = []
+    for index, expected in result.inputs.items():
+        rebuilt = (digests[index].hexdigest(), sizes[index], reads)
+        if rebuilt != (expected.md5, expected.bytes, expected.reads):
+            problems.append(
+                f"{LABELS[index]} ({expected.path.name}): rebuilt md5 {rebuilt[0]}, "
+                f"{rebuilt[1]} bytes, {rebuilt[2]} reads; input md5 {expected.md5}, "
+                f"{expected.bytes} bytes, {expected.reads} reads"
+            )
+    if problems:
+        raise VerificationError(f"{bam} does not rebuild its inputs: " + "; ".join(problems))
