@@ -241,3 +241,34 @@ def test_content_that_does_not_match_the_etag_is_rejected(moto_s3, tmp_path):
 def test_a_missing_object_is_a_clear_error(moto_s3, tmp_path):
     with pytest.raises(DownloadError, match=r"s3://hca-test-area/absent/R1.fastq.gz: head_object"):
         S3Downloader(moto_s3.client()).fetch(moto_s3.bucket, "absent/R1.fastq.gz", tmp_path / "x")
+
+
+def test_an_sse_kms_object_is_checked_against_its_s3_checksum(moto_s3, tmp_path):
+    """The ETag of an SSE-KMS object is not an MD5 of its content."""
+    data = content(20 * KiB, seed=11)
+    moto_s3.client().put_object(
+        Bucket=moto_s3.bucket,
+        Key="kms/R1.fastq.gz",
+        Body=data,
+        ServerSideEncryption="aws:kms",
+        ChecksumAlgorithm="SHA256",
+    )
+    fetched = S3Downloader(moto_s3.client()).fetch(
+        moto_s3.bucket, "kms/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert fetched.verified == "S3 SHA256 checksum"
+    assert (tmp_path / "R1.fastq.gz").read_bytes() == data
+
+
+def test_an_sse_kms_object_without_checksum_is_checked_for_size_only(moto_s3, tmp_path):
+    no_checksums = moto_s3.client(request_checksum_calculation="when_required")
+    no_checksums.put_object(
+        Bucket=moto_s3.bucket,
+        Key="kms/R2.fastq.gz",
+        Body=b"x" * 100,
+        ServerSideEncryption="aws:kms",
+    )
+    fetched = S3Downloader(moto_s3.client()).fetch(
+        moto_s3.bucket, "kms/R2.fastq.gz", tmp_path / "R2.fastq.gz"
+    )
+    assert fetched.verified.startswith("size only")

@@ -6,8 +6,9 @@ What is verified, in order of preference:
 2. a multipart object's ETag ``md5(md5(part 1) + ... + md5(part N))-N``, using the part sizes S3
    reports (``HeadObject`` with ``PartNumber``);
 3. a full-object S3 checksum (SHA-256, SHA-1 or CRC32, read with ``ChecksumMode=ENABLED``);
-4. otherwise (e.g. SSE-KMS objects, whose ETag is not an MD5, without a usable checksum) only the
-   size; the log and the result say so.
+4. otherwise only the size (SSE-KMS or SSE-C objects, whose ETag is not an MD5, and multipart
+   objects whose part sizes S3 does not report consistently, all without a full-object checksum);
+   the log and the result's ``inputs[].verified`` say so.
 
 The object is written to ``<name>.part`` next to the destination and renamed once it verifies.
 A sidecar ``<name>.part.json`` records the byte ranges already written together with the object's
@@ -90,7 +91,7 @@ class Expectation:
             return "ETag = MD5 of the content"
         if self.checksum is not None:
             return f"S3 {self.checksum[0].removeprefix('Checksum')} checksum"
-        return "size only: the ETag is not an MD5 and S3 has no full-object checksum"
+        return "size only: the ETag cannot be recomputed and S3 has no full-object checksum"
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,10 @@ class S3Downloader:
         else:
             if state is not None:
                 log.info(
-                    "s3://%s/%s changed since the last attempt; fetching all of it", bucket, key
+                    "the partial download of s3://%s/%s was of another version of the object "
+                    "(or with another part size); fetching all of it",
+                    bucket,
+                    key,
                 )
             with open(partial, "wb") as handle:
                 handle.truncate(expected.size)
