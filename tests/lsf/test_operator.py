@@ -13,6 +13,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
 from hca_archive.lsf.names import job_name, job_paths
+from hca_archive.lsf.outputs import parse_bjobs_json, parse_bsub
+from hca_archive.orchestration.lsf import operator as operator_module
+from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 from tests.lsf.conftest import (
     FAKE_JOB,
     SECRET_VALUES,
@@ -44,6 +47,12 @@ def command_lines_until_the_job_runs(limit: float = 30) -> list[str]:
             return seen
         time.sleep(0.05)
     raise AssertionError("the fake job never appeared in the process list")
+
+
+def bsub_ids(hpc, name: str) -> list[str]:
+    """Ids of the jobs named ``name`` the stand-in knows."""
+    result = hpc.run(["bjobs", "-a", "-J", name, "-o", "jobid stat exit_code job_name", "-json"])
+    return [job.job_id for job in parse_bjobs_json(result.stdout, result.stderr, 0).jobs]
 
 
 def submissions(hpc, name: str) -> list[list[str]]:
@@ -107,6 +116,21 @@ def test_a_second_execute_adopts_the_job_instead_of_submitting_again(lsf_quick, 
     assert entry["status"] == "succeeded"
     assert operator(hpc_connection, job).execute(ctx) == entry  # DONE: adopted, not rerun
     assert len(submissions(hpc, job_name("lsf_test", "adopt", 0))) == 1
+
+
+def test_a_concurrent_duplicate_submission_is_killed(lsf_quick, hpc_connection, monkeypatch):
+    hpc = lsf_quick
+    name = job_name("lsf_test", "race", 0)
+    first = hpc.run(["bsub", "-J", name, "sleep", "30"])  # the other worker's submission
+    first_id = parse_bsub(first.stdout, first.stderr, first.returncode).job_id
+    # Our lookup ran just before that submission became visible:
+    monkeypatch.setattr(operator_module, "_pick_existing", lambda jobs: None)
+    op, ctx = operator(hpc_connection, plan_job("manifest-race", sleep=30)), context("race")
+    assert defer(op, ctx).trigger.job_id == first_id
+    (ours,) = set(bsub_ids(hpc, name)) - {first_id}
+    event = asyncio.run(first_event(LsfJobTrigger(hpc_connection, ours, name, poll_interval=0.3)))
+    assert (event["stat"], event["exit_code"]) == ("EXIT", 130)
+    hpc.run(["bkill", first_id])
 
 
 def test_a_retry_after_exit_submits_again(lsf_quick, hpc_connection):

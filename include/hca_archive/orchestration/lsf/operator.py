@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
@@ -120,6 +120,7 @@ class LsfFileJobOperator(BaseOperator):
                         )
                         return done
                 job_id = self._submit(cluster, name, settings, paths)
+                job_id = self._keep_oldest(cluster, name, job_id)
         self._lsf_job_id = job_id
         self._defer(job_id, name, paths)
 
@@ -192,7 +193,22 @@ class LsfFileJobOperator(BaseOperator):
         )
         return submission.job_id
 
-    def _defer(self, job_id: str, name: str, paths: JobPaths) -> None:
+    def _keep_oldest(self, cluster: Cluster, name: str, job_id: str) -> str:
+        """If another worker submitted the same job meanwhile, keep its (older) job, kill ours."""
+        active = [job for job in _jobs_named(cluster, name) if job.active]
+        oldest = min(active, key=lambda job: int(job.job_id), default=None)
+        if oldest is None or oldest.job_id == job_id:
+            return job_id
+        self.log.warning(
+            "LSF job %s (%s) was submitted concurrently: killing our %s and adopting it",
+            oldest.job_id,
+            name,
+            job_id,
+        )
+        cluster.run(bkill_argv([job_id]))
+        return oldest.job_id
+
+    def _defer(self, job_id: str, name: str, paths: JobPaths) -> NoReturn:
         self.defer(
             trigger=LsfJobTrigger(self.ssh_conn_id, job_id, name, poll_interval=self.poll_interval),
             method_name="execute_complete",
