@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hca_archive import convert
-from tests.fixtures.sandbox import SandboxInfo
+from tests.fixtures.sandbox import SandboxInfo, start_sandbox
 from tests.sandbox.helpers import trigger_and_wait, tus_offset, wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,6 +144,51 @@ def test_an_interrupted_upload_resumes_from_the_servers_offset(
     on_dsp = uploaded_files(sandbox, submission, [name])[name]
     assert on_dsp["md5"] == file["md5"]
     assert on_dsp["uploads_created"] == 1 and on_dsp["uploaded_exactly_once"]
+
+
+def test_sigterm_ends_the_job_as_failed_with_its_result_written(
+    sandbox_faults, sandbox_env, tmp_path
+):
+    sandbox = sandbox_faults
+    _submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain", "plain"], reads=2000)
+    workdir = tmp_path / "work"
+    state_file = workdir / "job-0" / "uploads" / f"{jobs[0]['files'][0]['name']}.tus.json"
+    sandbox.set_faults("dsp", latency=0.1)
+    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--workdir", str(workdir)]
+    process = subprocess.Popen(
+        [*command, "--chunk-size", "4K"],
+        env=job_environment(sandbox_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("the upload to start", lambda: _upload_url(state_file), timeout=120)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    assert_no_secrets(sandbox, stdout + stderr)
+    assert process.returncode == 1
+    first, second = json.loads(stdout)["jobs"]
+    assert first["status"] == "failed" and first["error"].endswith("upload: stopped by SIGTERM")
+    assert second["error"].endswith("not started: stopped by SIGTERM")
+    written = json.loads((workdir / "result-0.json").read_text())
+    assert written["jobs"] == [first]
+    assert json.loads((workdir / "result-1.json").read_text())["jobs"] == [second]
+
+
+def test_a_run_longer_than_a_token_lifetime_keeps_getting_fresh_tokens(tmp_path):
+    with start_sandbox(tmp_path / "sandbox", "--token-ttl", "2") as sandbox:
+        submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain", "plain"], reads=2000)
+        sandbox.set_faults("dsp", latency=0.05)
+        env = job_environment(sandbox.env())
+        finished = run_job(sandbox, env, plan, tmp_path / "work", "--chunk-size", "4K")
+        assert finished.returncode == 0, finished.stderr
+        document = result_of(finished)
+        took = sum(job["seconds"]["upload"] for job in document["jobs"])
+        assert took > 2, "the uploads must outlive one token for this test to show anything"
+        names = [job["files"][0]["name"] for job in jobs]
+        assert set(uploaded_files(sandbox, submission, names)) >= set(names)
 
 
 def _upload_url(state_file: Path) -> str | None:

@@ -12,7 +12,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from botocore.config import Config
 
 from hca_archive.clients import AapTokenSource
 from hca_archive.filejob.credentials import Credentials, CredentialsError, load_credentials
-from hca_archive.filejob.job import JobOutcome, JobRunner
+from hca_archive.filejob.job import Interrupted, JobOutcome, JobRunner
 from hca_archive.filejob.s3download import DEFAULT_PART_SIZE, MiB, S3Downloader
 from hca_archive.filejob.selection import select_jobs
 from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE
@@ -32,6 +35,7 @@ log = logging.getLogger("hca_archive")
 EXIT_JOB_FAILED = 1
 EXIT_NOT_RUN = 2
 MAX_PLAN_BYTES = 64 * MiB
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,10 +108,16 @@ def run(args: argparse.Namespace) -> int:
         log.error("job %d (%s): %s", outcome.index, outcome.label, outcome.error)
         _write_result(args.workdir, outcome)
     runner = _build_runner(args, credentials)
-    for job in jobs:
-        outcome = runner.run(job, args.workdir)
-        outcomes.append(outcome)
-        _write_result(args.workdir, outcome)
+    with _stop_on_signals():
+        for job in jobs:
+            (args.workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # stale
+            if runner.stopped:
+                outcome = JobOutcome(job.index, job.manifest_id, job.label, status="failed")
+                outcome.error = f"job {job.index} ({job.label}): not started: {runner.stopped}"
+            else:
+                outcome = runner.run(job, args.workdir)
+            outcomes.append(outcome)
+            _write_result(args.workdir, outcome)
     document = result_document(sorted(outcomes, key=lambda outcome: outcome.index))
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -174,6 +184,21 @@ def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunn
         threads=args.threads,
         progress_interval=args.progress_interval,
     )
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end the current job as failed, so its result file is still written."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _configure_logging() -> None:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from hca_archive import convert
 from hca_archive.clients import DspClient, TokenSource
-from hca_archive.filejob.s3download import FetchedFile, S3Downloader
-from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE, TusClient
+from hca_archive.filejob.s3download import DownloadError, FetchedFile, S3Downloader
+from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE, TusClient, TusError
 from hca_archive.filejob.workdir import JobDirs, child
+from hca_archive.http import ServiceError
 from hca_archive.plan import PlanJob, parse_s3_url
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ HASH_CHUNK = 1024 * 1024
 
 class JobError(Exception):
     """A problem with this job's plan entry or its data, found while running it."""
+
+
+class Interrupted(Exception):
+    """The process was asked to stop (``bkill`` sends SIGINT, then SIGTERM, then SIGKILL)."""
 
 
 @dataclass
@@ -63,6 +68,20 @@ class _StepFailed(Exception):
     pass
 
 
+# Failures a step reports in one line; anything else is a bug and is logged with its traceback.
+EXPECTED_ERRORS = (
+    DownloadError,
+    TusError,
+    ServiceError,
+    convert.ConversionError,
+    convert.VerificationError,
+    JobError,
+    Interrupted,
+    OSError,
+    ValueError,
+)
+
+
 class JobRunner:
     """Runs plan jobs with one S3 downloader and one AAP token source."""
 
@@ -82,6 +101,7 @@ class JobRunner:
         self._threads = threads
         self._progress_interval = progress_interval
         self._dsp_client = dsp_client
+        self.stopped: str | None = None  # why the run was interrupted; no job starts after that
 
     def run(self, job: PlanJob, workdir: Path) -> JobOutcome:
         outcome = JobOutcome(job.index, job.manifest_id, job.label)
@@ -90,10 +110,11 @@ class JobRunner:
             self._run_steps(job, JobDirs.create(workdir, job.index), outcome)
         except _StepFailed:
             outcome.status = "failed"
-        except Exception as error:  # a bad plan entry or work directory: still a job result
+        except Exception as error:  # a bad work directory, an interruption: still a job result
             outcome.status = "failed"
             outcome.error = f"job {job.index} ({job.label}): {error}"
             log.error("%s", outcome.error)
+            self._note_interruption(error)
         else:
             outcome.status = "succeeded"
             log.info("job %d (%s): succeeded", job.index, job.label)
@@ -121,10 +142,15 @@ class JobRunner:
             yield
         except Exception as error:
             outcome.error = f"job {job.index} ({job.label}): {step}: {error}"
-            log.error("%s", outcome.error)
+            log.error("%s", outcome.error, exc_info=not isinstance(error, EXPECTED_ERRORS))
+            self._note_interruption(error)
             raise _StepFailed from error
         finally:
             outcome.seconds[step] += time.monotonic() - started
+
+    def _note_interruption(self, error: Exception) -> None:
+        if isinstance(error, Interrupted):
+            self.stopped = str(error)
 
     def _download(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> dict[str, FetchedFile]:
         fetched: dict[str, FetchedFile] = {}
