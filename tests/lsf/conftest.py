@@ -53,9 +53,11 @@ def operator(hpc_connection: str, job: dict[str, Any], **kwargs: Any):
         environment="test",
         ssh_conn_id=hpc_connection,
         credentials=lambda environment: SECRETS,
-        command_prefix=shlex.join([sys.executable, str(FAKE_JOB)]),
-        poll_interval=0.3,
-        **kwargs,
+        **{
+            "command_prefix": shlex.join([sys.executable, str(FAKE_JOB)]),
+            "poll_interval": 0.3,
+            **kwargs,
+        },
     )
 
 

@@ -100,6 +100,16 @@ def test_a_crashed_job_fails_the_task_with_the_lsf_reason(lsf_quick, hpc_connect
         run_deferred(op, deferred, ctx)
 
 
+def test_a_job_that_cannot_start_fails_clearly_and_leaves_no_credentials(lsf_quick, hpc_connection):
+    job, ctx = plan_job("manifest-nostart"), context("nostart")
+    op = operator(hpc_connection, job, command_prefix="/nonexistent/hca-archive")
+    deferred = defer(op, ctx)
+    with pytest.raises(AirflowException, match="EXIT code 127: the job command was not found"):
+        run_deferred(op, deferred, ctx)
+    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "nostart", 0)
+    assert not Path(paths.credentials).exists()
+
+
 def test_a_failed_job_reports_its_own_error(lsf_quick, hpc_connection):
     op, ctx = operator(hpc_connection, plan_job("manifest-fail", status="failed")), context("fail")
     with pytest.raises(AirflowException, match=r"EXIT code 1: .*job error: fake failure"):

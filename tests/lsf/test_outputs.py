@@ -47,6 +47,8 @@ def test_bjobs_not_found_on_stderr_with_either_exit_status(returncode):
     answer = parse_bjobs_json("", "Job <9> is not found\n", returncode)
     assert answer.jobs == ()
     assert answer.not_found == {"9"}
+    record = '{"COMMAND":"bjobs","JOBS":1,"RECORDS":[{"ERROR":"Job <9> is not found"}]}'
+    assert parse_bjobs_json(record, "", returncode).not_found == {"9"}
 
 
 def test_bjobs_other_failures_raise():
@@ -100,4 +102,5 @@ def test_exit_reasons():
     )
     assert "SIGINT" in describe_exit("1", 130)
     assert "job command failed" in describe_exit("1", 1)
+    assert "not found (check the command prefix" in describe_exit("1", 127)
     assert "failed to start" in describe_exit("1", None)

@@ -16,8 +16,10 @@ _ALREADY_FINISHED = re.compile(r"Job <(\d+)>: Job has already finished")
 _NO_MATCHING = re.compile(r"Job <(\d+)>: No matching job found")
 _NO_JOBS = re.compile(r"No (?:unfinished |matching )?job found")
 
-# Exit codes a job's command gets from signals LSF sends (128 + signal number).
-_SIGNAL_EXITS = {
+# Exit codes of a shell that could not run the command, and from signals (128 + signal number).
+_KNOWN_EXITS = {
+    126: "the job command is not executable (check the command prefix)",
+    127: "the job command was not found (check the command prefix or image)",
     130: "interrupted by SIGINT (bkill?)",
     137: "killed by SIGKILL (TERM_MEMLIMIT? bkill?)",
     140: "killed by SIGUSR2 (TERM_RUNLIMIT?)",
@@ -126,7 +128,7 @@ def describe_exit(job_id: str, exit_code: int | None) -> str:
     """One line for a task failure, e.g. ``LSF job 12345 EXIT code 137: killed by SIGKILL ...``."""
     if exit_code is None:
         return f"LSF job {job_id} EXIT without an exit code: it failed to start or was killed"
-    reason = _SIGNAL_EXITS.get(exit_code, "the job command failed (see its stderr and result)")
+    reason = _KNOWN_EXITS.get(exit_code, "the job command failed (see its stderr and result)")
     return f"LSF job {job_id} EXIT code {exit_code}: {reason}"
 
 

@@ -106,21 +106,20 @@ class LsfFileJobOperator(BaseOperator):
                     "LSF job %s (%s) already finished: adopting it", existing.job_id, name
                 )
                 return self._conclude(cluster, paths, existing.job_id, existing)
+            if existing is None:
+                done = _succeeded_entry(_read_result(cluster, paths))
+                if done is not None:
+                    self.log.info("%s holds a successful result: not resubmitting", paths.result)
+                    return done
             if existing is not None and existing.active:
                 self.log.info(
                     "LSF job %s (%s) is %s: adopting it", existing.job_id, name, existing.stat
                 )
                 job_id = existing.job_id
-            else:
-                if existing is None:
-                    done = _succeeded_entry(_read_result(cluster, paths))
-                    if done is not None:
-                        self.log.info(
-                            "%s holds a successful result: not resubmitting", paths.result
-                        )
-                        return done
-                job_id = self._submit(cluster, name, settings, paths)
-                job_id = self._keep_oldest(cluster, name, job_id)
+            else:  # never submitted, or EXIT / a failed result: this is a retry
+                job_id = self._keep_oldest(
+                    cluster, name, self._submit(cluster, name, settings, paths)
+                )
         self._lsf_job_id = job_id
         self._defer(job_id, name, paths)
 
@@ -219,6 +218,7 @@ class LsfFileJobOperator(BaseOperator):
         self, cluster: Cluster, paths: JobPaths, job_id: str, state: JobState | None
     ) -> dict[str, Any]:
         """Log the job's output and return its result entry, or fail with the reason."""
+        cluster.remove(paths.credentials)  # the job deletes it once read; it may never have run
         for label, path in (("stdout", paths.stdout), ("stderr", paths.stderr)):
             tail = cluster.tail(path, self.log_tail_bytes)
             if tail:
