@@ -143,6 +143,12 @@ def test_second_trigger_creates_a_second_dsp_submission(sandbox: SandboxInfo) ->
     newest = wait_for("a second record", newer)
     dsp_ids = [d["id"] for d in sandbox.submission_summary(submission)["dsp_submissions"]]
     assert dsp_ids == [first["dspUuid"], newest["dspUuid"]]
+    ingest_records = requests.get(
+        f"{sandbox.ingest_url}/archiveSubmissions/search/findBySubmissionUuid",
+        params={"submissionUuid": submission, "sort": "created,desc"},
+        timeout=10,
+    ).json()["_embedded"]["archiveSubmissions"]
+    assert [r["dspUuid"] for r in ingest_records] == [newest["dspUuid"], first["dspUuid"]]
 
 
 def test_unknown_ingest_submission_never_gets_a_record(sandbox: SandboxInfo) -> None:
