@@ -88,7 +88,20 @@ def test_a_10x_job_is_converted_verified_and_uploaded_once(sandbox, sandbox_env,
     files = uploaded_files(sandbox, submission, [bam["name"]])
     assert files[bam["name"]]["md5"] == bam["md5"]
     assert files[bam["name"]]["uploaded_exactly_once"]
+    assert files[bam["name"]]["state"] == "ready"
     assert json.loads((tmp_path / "work" / "result-0.json").read_text())["jobs"] == [job]
+
+
+def test_real_10x_reads_are_converted_and_uploaded(sandbox, sandbox_env, tmp_path, lamanno_dir):
+    submission, _jobs, plan = archive_plan(sandbox, tmp_path, ["lamanno"])
+    finished = run_job(sandbox, job_environment(sandbox_env), plan, tmp_path / "work")
+    assert finished.returncode == 0, finished.stderr
+    ((bam,),) = [job["files"] for job in result_of(finished)["jobs"]]
+    assert bam["reads"] > 0
+    assert "verified " + bam["name"] in finished.stderr
+    on_dsp = uploaded_files(sandbox, submission, [bam["name"]])[bam["name"]]
+    assert on_dsp["md5"] == bam["md5"] and on_dsp["uploaded_exactly_once"]
+    assert on_dsp["state"] == "ready"  # DSP's content check (read count) passed
 
 
 def test_a_plain_file_is_uploaded_once_and_not_again(sandbox, sandbox_env, tmp_path):
