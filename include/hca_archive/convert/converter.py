@@ -65,12 +65,17 @@ def convert_fastqs(
         writer.write(("\n".join(layout.header_lines(__version__)) + "\n").encode())
         read_count = 0
         while True:
-            reads = _common_read_count(streams, block, read_count)
+            counts = {index: len(lines) // 4 for index, lines in block.items()}
+            reads = min(counts.values())
+            if reads:  # reads present in every file first, so errors come in read order
+                common = {index: lines[: 4 * reads] for index, lines in block.items()}
+                ragged = {i for i, s in streams.items() if s.missing_final_newline}
+                writer.write(encoder.encode(common, read_count + 1, ragged))
+                read_count += reads
+            if max(counts.values()) > reads:
+                raise _ran_out(streams, counts, read_count)
             if reads == 0:
                 break
-            ragged = {index for index, s in streams.items() if s.missing_final_newline}
-            writer.write(encoder.encode(block, read_count + 1, ragged))
-            read_count += reads
             block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
         writer.close()
         writer = None
@@ -96,16 +101,12 @@ def convert_fastqs(
     )
 
 
-def _common_read_count(streams: dict[str, FastqStream], block: dict, done: int) -> int:
-    """Reads in this block, the same in every file, or the error naming the file that ran out."""
-    counts = {index: len(lines) // 4 for index, lines in block.items()}
+def _ran_out(streams: dict[str, FastqStream], counts: dict[str, int], done: int) -> ConversionError:
+    """The error for files of different lengths, naming the first read without partners."""
     fewest = min(counts.values())
-    if max(counts.values()) != fewest:
-        short = next(index for index, count in counts.items() if count == fewest)
-        longer = next(index for index, count in counts.items() if count > fewest)
-        ended = done + fewest
-        raise ConversionError(
-            f"{streams[longer].describe(ended + 1)}: no matching read in {LABELS[short]} "
-            f"({streams[short].path.name}), which ends after {ended} reads"
-        )
-    return fewest
+    short = next(index for index, count in counts.items() if count == fewest)
+    longer = next(index for index, count in counts.items() if count > fewest)
+    return ConversionError(
+        f"{streams[longer].describe(done + 1)}: no matching read in {LABELS[short]} "
+        f"({streams[short].path.name}), which ends after {done} reads"
+    )

@@ -1,0 +1,102 @@
+"""The BAM itself: one unaligned record per read, 10x tags, header lines tools rely on."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+
+import pysam
+
+from hca_archive.cli import main
+from hca_archive.convert import convert_fastqs
+from tests.convert.fastq_text import make_triplet
+
+SAMTOOLS = "/usr/bin/samtools"
+
+
+def test_records_follow_the_10x_unaligned_layout(tmp_path):
+    triplet = make_triplet(12, r1_length=26, i1_length=8)
+    paths = triplet.write(tmp_path / "in")
+    bam = tmp_path / "run.bam"
+    convert_fastqs("10xV2", paths["read1"], paths["read2"], paths["index1"], bam)
+    with pysam.AlignmentFile(str(bam), check_sq=False) as handle:
+        header = handle.header.to_dict()
+        records = list(handle)
+    assert header["CO"][:3] == [
+        "10x_bam_to_fastq:R1(CR:CY,UR:UY)",
+        "10x_bam_to_fastq:R2(SEQ:QUAL)",
+        "10x_bam_to_fastq:I1(BC:QT)",
+    ]
+    description = json.loads(header["CO"][3].removeprefix("hca-archive-fastq:"))
+    assert description["version"] == 1
+    assert description["files"]["read1"]["tail"] == " 1:N:0:GATCGATC"
+    assert header["PG"][0]["ID"] == "hca-archive"
+    assert len(records) == 12
+    for record, r1, r2, i1 in zip(records, *triplet.reads.values(), strict=True):
+        assert record.flag == 4
+        assert record.reference_name is None and record.reference_start == -1
+        assert record.mapping_quality == 0 and record.cigarstring is None
+        assert record.template_length == 0
+        assert record.query_name == r2[0][1:].split(" ")[0]
+        assert record.query_sequence == r2[1]
+        assert pysam.qualities_to_qualitystring(record.query_qualities) == r2[3]
+        assert record.get_tags() == [
+            ("CR", r1[1][:16]),
+            ("CY", r1[3][:16]),
+            ("UR", r1[1][16:26]),
+            ("UY", r1[3][16:26]),
+            ("BC", i1[1]),
+            ("QT", i1[3]),
+        ]
+
+
+def test_differences_from_the_file_defaults_are_private_tags(tmp_path):
+    triplet = make_triplet(3, r1_length=30)
+    triplet.reads["read1"][1][0] = triplet.reads["read1"][1][0].replace(":N:", ":Y:")
+    paths = triplet.write(tmp_path / "in")
+    bam = tmp_path / "run.bam"
+    convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
+    with pysam.AlignmentFile(str(bam), check_sq=False) as handle:
+        records = list(handle)
+    assert [r.has_tag("t1") for r in records] == [False, True, False]
+    assert records[1].get_tag("t1") == " 1:Y:0:GATCGATC"
+    assert records[0].get_tag("s1") == triplet.reads["read1"][0][1][28:]
+    assert records[0].get_tag("q1") == triplet.reads["read1"][0][3][28:]
+
+
+def test_samtools_reads_the_bam_cleanly(tmp_path):
+    paths = make_triplet(25, i1_length=None).write(tmp_path / "in")
+    bam = tmp_path / "run.bam"
+    convert_fastqs("10xV3", paths["read1"], paths["read2"], None, bam, threads=2)
+    subprocess.run([SAMTOOLS, "quickcheck", "-u", "-v", str(bam)], check=True)
+    flagstat = subprocess.run(
+        [SAMTOOLS, "flagstat", str(bam)], check=True, capture_output=True, text=True
+    ).stdout
+    assert flagstat.splitlines()[0].startswith("25 + 0 in total")
+    view = subprocess.run([SAMTOOLS, "view", str(bam)], check=True, capture_output=True)
+    assert view.stderr == b""
+    assert len(view.stdout.splitlines()) == 25
+
+
+def test_command_line_round_trip(tmp_path, capsys):
+    paths = make_triplet(10).write(tmp_path / "in")
+    bam = tmp_path / "run.bam"
+    argv = ["convert", "--schema", "10xV3", "--r1", str(paths["read1"]), "--r2"]
+    argv += [str(paths["read2"]), "--i1", str(paths["index1"]), "-o", str(bam), "--threads", "2"]
+    assert main(argv) == 0
+    assert main(["to-fastq", str(bam), "--outdir", str(tmp_path / "back")]) == 0
+    for path in paths.values():
+        rebuilt = gzip.decompress((tmp_path / "back" / path.name).read_bytes())
+        assert rebuilt == gzip.decompress(path.read_bytes())
+    assert "10 reads" in capsys.readouterr().err
+
+
+def test_command_line_reports_errors(tmp_path, capsys):
+    paths = make_triplet(3).write(tmp_path / "in")
+    paths["read2"].write_bytes(b"")
+    argv = ["convert", "--schema", "10xV3", "--r1", str(paths["read1"]), "--r2"]
+    argv += [str(paths["read2"]), "-o", str(tmp_path / "run.bam")]
+    assert main(argv) == 1
+    assert "no matching read in R2" in capsys.readouterr().err
+    assert main(["to-fastq", str(paths["read1"]), "--outdir", str(tmp_path / "x")]) == 1

@@ -1,0 +1,161 @@
+"""Every input FASTQ comes back byte-identical from the BAM alone."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pysam
+import pytest
+
+from hca_archive.convert import convert_fastqs, rebuild_fastqs, verify_bam
+from hca_archive.convert import converter as converter_module
+from tests.convert.fastq_text import Triplet, make_triplet
+
+
+def round_trip(tmp_path: Path, schema: str, paths: dict[str, Path], threads: int = 1):
+    bam = tmp_path / "out.bam"
+    result = convert_fastqs(
+        schema, paths["read1"], paths["read2"], paths.get("index1"), bam, threads
+    )
+    verify_bam(bam, result)
+    rebuilt = rebuild_fastqs(bam, tmp_path / "rebuilt")
+    assert set(rebuilt) == set(paths)
+    for index, path in paths.items():
+        expected_name = path.name if path.suffix == ".gz" else path.name + ".gz"
+        assert rebuilt[index].name == expected_name
+        with gzip.open(rebuilt[index]) as handle:
+            rebuilt_text = handle.read()
+        assert rebuilt_text == _decompressed(path), index
+    return result, bam
+
+
+def _decompressed(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def test_10xv2_with_i1_and_casava_comments(tmp_path):
+    paths = make_triplet(50, r1_length=26, i1_length=8).write(tmp_path / "in")
+    result, _bam = round_trip(tmp_path, "10xV2", paths)
+    assert result.read_count == 50
+    assert result.inputs["index1"].reads == 50
+    assert result.inputs["read1"].bytes == len(_decompressed(paths["read1"]))
+
+
+def test_10xv3_without_i1(tmp_path):
+    paths = make_triplet(40, i1_length=None).write(tmp_path / "in")
+    result, _bam = round_trip(tmp_path, "10xV3", paths)
+    assert set(result.inputs) == {"read1", "read2"}
+
+
+@pytest.mark.parametrize(("comments", "suffixes"), [(False, False), (False, True), (True, True)])
+def test_names_with_and_without_comments_and_suffixes(tmp_path, comments, suffixes):
+    paths = make_triplet(30, comments=comments, suffixes=suffixes).write(tmp_path / "in")
+    round_trip(tmp_path, "10xV3", paths)
+
+
+def test_long_r1_and_long_i1(tmp_path):
+    paths = make_triplet(30, r1_length=150, i1_length=12).write(tmp_path / "in")
+    _result, bam = round_trip(tmp_path, "10xV3", paths)
+    with pysam.AlignmentFile(str(bam), check_sq=False) as handle:
+        record = next(iter(handle))
+    assert len(record.get_tag("s1")) == 150 - 28
+    assert len(record.get_tag("BC")) == 12
+
+
+def irregular_triplet() -> Triplet:
+    """Reads that differ from their file's defaults, one oddity per read."""
+    triplet = make_triplet(24, r1_length=28, i1_length=10)
+    r1, r2, i1 = (triplet.reads[index] for index in ("read1", "read2", "index1"))
+    r1[1][0] = r1[1][0].replace("1:N:0", "1:Y:0")  # filtered read: another comment
+    r2[2][0] = r2[2][0].split(" ")[0]  # comment missing in one file
+    r1[3][1], r1[3][3] = r1[3][1][:20], r1[3][3][:20]  # R1 shorter than barcode+UMI
+    r1[4][1], r1[4][3] = "", ""  # empty R1
+    r2[5][1], r2[5][3] = "acgtn" * 3, "F" * 15  # lower case bases BAM would upper-case
+    r2[6][1], r2[6][3] = "A", "*"  # a quality that SAM reads as "missing"
+    r2[7][1], r2[7][3] = "", ""  # empty R2
+    r2[8][1] = "AC.T" + r2[8][1][4:]  # '.' BAM would store as N
+    r2[9][2] = "+" + r2[9][0][1:]  # '+' line repeating the header
+    i1[10][2] = "+something else"
+    i1[11][0] = i1[11][0].replace(" ", "\t")  # tab before the comment
+    r1[12][0] = r1[12][0].replace(" ", "  ")  # two spaces
+    r2[13][1] = "ACGTRYKM" + r2[13][1][8:]  # IUPAC codes BAM stores exactly
+    i1[14][1] = i1[14][1][:8] + "\x01\x02"  # control characters
+    r1[15][3] = r1[15][3][:-1] + "~"
+    return triplet
+
+
+def test_irregular_reads(tmp_path):
+    paths = irregular_triplet().write(tmp_path / "in")
+    result, _bam = round_trip(tmp_path, "10xV3", paths)
+    assert result.short_r1_reads == 2
+
+
+@pytest.mark.parametrize("block_reads", [1, 5, 7])
+def test_irregular_reads_across_block_boundaries(tmp_path, monkeypatch, block_reads):
+    monkeypatch.setattr(converter_module, "BLOCK_READS", block_reads)
+    round_trip(tmp_path, "10xV3", irregular_triplet().write(tmp_path / "in"))
+
+
+def test_crlf_line_endings(tmp_path):
+    paths = make_triplet(20).write(tmp_path / "in", eol="\r\n")
+    round_trip(tmp_path, "10xV3", paths)
+
+
+def test_mixed_line_endings_and_no_final_line_break(tmp_path):
+    triplet = make_triplet(20)
+    paths = triplet.write(tmp_path / "in")
+    r2 = triplet.text("read2").replace(b"\n", b"\r\n", 9)[:-1]  # CRLF in the first reads only
+    paths["read2"].write_bytes(gzip.compress(r2))
+    paths["read1"].write_bytes(gzip.compress(triplet.text("read1")[:-1]))
+    round_trip(tmp_path, "10xV3", paths)
+
+
+def test_per_read_comments_in_the_fast_path(tmp_path, monkeypatch):
+    triplet = make_triplet(40)
+    for n, record in enumerate(triplet.reads["read2"]):
+        if n % 3 == 0:
+            record[0] = record[0][:-1] + "N"  # index read with an error, as bcl2fastq writes
+    monkeypatch.setattr(converter_module, "BLOCK_READS", 16)
+    round_trip(tmp_path, "10xV3", triplet.write(tmp_path / "in"))
+
+
+def test_uncompressed_and_multi_member_gzip_inputs(tmp_path):
+    triplet = make_triplet(30)
+    paths = triplet.write(tmp_path / "in", gz=False)
+    bgzipped = tmp_path / "in" / "s_L001_R2_001.fastq.gz"
+    pysam.tabix_compress(str(paths["read2"]), str(bgzipped))
+    paths["read2"] = bgzipped
+    round_trip(tmp_path, "10xV3", paths)
+
+
+def test_many_reads_over_several_blocks_with_threads(tmp_path, monkeypatch):
+    monkeypatch.setattr(converter_module, "BLOCK_READS", 300)
+    paths = make_triplet(1000, r1_length=26, i1_length=8).write(tmp_path / "in")
+    result, _bam = round_trip(tmp_path, "10xV2", paths, threads=2)
+    assert result.read_count == 1000
+
+
+def test_real_lamanno_reads(tmp_path, lamanno_dir):
+    paths = {"read1": lamanno_dir / "R1.fastq.gz", "read2": lamanno_dir / "R2.fastq.gz"}
+    result, _bam = round_trip(tmp_path, "10xV2", paths, threads=2)
+    assert result.read_count == 25_000
+
+
+def test_rebuild_ignores_a_stored_file_name_with_a_path(tmp_path):
+    paths = make_triplet(5).write(tmp_path / "in")
+    bam, forged = tmp_path / "out.bam", tmp_path / "forged.bam"
+    convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
+    with pysam.AlignmentFile(str(bam), check_sq=False) as source:
+        header = source.header.to_dict()
+        header["CO"] = [line.replace("s_L001_R1_001", "../../R1x") for line in header["CO"]]
+        with pysam.AlignmentFile(str(forged), "wb", header=header) as target:
+            for record in source:
+                target.write(record)
+    rebuilt = rebuild_fastqs(forged, tmp_path / "rebuilt")
+    assert rebuilt["read1"] == tmp_path / "rebuilt" / "R1.fastq.gz"
+    assert rebuilt["read2"] == tmp_path / "rebuilt" / paths["read2"].name
+    assert sorted(p.name for p in (tmp_path / "rebuilt").iterdir()) == sorted(
+        ["R1.fastq.gz", paths["read2"].name, paths["index1"].name]
+    )
