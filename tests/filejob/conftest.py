@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import moto.s3.models
 import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
@@ -33,9 +32,6 @@ class MotoS3:
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[MotoS3]:
-    # Small multipart parts keep multipart test objects small (the server runs in this process).
-    original_min_part = moto.s3.models.S3_UPLOAD_PART_MIN_SIZE
-    moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = 1024
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -43,4 +39,3 @@ def moto_s3() -> Iterator[MotoS3]:
     s3.client().create_bucket(Bucket=BUCKET)
     yield s3
     server.stop()
-    moto.s3.models.S3_UPLOAD_PART_MIN_SIZE = original_min_part

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import os
 from typing import Any
 
+import moto.s3.models
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
@@ -50,24 +52,26 @@ def put(moto_s3: Any, key: str, data: bytes) -> None:
     moto_s3.client().put_object(Bucket=moto_s3.bucket, Key=key, Body=data)
 
 
-def put_multipart(moto_s3: Any, key: str, data: bytes, part_size: int) -> None:
+def put_multipart(moto_s3: Any, key: str, parts: list[bytes], monkeypatch) -> None:
+    # Parts below S3's 5 MiB minimum keep the object small; the moto server runs in this process.
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
     client = moto_s3.client()
     upload = client.create_multipart_upload(Bucket=moto_s3.bucket, Key=key)
-    parts = []
-    for number, start in enumerate(range(0, len(data), part_size), start=1):
+    uploaded = []
+    for number, body in enumerate(parts, start=1):
         answer = client.upload_part(
             Bucket=moto_s3.bucket,
             Key=key,
             UploadId=upload["UploadId"],
             PartNumber=number,
-            Body=data[start : start + part_size],
+            Body=body,
         )
-        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        uploaded.append({"PartNumber": number, "ETag": answer["ETag"]})
     client.complete_multipart_upload(
         Bucket=moto_s3.bucket,
         Key=key,
         UploadId=upload["UploadId"],
-        MultipartUpload={"Parts": parts},
+        MultipartUpload={"Parts": uploaded},
     )
 
 
@@ -86,11 +90,21 @@ def test_single_part_object_is_fetched_in_ranges_and_checked_against_its_md5(mot
     assert sorted(path.name for path in tmp_path.iterdir()) == ["R1.fastq.gz"]
 
 
-def test_multipart_object_is_checked_against_its_multipart_etag(moto_s3, tmp_path):
-    data = content(10 * KiB + 123, seed=3)
-    put_multipart(moto_s3, "multi/R2.fastq.gz", data, part_size=4 * KiB)
+@pytest.mark.parametrize(
+    "part_sizes",
+    [(4 * KiB, 4 * KiB, 2 * KiB + 123), (4 * KiB, 6 * KiB, 3 * KiB)],
+    ids=["equal-parts", "unequal-parts"],
+)
+def test_multipart_object_is_checked_against_its_multipart_etag(
+    moto_s3, tmp_path, monkeypatch, part_sizes
+):
+    data = content(sum(part_sizes), seed=3)
+    bounds = [sum(part_sizes[:n]) for n in range(len(part_sizes) + 1)]
+    parts = [data[start:end] for start, end in itertools.pairwise(bounds)]
+    key = f"multi/{len(part_sizes)}-{part_sizes[1]}.fastq.gz"
+    put_multipart(moto_s3, key, parts, monkeypatch)
     fetched = S3Downloader(moto_s3.client(), part_size=3 * KiB).fetch(
-        moto_s3.bucket, "multi/R2.fastq.gz", tmp_path / "R2.fastq.gz"
+        moto_s3.bucket, key, tmp_path / "R2.fastq.gz"
     )
     assert (tmp_path / "R2.fastq.gz").read_bytes() == data
     assert fetched.verified == "multipart ETag over 3 parts"
