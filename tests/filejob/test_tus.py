@@ -171,3 +171,12 @@ def test_a_creation_refused_for_its_token_is_retried_with_a_new_one(stub, data_f
     assert tokens.invalidated == 1
     (upload,) = stub.uploads.values()
     assert upload.metadata["jwtToken"] != "jwt-1"
+
+
+def test_an_upload_placed_on_another_host_gets_no_tokens(stub, data_file, tmp_path):
+    stub.location_prefix = "http://192.0.2.1:8080"
+    with pytest.raises(TusError, match="on another host"):
+        client(stub).upload(
+            data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s"
+        )
+    assert stub.methods() == ["POST"]

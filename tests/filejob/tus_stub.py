@@ -44,6 +44,7 @@ class TusStub:
     # Status codes to answer instead of serving the next POSTs / PATCHes.
     post_statuses: list[int] = field(default_factory=list)
     patch_statuses: list[int] = field(default_factory=list)
+    location_prefix: str = ""  # put before /files/<id> in Location, e.g. another host
     patched_bytes: int = 0
 
     @property
@@ -83,7 +84,7 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
                 metadata[key] = base64.b64decode(value).decode()
             upload_id = uuid.uuid4().hex
             stub.uploads[upload_id] = StubUpload(int(self.headers["Upload-Length"]), metadata)
-            self._answer(201, {"Location": f"/files/{upload_id}"})
+            self._answer(201, {"Location": f"{stub.location_prefix}/files/{upload_id}"})
 
         def do_HEAD(self) -> None:
             self._record()

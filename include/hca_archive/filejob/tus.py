@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -229,6 +229,11 @@ class TusClient:
                         f"got {response.status_code}"
                     )
                 url = urljoin(self.endpoint, location)
+                if _origin(url) != _origin(self.endpoint):
+                    raise TusError(
+                        f"creating the upload of {name}: the server placed it on another host "
+                        f"({_origin(url)}); not sending tokens there"
+                    )
                 log.info("created tus upload %s for %s (%d bytes)", url, name, size)
                 return url
             except _Transient as problem:
@@ -299,6 +304,11 @@ class TusClient:
             requests.exceptions.ChunkedEncodingError,
         ) as error:
             raise _Transient(f"{method} {url}: {type(error).__name__}") from None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _offset_header(response: requests.Response) -> int:
