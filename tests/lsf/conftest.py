@@ -18,25 +18,26 @@ SECRETS = {
     "HCA_AAP_PASSWORD": "pw-Zq7-very-secret",
     "AWS_ACCESS_KEY_ID": "AKIAFAKEKEY",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-Xy9-value",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens: sizing falls back to the floor
 }
 SECRET_VALUES = ("pw-Zq7-very-secret", "aws-secret-Xy9-value")
 
 
-def plan_job(manifest_id: str, **behaviour: Any) -> dict[str, Any]:
-    """A plan job whose names and URLs are hostile, run by the fake job as ``behaviour`` says."""
+def plan_job(tag: str, sleep: float = 0, status: str = "succeeded") -> dict[str, Any]:
+    """A valid plan job with hostile names; the fake job reads its behaviour from manifest_id."""
     return {
         "dsp_api_url": "http://127.0.0.1:1",
-        "submission_url": "http://127.0.0.1:1/api/submissions/$(touch /tmp/pwned)",
-        "manifest_id": manifest_id,
-        "files": [{"name": "x; rm -rf / `id`.bam"}],
+        "submission_url": "http://127.0.0.1:1/api/submissions/sub-1",
+        "manifest_id": f"{tag};sleep={sleep};status={status};$(touch pwned)",
+        "files": [{"name": f"{tag}; rm -rf `id`.bam"}],
         "conversion": {
-            "output_name": "x; rm -rf / `id`.bam",
+            "output_name": f"{tag}; rm -rf `id`.bam",
             "schema": "10xV2",
             "inputs": [
-                {"name": "R1'$(id)'.fastq.gz", "read_index": "read1", "cloud_url": "s3://b/k"}
+                {"name": "R1'$(id)'.fastq.gz", "read_index": "read1", "cloud_url": "s3://b-1/R1"},
+                {"name": "R2.fastq.gz", "read_index": "read2", "cloud_url": "s3://b-1/R2"},
             ],
         },
-        "test_behaviour": behaviour,
     }
 
 

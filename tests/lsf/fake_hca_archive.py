@@ -1,8 +1,8 @@
 """Stands in for ``hca-archive`` on the cluster in LSF tests: ``run-job`` as the operator calls it.
 
-It reads and deletes the credentials file like the real job, then follows the plan job's
-``test_behaviour`` (``{"sleep": seconds, "status": "succeeded"|"failed"|"crash"}``) and writes the
-durable ``result-0.json``, except on ``crash``.
+It reads and deletes the credentials file like the real job, then follows the ``key=value``
+fields of the plan job's manifest id (``sleep=SECONDS;status=succeeded|failed|crash``) and
+writes the durable ``result-0.json``, except on ``crash``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> int:
     if args.delete_credentials_file:
         args.credentials_file.unlink()
     job = json.loads(args.plan.read_text())["jobs"][args.job]
-    behaviour = job.get("test_behaviour", {})
+    behaviour = dict(field.split("=", 1) for field in job["manifest_id"].split(";") if "=" in field)
     print(f"fake job {job['manifest_id']} starting", flush=True)
     time.sleep(float(behaviour.get("sleep", 0)))
     status = behaviour.get("status", "succeeded")

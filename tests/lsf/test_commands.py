@@ -14,7 +14,6 @@ from hca_archive.lsf.resources import (
     LsfSettings,
     LsfSettingsError,
     command_prefix,
-    job_input_bytes,
     memory_mb,
     wall_time,
 )
@@ -71,15 +70,6 @@ def test_memory_has_a_floor_grows_with_input_and_is_capped():
 def test_memory_refuses_a_negative_size():
     with pytest.raises(LsfSettingsError, match="negative"):
         memory_mb(-1)
-
-
-def test_input_bytes_sum_only_when_every_size_is_known():
-    job = {"conversion": {"inputs": [{"name": "R1", "size": 10}, {"name": "R2", "size": 5}]}}
-    assert job_input_bytes(job) == 15
-    job["conversion"]["inputs"].append({"name": "I1"})
-    assert job_input_bytes(job) is None
-    assert job_input_bytes({"files": [{"name": "a.bam", "size": 7}]}) == 7
-    assert job_input_bytes({"files": []}) is None
 
 
 def test_wall_time_accepts_hh_mm_and_minutes():

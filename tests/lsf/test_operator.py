@@ -16,6 +16,7 @@ from hca_archive.lsf.names import job_name, job_paths
 from hca_archive.lsf.outputs import parse_bjobs_json, parse_bsub
 from hca_archive.orchestration.lsf import operator as operator_module
 from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
+from hca_archive.plan import PlanError
 from tests.lsf.conftest import (
     FAKE_JOB,
     SECRET_VALUES,
@@ -77,19 +78,36 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     entry = run_deferred(op, deferred, ctx)
 
     assert entry["status"] == "succeeded"
-    assert entry["manifest_id"] == "manifest-ok"
+    assert entry["manifest_id"] == job["manifest_id"]
     assert entry["credentials_mode"] == "0600"
     assert "HCA_AAP_PASSWORD" in entry["credentials_keys"]
     assert not Path(paths.credentials).exists()  # the job deleted it after reading
     assert not any(secret in json.dumps(entry) for secret in SECRET_VALUES)
     record = json.dumps(hpc.command_record())
-    for forbidden in (*SECRET_VALUES, "manifest-ok", "rm -rf", "s3://", "submissions/"):
+    for forbidden in (*SECRET_VALUES, "manifest-ok", "rm -rf", "s3://", "submissions/", "$("):
         assert forbidden not in record
     (bsub,) = submissions(hpc, job_name("lsf_test", "ok", 0))
     assert "--credentials-file" in bsub
     long_listing = hpc.run(["bjobs", "-l", deferred.trigger.job_id]).stdout
     assert "run-job --plan" in long_listing
     assert not any(secret in long_listing for secret in SECRET_VALUES)
+
+
+def test_an_invalid_job_never_reaches_the_cluster(lsf_quick, hpc_connection):
+    job = plan_job("manifest-invalid")
+    job["files"] = [{"name": "../escape.bam"}]
+    commands_before = len(lsf_quick.command_record())
+    with pytest.raises(PlanError, match=r"job 0 .*files\[0\]\.name: contains '/'"):
+        operator(hpc_connection, job).execute(context("invalid"))
+    assert len(lsf_quick.command_record()) == commands_before
+
+
+def test_memory_follows_the_input_size(lsf_quick, hpc_connection):
+    op = operator(hpc_connection, plan_job("manifest-mem"), input_bytes=10 * 2**30)
+    defer(op, context("mem"))
+    (argv,) = submissions(lsf_quick, job_name("lsf_test", "mem", 0))
+    assert argv[argv.index("-M") + 1] == "4736"
+    assert "rusage[mem=4736]" in argv
 
 
 def test_a_crashed_job_fails_the_task_with_the_lsf_reason(lsf_quick, hpc_connection):

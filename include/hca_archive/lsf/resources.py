@@ -7,7 +7,8 @@ Memory: the conversion streams reads from FASTQ to BAM and back for verification
 resident size is roughly constant (htslib buffers per thread plus Python); a small per-GiB term
 covers larger reads and upload buffers. ``memory_mb = clamp(floor + per_gib * input GiB, floor,
 cap)`` with floor 4096 MB, 64 MB per GiB of input and a cap of 16384 MB, instead of the old
-blanket 64 GB. An explicit ``memory_mb`` overrides the formula.
+blanket 64 GB. An explicit ``memory_mb`` overrides the formula; an unknown input size gets the
+floor.
 """
 
 from __future__ import annotations
@@ -48,22 +49,6 @@ def memory_mb(
         raise LsfSettingsError(f"input size must not be negative, got {input_bytes}")
     wanted = floor_mb + math.ceil(per_gib_mb * input_bytes / 2**30)
     return max(floor_mb, min(cap_mb, wanted))
-
-
-def job_input_bytes(job: Mapping[str, Any]) -> int | None:
-    """Sum of the ``size`` fields of a plan job's inputs, or None when any size is unknown.
-
-    Upload plans carry no sizes; a caller that looked them up (e.g. S3 HEAD) may add ``size``
-    to each ``conversion.inputs[]`` or ``files[]`` entry.
-    """
-    conversion = job.get("conversion")
-    entries = conversion.get("inputs") if isinstance(conversion, Mapping) else job.get("files")
-    if not isinstance(entries, list) or not entries:
-        return None
-    sizes = [entry.get("size") if isinstance(entry, Mapping) else None for entry in entries]
-    if any(not isinstance(size, int) or isinstance(size, bool) or size < 0 for size in sizes):
-        return None
-    return sum(sizes)
 
 
 def wall_time(value: str | int | None) -> str | None:

@@ -26,9 +26,11 @@ from hca_archive.lsf.outputs import (
     parse_bkill,
     parse_bsub,
 )
-from hca_archive.lsf.resources import LsfSettings, job_input_bytes
+from hca_archive.lsf.resources import LsfSettings
 from hca_archive.orchestration.lsf.cluster import Cluster
+from hca_archive.orchestration.lsf.sizes import s3_input_bytes
 from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
+from hca_archive.plan import PlanJob, parse_plan
 
 CredentialsSource = Callable[[str], Mapping[str, str]]
 
@@ -48,8 +50,8 @@ class LsfFileJobOperator(BaseOperator):
         ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
         ``AWS_ENDPOINT_URL``). Called at run time only; the values are masked in logs and
         reach the cluster only in the 0600 credentials file.
-    :param input_bytes: total input size for memory sizing; default: the sum of ``size`` fields
-        in the job's inputs when all are present, else the memory floor.
+    :param input_bytes: total input size for memory sizing; default: asked of S3 (HEAD of each
+        input with the job's credentials), or the memory floor when that fails.
     :param command_prefix: what runs ``hca-archive`` instead of ``singularity run docker://IMAGE
         hca-archive`` (a list of words or one string).
     """
@@ -94,11 +96,13 @@ class LsfFileJobOperator(BaseOperator):
         self._lsf_job_name: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        plan_job = parse_plan({"jobs": [self.job]}).jobs[0]  # PlanError names every problem
         ti = context["ti"]
         name = job_name(ti.dag_id, ti.run_id, ti.map_index)
         self._lsf_job_name = name
         with Cluster(self.ssh_conn_id) as cluster:
-            settings = self._settings(cluster.extra)
+            extra = cluster.extra
+            settings = self._settings(extra)
             paths = job_paths(settings.work_root, ti.dag_id, ti.run_id, ti.map_index)
             existing = _pick_existing(_jobs_named(cluster, name))
             if existing is not None and existing.stat == "DONE":
@@ -118,7 +122,7 @@ class LsfFileJobOperator(BaseOperator):
                 job_id = existing.job_id
             else:  # never submitted, or EXIT / a failed result: this is a retry
                 job_id = self._keep_oldest(
-                    cluster, name, self._submit(cluster, name, settings, paths)
+                    cluster, name, self._submit(cluster, name, plan_job, extra, paths)
                 )
         self._lsf_job_id = job_id
         self._defer(job_id, name, paths)
@@ -154,7 +158,7 @@ class LsfFileJobOperator(BaseOperator):
                 result = cluster.run(bkill_argv(job_ids))
                 self.log.info("bkill: %s", parse_bkill(result.stdout, result.stderr))
 
-    def _settings(self, extra: Mapping[str, Any]) -> LsfSettings:
+    def _settings(self, extra: Mapping[str, Any], input_bytes: int | None = None) -> LsfSettings:
         params = {
             "queue": self.queue,
             "memory_mb": self.memory_mb,
@@ -164,17 +168,25 @@ class LsfFileJobOperator(BaseOperator):
             "image": self.image,
             "command_prefix": self.command_prefix,
         }
-        input_bytes = (
-            self.input_bytes if self.input_bytes is not None else job_input_bytes(self.job)
-        )
         return LsfSettings.resolve(params, extra, input_bytes=input_bytes)
 
-    def _submit(self, cluster: Cluster, name: str, settings: LsfSettings, paths: JobPaths) -> str:
+    def _submit(
+        self,
+        cluster: Cluster,
+        name: str,
+        plan_job: PlanJob,
+        extra: Mapping[str, Any],
+        paths: JobPaths,
+    ) -> str:
         secrets = {
             str(key): str(value) for key, value in self.credentials(self.environment).items()
         }
         for value in secrets.values():
             mask_secret(value)
+        input_bytes = self.input_bytes
+        if input_bytes is None and self.memory_mb is None and not extra.get("lsf_memory_mb"):
+            input_bytes = s3_input_bytes(plan_job, secrets)
+        settings = self._settings(extra, input_bytes)
         cluster.make_private_dirs(paths.directory)
         cluster.remove(paths.result)  # a failed earlier attempt's result must not be read as ours
         cluster.write_private(paths.plan, json.dumps({"jobs": [self.job]}).encode())
@@ -182,11 +194,13 @@ class LsfFileJobOperator(BaseOperator):
         argv = bsub_argv(name, settings, paths)
         submission = parse_bsub(*_outputs(cluster.run(argv)))
         self.log.info(
-            "Submitted LSF job %s (%s) to queue %s: %d MB, %d cores, work directory %s",
+            "Submitted LSF job %s (%s) to queue %s: %d MB (inputs: %s bytes), %d cores, "
+            "work directory %s",
             submission.job_id,
             name,
             submission.queue,
             settings.memory_mb,
+            "unknown" if input_bytes is None else input_bytes,
             settings.cores,
             paths.directory,
         )
