@@ -1,0 +1,186 @@
+"""10x FASTQ -> unaligned BAM: our converter side by side with `samtools import`.
+
+Runs on 2 million synthetic 10xV3 triplets (28/91/10 bp, generated once into .bench/) and on the
+real La Manno pair, all tools with the same thread count and BGZF level. Reports wall time, peak
+RSS of the whole process tree, BAM size and the time merely decompressing the inputs takes (the
+floor), then peak RSS of ours at 0.5 and 4 million reads to show memory does not grow with input.
+
+Targets: time ratio to samtools import <= 1.0 (> 1.5 fails), BAM no larger than samtools
+import's, peak RSS <= 200 MB at every size. Debian's samtools is built with libdeflate, pysam's
+htslib with zlib, so pysam's own `samtools import` (fqimport) is shown as the like-for-like
+reference too. Environment: BENCH_THREADS (default 2), BENCH_LEVEL (default 6).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.synthetic_10x import synthetic_10xv3
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".bench"
+LAMANNO = REPO.parent / "shared" / "data" / "10xv2-lamanno"
+SAMTOOLS = "/usr/bin/samtools"
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+LEVEL = int(os.environ.get("BENCH_LEVEL", "6"))
+MAIN_READS = 2_000_000
+RSS_READS = (500_000, 4_000_000)
+RATIO_TARGET, RATIO_FAILURE, RSS_TARGET_MB = 1.0, 1.5, 200.0
+
+_PYSAM_IMPORT = "import sys, pysam; pysam.samtools.fqimport(*sys.argv[1:], catch_stdout=False)"
+_DECOMPRESS = """
+import sys, threading
+from pathlib import Path
+from hca_archive.convert.fastq_stream import _decompressed_chunks
+def drain(path):
+    for _chunk in _decompressed_chunks(Path(path)):
+        pass
+threads = [threading.Thread(target=drain, args=(p,)) for p in sys.argv[1:]]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    output_bytes: int | None
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+            )
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def measure(argv: list[str], output: Path | None = None) -> Run:
+    """Wall time and peak RSS (sampled every 20 ms over the process tree) of one command."""
+    if output is not None:
+        output.unlink(missing_ok=True)
+    started = time.monotonic()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0]
+
+    def sample() -> None:
+        while child.poll() is None:
+            peak[0] = max(peak[0], _tree_rss_kb(child.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _out, errors = child.communicate()
+    seconds = time.monotonic() - started
+    sampler.join()
+    if child.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} failed: {errors.decode(errors='replace')[-2000:]}")
+    size = output.stat().st_size if output is not None else None
+    return Run(seconds, peak[0] / 1024, size)
+
+
+def ours(schema: str, files: dict[str, Path], out: Path) -> list[str]:
+    argv = [sys.executable, "-m", "hca_archive.cli", "convert", "--schema", schema]
+    argv += ["--r1", str(files["R1"]), "--r2", str(files["R2"])]
+    argv += ["--i1", str(files["I1"])] if "I1" in files else []
+    return [*argv, "-o", str(out), "--threads", str(THREADS), "--level", str(LEVEL)]
+
+
+def import_args(files: dict[str, Path], out: Path) -> list[str]:
+    args = ["-@", str(THREADS), "-T", "*", "-1", str(files["R1"]), "-2", str(files["R2"])]
+    args += ["--i1", str(files["I1"])] if "I1" in files else []
+    return [*args, "-O", f"bam,level={LEVEL}", "-o", str(out)]
+
+
+def compare(title: str, schema: str, files: dict[str, Path], work: Path) -> list[str]:
+    """Print one table; return the targets it misses."""
+    floor = [sys.executable, "-c", _DECOMPRESS, *map(str, files.values())]
+    runs = {
+        "decompress inputs (floor)": measure(floor),
+        "hca-archive convert": measure(ours(schema, files, work / "ours.bam"), work / "ours.bam"),
+        "samtools import (Debian 1.16)": measure(
+            [SAMTOOLS, "import", *import_args(files, work / "st.bam")], work / "st.bam"
+        ),
+        "pysam.samtools.fqimport": measure(
+            [sys.executable, "-c", _PYSAM_IMPORT, *import_args(files, work / "py.bam")],
+            work / "py.bam",
+        ),
+    }
+    reference = runs["samtools import (Debian 1.16)"]
+    mine = runs["hca-archive convert"]
+    print(f"\n{title}: {THREADS} threads, BGZF level {LEVEL}")
+    print(f"{'':32s} {'wall s':>8s} {'ratio':>7s} {'peak RSS MB':>12s} {'BAM MB':>9s}")
+    for name, run in runs.items():
+        size = f"{run.output_bytes / 1e6:9.2f}" if run.output_bytes is not None else f"{'':9s}"
+        ratio = run.seconds / reference.seconds
+        print(f"{name:32s} {run.seconds:8.2f} {ratio:7.2f} {run.peak_rss_mb:12.1f} {size}")
+    like = runs["pysam.samtools.fqimport"]
+    print(
+        f"ours / samtools import: time {mine.seconds / reference.seconds:.2f}, "
+        f"size {mine.output_bytes / reference.output_bytes:.3f}; "
+        f"ours / pysam fqimport (same htslib and zlib): time {mine.seconds / like.seconds:.2f}, "
+        f"size {mine.output_bytes / like.output_bytes:.3f}"
+    )
+    misses = []
+    ratio = mine.seconds / reference.seconds
+    if ratio > RATIO_FAILURE:
+        misses.append(f"{title}: time ratio {ratio:.2f} > {RATIO_FAILURE}")
+    elif ratio > RATIO_TARGET:
+        print(f"note: time ratio {ratio:.2f} above the {RATIO_TARGET} target")
+    if mine.output_bytes > reference.output_bytes:
+        misses.append(f"{title}: our BAM is larger than samtools import's")
+    if mine.peak_rss_mb > RSS_TARGET_MB:
+        misses.append(f"{title}: peak RSS {mine.peak_rss_mb:.0f} MB > {RSS_TARGET_MB:.0f} MB")
+    return misses
+
+
+def memory_flatness(work: Path) -> list[str]:
+    print(f"\npeak RSS of hca-archive convert by input size ({THREADS} threads, level {LEVEL})")
+    misses = []
+    for reads in RSS_READS:
+        files = synthetic_10xv3(CACHE, reads)
+        run = measure(ours("10xV3", files, work / "rss.bam"), work / "rss.bam")
+        print(f"{reads:>10,d} reads: {run.peak_rss_mb:7.1f} MB peak RSS, {run.seconds:7.2f} s")
+        if run.peak_rss_mb > RSS_TARGET_MB:
+            misses.append(
+                f"{reads} reads: peak RSS {run.peak_rss_mb:.0f} MB > {RSS_TARGET_MB:.0f} MB"
+            )
+    return misses
+
+
+def main() -> int:
+    work = CACHE / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    misses = []
+    try:
+        print(f"generating (once) synthetic inputs into {CACHE} ...", flush=True)
+        synthetic = synthetic_10xv3(CACHE, MAIN_READS)
+        misses += compare(f"synthetic 10xV3, {MAIN_READS:,d} reads", "10xV3", synthetic, work)
+        if (LAMANNO / "R1.fastq.gz").exists():
+            lamanno = {"R1": LAMANNO / "R1.fastq.gz", "R2": LAMANNO / "R2.fastq.gz"}
+            misses += compare("La Manno 10xV2 (real), 25,000 reads", "10xV2", lamanno, work)
+        else:
+            print(f"\nLa Manno reads not found at {LAMANNO}; skipped")
+        misses += memory_flatness(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for miss in misses:
+        print(f"FAILED: {miss}")
+    return 1 if misses else 0
