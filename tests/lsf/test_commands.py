@@ -137,7 +137,7 @@ def test_bsub_argv_carries_resources_paths_and_only_generated_words():
     assert command == [
         "singularity", "run", "docker://quay.io/humancellatlas/hca-archive:latest", "hca-archive",
         "run-job", "--plan", paths.plan, "--job", "0", "--workdir", paths.directory,
-        "--credentials-file", paths.credentials, "--delete-credentials-file",
+        "--credentials-file", paths.credentials, "--delete-credentials-file", "--threads", "3",
     ]  # fmt: skip
     # The remote shell and LSF's re-joining both see exactly these words.
     assert shlex.split(shlex.join(argv)) == argv

@@ -15,8 +15,9 @@ from hca_archive.lsf.resources import LsfSettings, shell_safe
 STATUS_FIELDS = "jobid stat exit_code job_name"
 
 
-def job_command(prefix: Sequence[str], paths: JobPaths) -> list[str]:
-    """``<prefix> run-job`` on the staged one-job plan; the job deletes its credentials file."""
+def job_command(prefix: Sequence[str], paths: JobPaths, threads: int) -> list[str]:
+    """``<prefix> run-job`` on the staged one-job plan, converting with the cores LSF gives it;
+    the job deletes its credentials file once read."""
     command = [
         *prefix,
         "run-job",
@@ -29,6 +30,8 @@ def job_command(prefix: Sequence[str], paths: JobPaths) -> list[str]:
         "--credentials-file",
         paths.credentials,
         "--delete-credentials-file",
+        "--threads",
+        str(threads),
     ]
     return [shell_safe(word, "job command word") for word in command]
 
@@ -46,7 +49,7 @@ def bsub_argv(name: str, settings: LsfSettings, paths: JobPaths) -> list[str]:
     if settings.wall_time:
         argv += ["-W", settings.wall_time]
     argv += ["-o", paths.stdout, "-e", paths.stderr, "-R", f"rusage[mem={memory}]"]
-    return argv + job_command(settings.command_prefix, paths)
+    return argv + job_command(settings.command_prefix, paths, settings.cores)
 
 
 def bjobs_status_argv(job_ids: Iterable[str | int]) -> list[str]:
