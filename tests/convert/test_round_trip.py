@@ -159,3 +159,14 @@ def test_rebuild_ignores_a_stored_file_name_with_a_path(tmp_path):
     assert sorted(p.name for p in (tmp_path / "rebuilt").iterdir()) == sorted(
         ["R1.fastq.gz", paths["read2"].name, paths["index1"].name]
     )
+
+
+def test_empty_inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = {}
+    for index, label in (("read1", "R1"), ("read2", "R2"), ("index1", "I1")):
+        paths[index] = folder / f"{label}.fastq.gz"
+        paths[index].write_bytes(gzip.compress(b""))
+    result, _bam = round_trip(tmp_path, "10xV3", paths)
+    assert result.read_count == 0

@@ -61,7 +61,7 @@ class BamWriter:
         self._errors.close()
 
 
-def sam_lines(bam: Path, threads: int = 1, read_size: int = PIPE_BUFFER) -> Iterator[list[bytes]]:
+def sam_lines(bam: Path, threads: int = 2, read_size: int = PIPE_BUFFER) -> Iterator[list[bytes]]:
     """The records of a BAM as blocks of SAM text lines (no header)."""
     child, errors = _view(["-@", str(max(threads, 1)), str(bam)], stdout=subprocess.PIPE)
     try:

@@ -15,7 +15,7 @@ from hca_archive.convert.fastq_stream import FastqDigest, FastqStream
 from hca_archive.convert.layout import LABELS, BlockEncoder, Layout, infer_file_layout
 from hca_archive.convert.schema import get_schema
 
-BLOCK_READS = 20_000
+BLOCK_READS = 5_000
 DEFAULT_LEVEL = 6  # BGZF (zlib) compression level, samtools' default
 
 

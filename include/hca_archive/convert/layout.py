@@ -366,8 +366,68 @@ def _interleave(row: list, k: int) -> bytes:
     return b"".join(cells)
 
 
+FAST_DECODE_TAGS = {b"CR:Z:", b"CY:Z:", b"UR:Z:", b"UY:Z:", b"s1:Z:", b"q1:Z:", b"BC:Z:", b"QT:Z:"}
+
+
+def decode_block(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes]:
+    """FASTQ text per read index of a block of SAM lines (the inverse of BlockEncoder)."""
+    fast = _decode_fast(layout, sam_lines)
+    if fast is not None:
+        return fast
+    texts: dict[str, list[bytes]] = {index: [] for index in layout.files}
+    for line in sam_lines:
+        fields = line.split(b"\t")
+        tags = {tag[:2].decode(): tag[5:] for tag in fields[11:]}
+        seq = b"" if fields[9] == b"*" else fields[9]
+        qual = b"" if fields[10] == b"*" else fields[10]
+        for index, text in decode_record(layout, fields[0], seq, qual, tags).items():
+            texts[index].append(text)
+    return {index: b"".join(parts) for index, parts in texts.items()}
+
+
+def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | None:
+    """Bulk decoding of blocks whose every record carries the same standard tags and no others."""
+    k = len(sam_lines)
+    if not k:
+        return dict.fromkeys(layout.files, b"")
+    first = sam_lines[0].split(b"\t")
+    width = len(first)
+    prefixes = [field[:5] for field in first[11:]]
+    if not FAST_DECODE_TAGS.issuperset(prefixes) or len(set(prefixes)) != len(prefixes):
+        return None
+    if list(map(bytes.count, sam_lines, [b"\t"] * k)).count(width - 1) != k:
+        return None
+    fields = b"\t".join(sam_lines).split(b"\t")
+    qnames, seqs, quals = fields[0::width], fields[9::width], fields[10::width]
+    if b"*" in seqs:
+        return None
+    tags = {}
+    for offset, prefix in enumerate(prefixes, start=11):
+        joined = b"\t".join(fields[offset::width])
+        separator = b"\t" + prefix
+        if not joined.startswith(prefix) or joined.count(separator) != k - 1:
+            return None
+        tags[prefix[:2]] = joined[5:].split(separator)
+    empty = [b""]
+    texts = {}
+    for index, file in layout.files.items():
+        if index == "read2":
+            seq_parts, qual_parts = [seqs], [quals]
+        elif index == "read1":
+            seq_parts = [tags.get(name, empty * k) for name in (b"CR", b"UR", b"s1")]
+            qual_parts = [tags.get(name, empty * k) for name in (b"CY", b"UY", b"q1")]
+        else:
+            seq_parts, qual_parts = [tags.get(b"BC", empty * k)], [tags.get(b"QT", empty * k)]
+        row = [b"@", qnames, file.tail + file.eol, *seq_parts, file.eol + b"+"]
+        if file.plus_repeats_header:
+            row += [qnames, file.tail]
+        row += [file.eol, *qual_parts, file.eol]
+        texts[index] = _interleave(row, k)
+    return texts
+
+
 def decode_record(layout: Layout, qname: bytes, seq: bytes, qual: bytes, tags: dict) -> dict:
-    """FASTQ text of one BAM record, per read index (the inverse of BlockEncoder)."""
+    """FASTQ text of one BAM record, per read index."""
     texts = {}
     for index, file in layout.files.items():
         suffix = TAG_SUFFIX[index]

@@ -15,7 +15,7 @@ import pysam
 from hca_archive.convert.bam_pipes import sam_lines
 from hca_archive.convert.converter import ConversionResult
 from hca_archive.convert.errors import VerificationError
-from hca_archive.convert.layout import LABELS, Layout, decode_record
+from hca_archive.convert.layout import LABELS, Layout, decode_block
 
 REBUILD_LEVEL = 6
 
@@ -28,17 +28,8 @@ def read_layout(bam: Path) -> Layout:
 
 def fastq_blocks(bam: Path, layout: Layout) -> Iterator[tuple[int, dict[str, bytes]]]:
     """(reads, FASTQ text per read index) for each block of reads, in the original order."""
-    indexes = list(layout.files)
     for lines in sam_lines(bam):
-        texts: dict[str, list[bytes]] = {index: [] for index in indexes}
-        for line in lines:
-            fields = line.split(b"\t")
-            tags = {tag[:2].decode(): tag[5:] for tag in fields[11:]}
-            seq = b"" if fields[9] == b"*" else fields[9]
-            qual = b"" if fields[10] == b"*" else fields[10]
-            for index, text in decode_record(layout, fields[0], seq, qual, tags).items():
-                texts[index].append(text)
-        yield len(lines), {index: b"".join(parts) for index, parts in texts.items()}
+        yield len(lines), decode_block(layout, lines)
 
 
 def _without_gc(function: Callable) -> Callable:
