@@ -49,6 +49,15 @@ def test_an_unknown_host_key_fails_clearly(hpc, monkeypatch, tmp_path):
         asyncio.run(connect_async(conn_id))
 
 
+@pytest.mark.parametrize("switch", ["no_host_key_check", "allow_host_key_change"])
+def test_a_connection_without_host_key_checking_is_refused(hpc, monkeypatch, switch):
+    document = json.loads(hpc.connection_json(**{switch: "true"}))
+    del document["extra"]["host_key"]
+    conn_id = use_connection(monkeypatch, "hpc_unchecked", json.dumps(document))
+    with pytest.raises(ClusterError, match="turns host key checking off"):
+        Cluster(conn_id)
+
+
 def test_private_files_and_directories(hpc, hpc_connection):
     target = hpc.work_root / "private-test" / "deeper"
     with Cluster(hpc_connection) as cluster:

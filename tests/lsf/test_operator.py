@@ -102,6 +102,18 @@ def test_an_invalid_job_never_reaches_the_cluster(lsf_quick, hpc_connection):
     assert len(lsf_quick.command_record()) == commands_before
 
 
+def test_credentials_with_unknown_keys_are_refused_without_showing_values(
+    lsf_quick, hpc_connection
+):
+    op = operator(hpc_connection, plan_job("manifest-creds"))
+    op.credentials = lambda environment: {"HCA_AAP_PASSWORD": "pw-Zq7-very-secret", "TOKEN": "t0k"}
+    with pytest.raises(ValueError, match="environment 'test': unknown keys TOKEN") as refused:
+        op.execute(context("creds"))
+    assert "pw-Zq7" not in str(refused.value)
+    assert "t0k" not in str(refused.value)
+    assert submissions(lsf_quick, job_name("lsf_test", "creds", 0)) == []
+
+
 def test_memory_follows_the_input_size(lsf_quick, hpc_connection):
     op = operator(hpc_connection, plan_job("manifest-mem"), input_bytes=10 * 2**30)
     defer(op, context("mem"))

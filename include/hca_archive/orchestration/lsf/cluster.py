@@ -43,6 +43,11 @@ class Cluster:
     def __init__(self, ssh_conn_id: str) -> None:
         self.ssh_conn_id = ssh_conn_id
         self.hook = SSHHook(ssh_conn_id=ssh_conn_id, conn_retry_attempts=1)
+        if self.hook.no_host_key_check or self.hook.allow_host_key_change:
+            raise ClusterError(
+                f"connection {ssh_conn_id} turns host key checking off; the LSF runner needs a "
+                "verified host key (set the host_key extra or use known_hosts)"
+            )
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
 

@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.log import mask_secret
 
+from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
 from hca_archive.lsf.commands import bjobs_by_name_argv, bjobs_status_argv, bkill_argv, bsub_argv
 from hca_archive.lsf.names import JobPaths, job_name, job_paths
 from hca_archive.lsf.outputs import (
@@ -178,11 +179,7 @@ class LsfFileJobOperator(BaseOperator):
         extra: Mapping[str, Any],
         paths: JobPaths,
     ) -> str:
-        secrets = {
-            str(key): str(value) for key, value in self.credentials(self.environment).items()
-        }
-        for value in secrets.values():
-            mask_secret(value)
+        secrets = _credentials_file(self.credentials(self.environment), self.environment)
         input_bytes = self.input_bytes
         if input_bytes is None and self.memory_mb is None and not extra.get("lsf_memory_mb"):
             input_bytes = s3_input_bytes(plan_job, secrets)
@@ -249,6 +246,21 @@ class LsfFileJobOperator(BaseOperator):
                 f"LSF job {job_id} is {known} but left no result file {paths.result}"
             )
         raise AirflowException(f"LSF job {job_id} reported failure{_job_error(result)}")
+
+
+def _credentials_file(values: Mapping[str, Any], environment: str) -> dict[str, str]:
+    """The credentials file's content, checked against the names the job reads; values masked."""
+    allowed = set(ENVIRONMENT_NAMES.values())
+    unknown = sorted(str(key) for key in values if key not in allowed)
+    if unknown:
+        raise ValueError(
+            f"credentials for environment {environment!r}: unknown keys {', '.join(unknown)} "
+            f"(expected some of {', '.join(sorted(allowed))})"
+        )
+    secrets = {str(key): str(value) for key, value in values.items() if value}
+    for value in secrets.values():
+        mask_secret(value)
+    return secrets
 
 
 def _jobs_named(cluster: Cluster, name: str) -> tuple[JobState, ...]:
