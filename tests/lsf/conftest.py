@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+from hca_archive.lsf.commands import STATUS_FIELDS
+from hca_archive.lsf.outputs import JobState, parse_bjobs_table, parse_bsub
 
 FAKE_JOB = Path(__file__).with_name("fake_hca_archive.py")
 SECRETS = {
@@ -81,6 +85,29 @@ def run_deferred(op, deferred, ctx) -> Any:
             if type(error).__name__ != "TaskDeferred":
                 raise
             deferred = error
+
+
+def submit(hpc, *argv: str) -> str:
+    """``bsub ARGV`` on the cluster; the job id."""
+    result = hpc.run(["bsub", *argv])
+    return parse_bsub(result.stdout, result.stderr, result.returncode).job_id
+
+
+def state(hpc, job_id: str) -> JobState | None:
+    result = hpc.run(["bjobs", "-noheader", "-o", STATUS_FIELDS, job_id])
+    return parse_bjobs_table(result.stdout, result.stderr, result.returncode).by_id().get(job_id)
+
+
+def wait_for(hpc, job_id: str, stats: set[str], limit: float = 60) -> JobState:
+    """Poll the job until its state is one of ``stats``."""
+    deadline = time.monotonic() + limit
+    current = None
+    while time.monotonic() < deadline:
+        current = state(hpc, job_id)
+        if current is not None and current.stat in stats:
+            return current
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached {stats}; last {current}")
 
 
 @pytest.fixture

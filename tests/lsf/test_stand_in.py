@@ -8,29 +8,10 @@ import time
 import pytest
 
 from hca_archive.lsf.commands import STATUS_FIELDS
-from hca_archive.lsf.outputs import JobState, parse_bjobs_json, parse_bjobs_table, parse_bsub
+from hca_archive.lsf.outputs import JobState, parse_bjobs_json
+from tests.lsf.conftest import state, submit, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def submit(hpc, *argv: str) -> str:
-    result = hpc.run(["bsub", *argv])
-    return parse_bsub(result.stdout, result.stderr, result.returncode).job_id
-
-
-def state(hpc, job_id: str) -> JobState | None:
-    result = hpc.run(["bjobs", "-noheader", "-o", STATUS_FIELDS, job_id])
-    return parse_bjobs_table(result.stdout, result.stderr, result.returncode).by_id().get(job_id)
-
-
-def wait_for(hpc, job_id: str, stats: set[str], limit: float = 60) -> JobState:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        current = state(hpc, job_id)
-        if current is not None and current.stat in stats:
-            return current
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached {stats}; last {current}")
 
 
 def test_a_job_pends_runs_and_is_done_with_its_output_file(hpc, tmp_path):

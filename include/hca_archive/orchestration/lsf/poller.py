@@ -21,6 +21,7 @@ from hca_archive.lsf.outputs import BjobsAnswer, JobState, LsfCommandError, pars
 from hca_archive.orchestration.lsf.cluster import ClusterError, connect_async, run_async
 
 MAX_FAILURES = 5
+MAX_BACKOFF = 30.0  # seconds between retries after failures in a row: 2, 4, 8, ... capped
 _RETRYABLE = (OSError, asyncssh.Error, TimeoutError, LsfCommandError, ClusterError)
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class BjobsPoller:
                         failed = Update(error=f"LSF poll failed {failures} times: {error}")
                         self._publish(dict.fromkeys(job_ids, failed))
                         failures = 0
-                    await asyncio.sleep(min(2**failures, 30))
+                    await asyncio.sleep(min(2**failures, MAX_BACKOFF))
                     continue
                 failures = 0
                 states = answer.by_id()

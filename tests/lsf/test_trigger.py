@@ -1,0 +1,73 @@
+"""LsfJobTrigger and its shared poller: failures, shutdown, and the operator's own re-check."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from hca_archive.orchestration.lsf import poller
+from tests.lsf.conftest import context, first_event, operator, plan_job, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_poller_closes_down_when_no_trigger_is_left(lsf_quick, hpc_connection):
+    op, ctx = operator(hpc_connection, plan_job("manifest-close")), context("close")
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    trigger = deferred.value.trigger
+
+    async def wait_then_watch_the_registry() -> tuple[dict, bool]:
+        event = await first_event(trigger)
+        registered = bool(poller._POLLERS)
+        for _ in range(100):
+            if not poller._POLLERS:
+                break
+            await asyncio.sleep(0.05)
+        return event, registered
+
+    event, registered_while_waiting = asyncio.run(wait_then_watch_the_registry())
+    assert event["stat"] == "DONE"
+    assert registered_while_waiting
+    assert poller._POLLERS == {}
+
+
+@pytest.fixture
+def unreachable_poller(monkeypatch):
+    """The triggerer cannot reach the cluster (the worker still can)."""
+
+    async def unreachable(ssh_conn_id: str):
+        raise ConnectionRefusedError(f"{ssh_conn_id} is down")
+
+    monkeypatch.setattr(poller, "connect_async", unreachable)
+    monkeypatch.setattr(poller, "MAX_FAILURES", 2)
+    monkeypatch.setattr(poller, "MAX_BACKOFF", 0.01)
+
+
+@pytest.mark.parametrize(("sleep", "finished"), [(0, True), (30, False)])
+def test_when_polling_keeps_failing_the_task_looks_for_itself(
+    lsf_quick, hpc_connection, unreachable_poller, sleep, finished
+):
+    run_id = f"unreachable-{sleep}"
+    op, ctx = (
+        operator(hpc_connection, plan_job("manifest-unreachable", sleep=sleep)),
+        context(run_id),
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    job_id = deferred.value.trigger.job_id
+    event = asyncio.run(first_event(deferred.value.trigger))
+    assert event["outcome"] == "error"
+    assert "LSF poll failed 2 times" in event["message"]
+    assert "is down" in event["message"]
+
+    if finished:
+        wait_for(lsf_quick, job_id, {"DONE"})
+        assert op.execute_complete(ctx, event, **deferred.value.kwargs)["status"] == "succeeded"
+    else:
+        with pytest.raises(TaskDeferred) as again:  # still running: back to waiting
+            op.execute_complete(ctx, event, **deferred.value.kwargs)
+        assert again.value.trigger.job_id == job_id
+        lsf_quick.run(["bkill", job_id])
