@@ -7,6 +7,7 @@ chosen runner -> wait for validation and blockers -> complete -> wait for access
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from hca_archive.orchestration.report import build_and_publish_report
 from hca_archive.orchestration.runners.local import LocalFileJobOperator
 from hca_archive.orchestration.sensors import ArchiveProgressSensor
 from hca_archive.orchestration.step_record import recorded_step
+
+log = logging.getLogger(__name__)
 
 DAG_ID = "archive_submission"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -99,7 +102,7 @@ def check_submission(**context: Any) -> dict[str, str]:
             _hook(context).ingest, params["submission_uuid"], params["environment"]
         )
         record.outcome = f"submission {envelope.uuid} is {envelope.state}"
-        context["ti"].log.info("%s", record.outcome)
+        log.info("%s", record.outcome)
         if envelope.state == archiving.ARCHIVED:
             raise AirflowSkipException(f"submission {envelope.uuid} is already Archived")
         return {"uuid": envelope.uuid, "state": envelope.state}
@@ -109,7 +112,6 @@ def check_submission(**context: Any) -> dict[str, str]:
 def request_archive(**context: Any) -> dict[str, Any]:
     params = context["params"]
     store = context.get("task_state_store")
-    log = context["ti"].log
     with recorded_step(context) as record:
         if store is None:
             log.warning("no task state store: a retry cannot know whether this attempt triggered")
@@ -147,7 +149,7 @@ def fetch_plan(**context: Any) -> list[list[dict[str, Any]]]:
     with recorded_step(context) as record:
         plan = archiving.fetch_plan(_hook(context).archiver, dsp_uuid, MAX_MAPPED_TASKS)
         record.outcome = f"upload plan: {plan.job_count} jobs in {len(plan.batches)} tasks"
-        context["ti"].log.info("%s", record.outcome)
+        log.info("%s", record.outcome)
         return plan.batches
 
 
@@ -155,7 +157,7 @@ def fetch_plan(**context: Any) -> list[list[dict[str, Any]]]:
 def choose_runner(**context: Any) -> list[str]:
     params = context["params"]
     if params["dry_run"]:
-        context["ti"].log.info("dry run: no file job runs")
+        log.info("dry run: no file job runs")
         return []
     return [f"run_{params['runner']}"]
 
@@ -166,7 +168,7 @@ def complete_submission(**context: Any) -> str:
     with recorded_step(context) as record:
         hook = _hook(context)
         record.outcome = archiving.complete_submission(hook.archiver, hook.dsp, dsp_uuid)
-        context["ti"].log.info("%s", record.outcome)
+        log.info("%s", record.outcome)
         return record.outcome
 
 
@@ -245,5 +247,8 @@ def build_archive_dag() -> DAG:
             poll_interval=15,
         )
         checked >> requested >> dsp_submission >> metadata >> plan >> runner
-        runner >> [run_local] >> validation >> completed >> completion >> report()
+        runner >> [run_local] >> validation >> completed >> completion
+        # After every task, not only the last: a failed file job must not let the report run
+        # while its sibling jobs are still going.
+        dag.tasks >> report()
     return dag

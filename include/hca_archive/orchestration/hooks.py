@@ -12,6 +12,7 @@ from hca_archive.clients.aap import AapTokenSource
 from hca_archive.clients.archiver import ArchiverClient
 from hca_archive.clients.dsp import DspClient
 from hca_archive.clients.ingest import IngestClient
+from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
 from hca_archive.orchestration.connections import conn_id, service_url
 
 ARCHIVER_KEY_FIELD = "archiver_api_key"
@@ -64,25 +65,22 @@ class HcaArchiveHook(BaseHook):
         return DspClient(service_url(self._connection("dsp")), self.aap)
 
     def file_job_credentials(self) -> dict[str, str]:
-        """What a file job needs to read S3 and upload to DSP; staged in a 0600 file, never argv."""
+        """What a file job needs to read S3 and upload to DSP; staged in a 0600 file, never argv.
+
+        Keyed like the job's environment variables (``hca_archive.filejob.credentials``).
+        """
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
         dsp = self._connection("dsp")
         aws_hook = AwsBaseHook(aws_conn_id=conn_id(self.environment, "aws"), client_type="s3")
         aws = aws_hook.get_credentials()
-        credentials = {
-            "aap_url": dsp.extra_dejson["aap_url"],
+        values = {
+            "aap_url": dsp.extra_dejson.get("aap_url"),
             "aap_username": dsp.login,
             "aap_password": dsp.password,
             "aws_access_key_id": aws.access_key,
             "aws_secret_access_key": aws.secret_key,
+            "aws_session_token": aws.token,
+            "s3_endpoint_url": aws_hook.conn_config.endpoint_url,
         }
-        if aws.token:
-            credentials["aws_session_token"] = aws.token
-        endpoint = aws_hook.conn_config.endpoint_url
-        if endpoint:
-            credentials["aws_endpoint_url"] = endpoint
-        region = aws_hook.conn_region_name
-        if region:
-            credentials["aws_region"] = region
-        return credentials
+        return {ENVIRONMENT_NAMES[name]: value for name, value in values.items() if value}

@@ -8,6 +8,7 @@ object storage URL (``HCA_ARCHIVE_AUDIT_URL``, e.g. ``s3://bucket/audit``; defau
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
 from hca_archive.orchestration.step_record import STEP_XCOM_KEY
+
+log = logging.getLogger(__name__)
 
 STEPS = (
     "check_submission",
@@ -132,11 +135,11 @@ def build_and_publish_report(context: Any) -> dict[str, Any]:
     ti = context["ti"]
     report = collect_report(context)
     for line in render_story(report):
-        ti.log.info("%s", line)
+        log.info("%s", line)
     target = audit_root() / ti.dag_id / f"{ti.run_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str))
-    ti.log.info("audit record written to %s", target)
+    log.info("audit record written to %s", target)
     failed = [step for step in report["steps"] if FAILED_STATES & set(step["states"])]
     if failed:
         first = failed[0]

@@ -7,6 +7,7 @@ that retrying cannot fix (``RunStopped``) fails the task at once, without a stac
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from hca_archive.archiving import RunStopped
+
+log = logging.getLogger(__name__)
 
 STEP_XCOM_KEY = "step"
 
@@ -39,7 +42,7 @@ def recorded_step(context: Any, started: float | None = None) -> Iterator[StepRe
         raise
     except RunStopped as stopped:
         _push(ti, record, "failed", str(stopped))
-        ti.log.error("%s", stopped)
+        log.error("%s", stopped)
         raise AirflowFailException(str(stopped)) from None
     except Exception as error:
         _push(ti, record, "failed", f"{type(error).__name__}: {error}")

@@ -188,8 +188,8 @@ class LsfFileJobOperator(BaseOperator):
         cluster.remove(paths.result)  # a failed earlier attempt's result must not be read as ours
         cluster.write_private(paths.plan, json.dumps({"jobs": [self.job]}).encode())
         cluster.write_private(paths.credentials, json.dumps(secrets).encode())
-        argv = bsub_argv(name, settings, paths)
-        submission = parse_bsub(*_outputs(cluster.run(argv)))
+        result = cluster.run(bsub_argv(name, settings, paths))
+        submission = parse_bsub(result.stdout, result.stderr, result.returncode)
         self.log.info(
             "Submitted LSF job %s (%s) to queue %s: %d MB (inputs: %s bytes), %d cores, "
             "work directory %s",
@@ -264,7 +264,8 @@ def _credentials_file(values: Mapping[str, Any], environment: str) -> dict[str, 
 
 
 def _jobs_named(cluster: Cluster, name: str) -> tuple[JobState, ...]:
-    return parse_bjobs_json(*_outputs(cluster.run(bjobs_by_name_argv(name)))).jobs
+    result = cluster.run(bjobs_by_name_argv(name))
+    return parse_bjobs_json(result.stdout, result.stderr, result.returncode).jobs
 
 
 def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
@@ -278,10 +279,6 @@ def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
         or newest([job for job in jobs if job.stat == "DONE"])
         or newest([job for job in jobs if job.stat == "EXIT"])
     )
-
-
-def _outputs(result: Any) -> tuple[str, str, int]:
-    return result.stdout, result.stderr, result.returncode
 
 
 def _read_result(cluster: Cluster, paths: JobPaths) -> dict[str, Any] | None:
@@ -308,6 +305,7 @@ def _succeeded_entry(result: dict[str, Any] | None) -> dict[str, Any] | None:
 def _job_error(result: dict[str, Any] | None) -> str:
     if not result:
         return ""
-    errors = [str(job.get("error")) for job in result["jobs"] if isinstance(job, dict)]
-    errors = [error for error in errors if error and error != "None"]
+    errors = [
+        str(job["error"]) for job in result["jobs"] if isinstance(job, dict) and job.get("error")
+    ]
     return f"; job error: {'; '.join(errors)}" if errors else ""

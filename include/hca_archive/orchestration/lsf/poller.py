@@ -17,12 +17,11 @@ from dataclasses import dataclass
 import asyncssh
 
 from hca_archive.lsf.commands import bjobs_status_argv
-from hca_archive.lsf.outputs import BjobsAnswer, JobState, LsfCommandError, parse_bjobs_json
-from hca_archive.orchestration.lsf.cluster import ClusterError, connect_async, run_async
+from hca_archive.lsf.outputs import BjobsAnswer, JobState, parse_bjobs_json
+from hca_archive.orchestration.lsf.cluster import connect_async, run_async
 
 MAX_FAILURES = 5
 MAX_BACKOFF = 30.0  # seconds between retries after failures in a row: 2, 4, 8, ... capped
-_RETRYABLE = (OSError, asyncssh.Error, TimeoutError, LsfCommandError, ClusterError)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ class BjobsPoller:
                 job_ids = sorted(self._subscribers)
                 try:
                     answer = await self._query(job_ids)
-                except _RETRYABLE as error:
+                except Exception as error:  # whatever it is, the waiting triggers must hear of it
                     failures += 1
                     await self._disconnect()
                     log.warning(
