@@ -15,7 +15,7 @@ from pathlib import Path
 
 # pysam.samtools.view raises on failure; its captured stderr then ends up in the traceback.
 _VIEW = "import sys, pysam; pysam.samtools.view(*sys.argv[1:], catch_stdout=False)"
-PIPE_BUFFER = 4 << 20
+PIPE_BUFFER = 1 << 20
 
 
 def _view(args: list[str], **popen) -> tuple[subprocess.Popen, tempfile.TemporaryFile]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hca_archive.convert.errors import ConversionError
 
-READ_SIZE = 1 << 20
-MAX_CHUNK = 8 << 20  # decompressed bytes per queue item, bounding a gzip bomb's memory use
+READ_SIZE = 256 << 10
+MAX_CHUNK = 2 << 20  # decompressed bytes per queue item, bounding a gzip bomb's memory use
 QUEUE_DEPTH = 4
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -10,8 +10,6 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pysam
-
 from hca_archive.convert.bam_pipes import sam_lines
 from hca_archive.convert.converter import ConversionResult
 from hca_archive.convert.errors import VerificationError
@@ -21,6 +19,8 @@ REBUILD_LEVEL = 6
 
 
 def read_layout(bam: Path) -> Layout:
+    import pysam  # not at module level: the converter itself never needs pysam in-process
+
     with pysam.AlignmentFile(str(bam), "rb", check_sq=False) as handle:
         comments = handle.header.to_dict().get("CO", [])
     return Layout.from_comments(comments)
