@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 from pathlib import Path
 
 import pysam
@@ -170,3 +171,29 @@ def test_empty_inputs(tmp_path):
         paths[index].write_bytes(gzip.compress(b""))
     result, _bam = round_trip(tmp_path, "10xV3", paths)
     assert result.read_count == 0
+
+
+ODDITIES = [
+    lambda rec, rng: rec.__setitem__(0, rec[0].replace(":N:", ":Y:")),
+    lambda rec, rng: rec.__setitem__(0, rec[0].split(" ")[0]),
+    lambda rec, rng: rec.__setitem__(0, rec[0] + " extra words"),
+    lambda rec, rng: rec.__setitem__(2, "+" + rec[0][1:]),
+    lambda rec, rng: rec.__setitem__(2, "+x"),
+    lambda rec, rng: rec.__setitem__(1, rec[1].lower()),
+    lambda rec, rng: (rec.__setitem__(1, rec[1][:5]), rec.__setitem__(3, rec[3][:5])),
+    lambda rec, rng: (rec.__setitem__(1, rec[1] + "AC"), rec.__setitem__(3, rec[3] + "FF")),
+    lambda rec, rng: rec.__setitem__(3, rec[3][:-1] + rng.choice(" ~!*")),
+    lambda rec, rng: rec.__setitem__(0, rec[0] + "\r"),
+]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_mixtures_of_oddities(tmp_path, monkeypatch, seed):
+    """Any mix of per-read deviations, in any file, at any block boundary, round-trips."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(converter_module, "BLOCK_READS", rng.choice([1, 3, 8, 64]))
+    triplet = make_triplet(40, r1_length=rng.choice([28, 40]), seed=seed)
+    for records in triplet.reads.values():
+        for record in rng.sample(records, 6):
+            rng.choice(ODDITIES)(record, rng)
+    round_trip(tmp_path, "10xV3", triplet.write(tmp_path / "in", eol=rng.choice(["\n", "\r\n"])))
