@@ -50,10 +50,13 @@ def check_envelope(ingest: IngestClient, submission_uuid: str, environment: str)
 
 @dataclass(frozen=True)
 class ArchiveRequest:
-    """What the request step did: reused a record, triggered the archiver, or is still waiting."""
+    """What the request step did: reused a record, triggered the archiver, or is still waiting.
+
+    ``record`` is the summary of the reused record (see ``record_summary``).
+    """
 
     action: str  # "reused" | "triggered" | "awaiting-earlier-trigger" | "dry-run"
-    dsp_uuid: str | None = None
+    record: dict[str, Any] | None = None
 
 
 def request_archive(
@@ -67,17 +70,17 @@ def request_archive(
     mark_triggered: Callable[[], None],
     dry_run: bool = False,
 ) -> ArchiveRequest:
-    """Ask the archiver to archive the submission's metadata, at most once.
+    """Ask the archiver to archive the submission's metadata, at most once per grace period.
 
     The archiver's POST is not idempotent (each call makes a DSP submission) and its record only
     appears once background work is done. So: reuse the latest record when there is one; and when
-    an earlier attempt of this step already triggered (``triggered_at``), wait for that one rather
-    than trigger again, for ``trigger_grace_seconds``. ``mark_triggered`` records durably that we
-    are about to trigger, before the call, so a crash during the call cannot lead to a second one.
+    an earlier attempt already triggered (``triggered_at``), wait for that one rather than trigger
+    again, for ``trigger_grace_seconds``. ``mark_triggered`` records durably that we are about to
+    trigger, before the call, so a crash during the call cannot lead to a second one.
     """
     record = archiver.latest(submission_uuid)
     if record is not None:
-        return ArchiveRequest("reused", record.dsp_uuid)
+        return ArchiveRequest("reused", record_summary(record))
     if dry_run:
         return ArchiveRequest("dry-run")
     if triggered_at is not None and time.time() - triggered_at < trigger_grace_seconds:

@@ -59,7 +59,9 @@ def test_the_record_is_reused_once_it_exists() -> None:
     archiver, store = SlowArchiver(), Store()
     store.request(archiver)
     archiver.record_visible = True
-    assert store.request(archiver) == ArchiveRequest("reused", "dsp-1")
+    request = store.request(archiver)
+    assert request.action == "reused"
+    assert request.record["dsp_uuid"] == "dsp-1"
     assert archiver.triggers == [UUID]
 
 

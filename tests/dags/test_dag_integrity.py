@@ -14,7 +14,6 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 NETWORK_TASKS = {
     "check_submission",
     "request_archive",
-    "wait_for_dsp_submission",
     "check_metadata",
     "fetch_plan",
     "run_local",

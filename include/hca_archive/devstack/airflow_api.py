@@ -43,9 +43,7 @@ class AirflowApi:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
         if not response.ok:
-            raise AirflowApiError(
-                f"{method} {path}: {response.status_code} {response.text[:500]}"
-            )
+            raise AirflowApiError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json()
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:

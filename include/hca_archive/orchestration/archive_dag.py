@@ -1,6 +1,6 @@
 """The ``archive_submission`` DAG: one parameterised run archives one ingest submission.
 
-Steps: check the envelope -> ask the archiver (at most once) -> wait for the DSP submission ->
+Steps: check the envelope -> ask the archiver (at most once) and wait for the DSP submission ->
 wait for metadata validation -> fetch the upload plan -> one mapped file job per plan job, on the
 chosen runner -> wait for validation and blockers -> complete -> wait for accessions -> report.
 """
@@ -8,7 +8,6 @@ chosen runner -> wait for validation and blockers -> complete -> wait for access
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from hca_archive import archiving
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
 from hca_archive.orchestration.report import build_and_publish_report
+from hca_archive.orchestration.request_operator import RequestArchiveOperator
 from hca_archive.orchestration.runners.local import LocalFileJobOperator
 from hca_archive.orchestration.sensors import ArchiveProgressSensor
 from hca_archive.orchestration.step_record import recorded_step
@@ -29,15 +29,13 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 # Airflow refuses to map more tasks than [core] max_map_length (1024 by default); larger plans
 # are run in batches of consecutive jobs.
 MAX_MAPPED_TASKS = 1024
-# After triggering the archiver, trust that trigger this long before a retry may trigger again.
-TRIGGER_GRACE = timedelta(hours=1)
 NETWORK_RETRIES = {
     "retries": 4,
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
-DSP_UUID = "{{ ti.xcom_pull(task_ids='wait_for_dsp_submission')['dsp_uuid'] }}"
+DSP_UUID = "{{ ti.xcom_pull(task_ids='request_archive')['dsp_uuid'] }}"
 SUBMISSION_UUID = "{{ params.submission_uuid }}"
 ENVIRONMENT = "{{ params.environment }}"
 
@@ -73,7 +71,7 @@ PARAMS = {
     "exclude_types": Param(
         [],
         type="array",
-        items={"type": "string", "enum": ["project", "study", "sample", "sequencingExperiment"]},
+        items={"type": "string", "pattern": r"^[A-Za-z][A-Za-z_]{0,63}$"},
         title="Entity types to leave out",
         description="Metadata types the archiver should not archive (usually none).",
     ),
@@ -108,44 +106,10 @@ def check_submission(**context: Any) -> dict[str, str]:
         return {"uuid": envelope.uuid, "state": envelope.state}
 
 
-@task(task_id="request_archive", **NETWORK_RETRIES)
-def request_archive(**context: Any) -> dict[str, Any]:
-    params = context["params"]
-    store = context.get("task_state_store")
-    with recorded_step(context) as record:
-        if store is None:
-            log.warning("no task state store: a retry cannot know whether this attempt triggered")
-
-        def mark_triggered() -> None:
-            if store is not None:
-                store.set("triggered_at", time.time())
-
-        request = archiving.request_archive(
-            _hook(context).archiver,
-            params["submission_uuid"],
-            alias_prefix=params["alias_prefix"],
-            exclude_types=params["exclude_types"] or None,
-            triggered_at=store.get("triggered_at") if store is not None else None,
-            trigger_grace_seconds=TRIGGER_GRACE.total_seconds(),
-            mark_triggered=mark_triggered,
-            dry_run=params["dry_run"],
-        )
-        record.outcome = {
-            "reused": f"reusing archive submission {request.dsp_uuid}",
-            "triggered": "asked the archiver to archive the metadata",
-            "awaiting-earlier-trigger": "an earlier attempt triggered the archiver; not again",
-            "dry-run": "dry run: would ask the archiver to archive the metadata",
-        }[request.action]
-        log.info("%s", record.outcome)
-        if request.action == "dry-run":
-            raise AirflowSkipException(record.outcome)
-        return {"action": request.action, "dsp_uuid": request.dsp_uuid}
-
-
 @task(task_id="fetch_plan", **NETWORK_RETRIES)
 def fetch_plan(**context: Any) -> list[list[dict[str, Any]]]:
     """The plan's jobs in batches, one batch per mapped file-job task."""
-    dsp_uuid = context["ti"].xcom_pull(task_ids="wait_for_dsp_submission")["dsp_uuid"]
+    dsp_uuid = context["ti"].xcom_pull(task_ids="request_archive")["dsp_uuid"]
     with recorded_step(context) as record:
         plan = archiving.fetch_plan(_hook(context).archiver, dsp_uuid, MAX_MAPPED_TASKS)
         record.outcome = f"upload plan: {plan.job_count} jobs in {len(plan.batches)} tasks"
@@ -164,7 +128,7 @@ def choose_runner(**context: Any) -> list[str]:
 
 @task(task_id="complete_submission", **NETWORK_RETRIES)
 def complete_submission(**context: Any) -> str:
-    dsp_uuid = context["ti"].xcom_pull(task_ids="wait_for_dsp_submission")["dsp_uuid"]
+    dsp_uuid = context["ti"].xcom_pull(task_ids="request_archive")["dsp_uuid"]
     with recorded_step(context) as record:
         hook = _hook(context)
         record.outcome = archiving.complete_submission(hook.archiver, hook.dsp, dsp_uuid)
@@ -201,14 +165,14 @@ def build_archive_dag() -> DAG:
         default_args={"owner": "hca-wranglers"},
     ) as dag:
         checked = check_submission()
-        requested = request_archive()
-        dsp_submission = _wait(
-            "wait_for_dsp_submission",
-            "dsp_submission",
-            "the DSP submission and its upload plan",
-            timedelta(minutes=45),
-            arguments={"submission_uuid": SUBMISSION_UUID},
-            poll_interval=5,
+        requested = RequestArchiveOperator(
+            task_id="request_archive",
+            environment=ENVIRONMENT,
+            submission_uuid=SUBMISSION_UUID,
+            alias_prefix="{{ params.alias_prefix }}",
+            exclude_types="{{ params.exclude_types }}",
+            dry_run="{{ params.dry_run }}",
+            **NETWORK_RETRIES,
         )
         metadata = _wait(
             "check_metadata",
@@ -246,7 +210,7 @@ def build_archive_dag() -> DAG:
             arguments={"dsp_uuid": DSP_UUID, "submission_uuid": SUBMISSION_UUID},
             poll_interval=15,
         )
-        checked >> requested >> dsp_submission >> metadata >> plan >> runner
+        checked >> requested >> metadata >> plan >> runner
         runner >> [run_local] >> validation >> completed >> completion
         # After every task, not only the last: a failed file job must not let the report run
         # while its sibling jobs are still going.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -16,6 +17,7 @@ from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
 from hca_archive.orchestration.connections import conn_id, service_url
 
 ARCHIVER_KEY_FIELD = "archiver_api_key"
+DEFAULT_REQUEST_GRACE_SECONDS = 30 * 60
 
 
 class HcaArchiveHook(BaseHook):
@@ -51,6 +53,14 @@ class HcaArchiveHook(BaseHook):
         mask_secret(key)
         self.log.info("archiver API key read from AWS Secrets Manager secret %s", secret_name)
         return key
+
+    def request_grace(self) -> timedelta:
+        """How long to wait for the archiver's record before asking again (extra ``request_grace``).
+
+        The old archiver retries its upstream calls for ~20 minutes before giving up silently.
+        """
+        extra = self._connection("archiver").extra_dejson
+        return timedelta(seconds=float(extra.get("request_grace", DEFAULT_REQUEST_GRACE_SECONDS)))
 
     @functools.cached_property
     def aap(self) -> AapTokenSource:

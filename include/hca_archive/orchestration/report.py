@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 STEPS = (
     "check_submission",
     "request_archive",
-    "wait_for_dsp_submission",
     "check_metadata",
     "fetch_plan",
     "run_local",
@@ -85,7 +84,7 @@ def collect_report(context: Any) -> dict[str, Any]:
         for job in result.get("jobs", [])
     ]
     completion = ti.xcom_pull(task_ids="wait_for_completion") or {}
-    dsp = ti.xcom_pull(task_ids="wait_for_dsp_submission") or {}
+    dsp = ti.xcom_pull(task_ids="request_archive") or {}
     return {
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
