@@ -199,3 +199,21 @@ def test_a_missing_input_fails_the_download_step(moto_s3, tus, converter, tmp_pa
     assert outcome.status == "failed"
     assert "download: s3://hca-test-area/absent/R1.fastq.gz: head_object failed" in outcome.error
     assert converter.calls == []
+
+
+def test_a_rerun_reuses_the_verified_bam_unless_it_changed(moto_s3, tus, converter, tmp_path):
+    put_inputs(moto_s3, "rerun", ["R1.fastq.gz", "R2.fastq.gz", "I1.fastq.gz"])
+    job = plan_job(moto_s3, "rerun")
+    first = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
+    again = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
+    assert again.status == "succeeded", again.error
+    assert len(converter.calls) == len(converter.verified) == 1
+    assert again.files[0]["md5"] == first.files[0]["md5"]
+    assert again.files[0]["reads"] == 3
+
+    bam = converter.calls[0][4]
+    bam.write_bytes(bam.read_bytes() + b"!")
+    third = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
+    assert third.status == "succeeded", third.error
+    assert len(converter.calls) == len(converter.verified) == 2
+    assert third.files[0]["md5"] == first.files[0]["md5"]

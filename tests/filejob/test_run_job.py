@@ -124,11 +124,12 @@ def test_a_plain_file_is_uploaded_once_and_not_again(sandbox, sandbox_env, tmp_p
     assert on_dsp["md5"] == file["md5"] and on_dsp["uploaded_exactly_once"]
 
 
+@pytest.mark.parametrize("kind", ["plain", "10xV2"])
 def test_an_interrupted_upload_resumes_from_the_servers_offset(
-    sandbox_faults, sandbox_env, tmp_path
+    sandbox_faults, sandbox_env, tmp_path, kind
 ):
     sandbox = sandbox_faults
-    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, [kind], reads=2000)
     name = jobs[0]["files"][0]["name"]
     workdir = tmp_path / "work"
     state_file = workdir / "job-0" / "uploads" / f"{name}.tus.json"
@@ -153,6 +154,8 @@ def test_an_interrupted_upload_resumes_from_the_servers_offset(
     resumed = re.search(rf"upload of {re.escape(name)} resumed at offset (\d+)", finished.stderr)
     assert resumed, finished.stderr
     assert int(resumed.group(1)) == interrupted_at > 0
+    if kind == "10xV2":
+        assert f"reusing {name}, converted and verified earlier" in finished.stderr
     (file,) = result_of(finished)["jobs"][0]["files"]
     on_dsp = uploaded_files(sandbox, submission, [name])[name]
     assert on_dsp["md5"] == file["md5"]

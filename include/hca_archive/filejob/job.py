@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hca_archive import convert
 from hca_archive.clients import DspClient, TokenSource
 from hca_archive.filejob.s3download import DownloadError, FetchedFile, S3Downloader
 from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE, TusClient, TusError
-from hca_archive.filejob.workdir import JobDirs, child
+from hca_archive.filejob.workdir import JobDirs, child, read_json, write_json_atomically
 from hca_archive.http import ServiceError
 from hca_archive.plan import PlanJob, parse_s3_url
 
@@ -66,6 +66,14 @@ class JobOutcome:
 
 class _StepFailed(Exception):
     pass
+
+
+class LocalFile(NamedTuple):
+    """A file ready for upload: where it is, its MD5 and (for a BAM) its read count."""
+
+    path: Path
+    md5: str
+    reads: int | None
 
 
 # Failures a step reports in one line; anything else is a bug and is logged with its traceback.
@@ -123,17 +131,60 @@ class JobRunner:
     def _run_steps(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> None:
         with self._step("download", job, outcome):
             fetched = self._download(job, dirs, outcome)
-        conversion: ConversionResult | None = None
-        bam: Path | None = None
+        local = {name: LocalFile(item.path, item.md5, None) for name, item in fetched.items()}
         if job.conversion is not None:
             bam = child(dirs.output, job.conversion.output_name)
-            with self._step("convert", job, outcome):
-                conversion = self._convert(job, fetched, bam)
+            marker = child(dirs.output, f"{job.conversion.output_name}.verified.json")
+            inputs = {item.name: fetched[item.name].md5 for item in job.conversion.inputs}
             with self._step("verify", job, outcome):
-                convert.verify_bam(bam, conversion)
-                log.info("verified %s: rebuilds every input FASTQ exactly", bam.name)
+                reused = self._reuse_verified(bam, marker, inputs)
+            local[bam.name] = reused or self._convert_and_verify(
+                job, fetched, bam, marker, inputs, outcome
+            )
         with self._step("upload", job, outcome):
-            self._upload(job, dirs, fetched, bam, conversion, outcome)
+            self._upload(job, dirs, local, outcome)
+
+    def _reuse_verified(self, bam: Path, marker: Path, inputs: dict[str, str]) -> LocalFile | None:
+        """The BAM an earlier run converted and verified from these very inputs, if still intact.
+
+        A restarted job then resumes its upload without converting again (and cannot produce
+        a BAM with other bytes under an upload that is half done).
+        """
+        record = read_json(marker)
+        if not isinstance(record, dict) or record.get("inputs") != inputs or not bam.exists():
+            return None
+        if bam.stat().st_size != record.get("bytes") or file_md5(bam) != record.get("md5"):
+            log.warning("%s differs from the BAM verified earlier; converting again", bam.name)
+            return None
+        log.info("reusing %s, converted and verified earlier from the same inputs", bam.name)
+        return LocalFile(bam, record["md5"], record.get("reads"))
+
+    def _convert_and_verify(
+        self,
+        job: PlanJob,
+        fetched: dict[str, FetchedFile],
+        bam: Path,
+        marker: Path,
+        inputs: dict[str, str],
+        outcome: JobOutcome,
+    ) -> LocalFile:
+        marker.unlink(missing_ok=True)
+        with self._step("convert", job, outcome):
+            conversion = self._convert(job, fetched, bam)
+        with self._step("verify", job, outcome):
+            convert.verify_bam(bam, conversion)
+            md5 = file_md5(bam)
+            log.info("verified %s (md5 %s): rebuilds every input FASTQ exactly", bam.name, md5)
+            write_json_atomically(
+                marker,
+                {
+                    "md5": md5,
+                    "bytes": bam.stat().st_size,
+                    "reads": conversion.read_count,
+                    "inputs": inputs,
+                },
+            )
+        return LocalFile(bam, md5, conversion.read_count)
 
     @contextmanager
     def _step(self, step: str, job: PlanJob, outcome: JobOutcome) -> Iterator[None]:
@@ -200,13 +251,7 @@ class JobRunner:
         return result
 
     def _upload(
-        self,
-        job: PlanJob,
-        dirs: JobDirs,
-        fetched: dict[str, FetchedFile],
-        bam: Path | None,
-        conversion: ConversionResult | None,
-        outcome: JobOutcome,
+        self, job: PlanJob, dirs: JobDirs, local: dict[str, LocalFile], outcome: JobOutcome
     ) -> None:
         dsp = self._dsp_client(job.dsp_api_url, self._tokens)
         tus = TusClient(
@@ -216,15 +261,9 @@ class JobRunner:
             progress_interval=self._progress_interval,
         )
         for item in job.files:
-            if job.conversion is not None and item.name == job.conversion.output_name:
-                assert bam is not None and conversion is not None
-                path, md5, reads = bam, file_md5(bam), conversion.read_count
-            elif item.name in fetched:
-                path, md5, reads = fetched[item.name].path, fetched[item.name].md5, None
-            else:
-                raise JobError(
-                    f"{item.name} is neither the conversion output nor a downloaded file"
-                )
+            if item.name not in local:
+                raise JobError(f"{item.name} is neither the conversion output nor downloaded")
+            path, md5, reads = local[item.name]
             size = path.stat().st_size
             on_dsp = dsp.find_file(job.submission_id, item.name)
             reason = why_not_complete(on_dsp, size, md5)
