@@ -23,6 +23,8 @@ MD5 = "0123456789abcdef0123456789abcdef"
         ({"totalSize": 100, "checksum": "f" * 32}, f"DSP's copy has MD5 {'f' * 32}, ours {MD5}"),
         ({"totalSize": 100, "uploadedSize": 100, "checksum": MD5}, None),
         ({"totalSize": 100}, None),
+        ({"totalSize": 100, "checksum": MD5.upper()}, None),
+        ({"totalSize": 100, "checksum": "sha256:abc"}, None),
     ],
 )
 def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, reason):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 STEPS = ("download", "convert", "verify", "upload")
 HASH_CHUNK = 1024 * 1024
+MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class JobError(Exception):
@@ -289,7 +291,7 @@ def why_not_complete(on_dsp: dict[str, Any] | None, size: int, md5: str) -> str 
     """Why DSP's file document does not show our complete file, or None when it does.
 
     The document exists while an upload is still in progress (``uploadedSize`` < ``totalSize``);
-    its ``checksum``, once DSP has computed it, must be our MD5.
+    its ``checksum``, once DSP has computed it, must be our MD5 (other formats are not compared).
     """
     if on_dsp is None:
         return "DSP does not have it yet"
@@ -300,7 +302,7 @@ def why_not_complete(on_dsp: dict[str, Any] | None, size: int, md5: str) -> str 
         return f"DSP's copy has {total} bytes, ours {size}"
     if uploaded is not None and uploaded != total:
         return f"DSP has {uploaded} of its {total} bytes"
-    if checksum and checksum != md5:
+    if isinstance(checksum, str) and MD5_HEX.fullmatch(checksum) and checksum.lower() != md5:
         return f"DSP's copy has MD5 {checksum}, ours {md5}"
     return None
 
