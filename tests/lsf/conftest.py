@@ -46,15 +46,22 @@ def plan_job(tag: str, sleep: float = 0, status: str = "succeeded") -> dict[str,
 
 
 def context(run_id: str, map_index: int = 0, dag_id: str = "lsf_test") -> dict[str, Any]:
-    return {"ti": SimpleNamespace(dag_id=dag_id, run_id=run_id, map_index=map_index, task_id="t")}
+    """What the operator reads of an Airflow context; step records land in ``ti.pushed``."""
+    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, map_index=map_index, task_id="t")
+    ti.try_number = 1
+    ti.pushed = []
+    ti.xcom_push = lambda key, value: ti.pushed.append((key, value))
+    return {"ti": ti}
 
 
-def operator(hpc_connection: str, job: dict[str, Any], **kwargs: Any):
+def operator(hpc_connection: str, job: dict[str, Any] | None, **kwargs: Any):
+    """The operator running ``job`` (or ``batch=`` in kwargs) with the fake job."""
     from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
 
+    if job is not None:
+        kwargs["job"] = job
     return LsfFileJobOperator(
         task_id="archive_file",
-        job=job,
         environment="test",
         ssh_conn_id=hpc_connection,
         credentials=lambda environment: SECRETS,

@@ -1,8 +1,8 @@
 """Stands in for ``hca-archive`` on the cluster in LSF tests: ``run-job`` as the operator calls it.
 
-It reads and deletes the credentials file like the real job, then follows the ``key=value``
-fields of the plan job's manifest id (``sleep=SECONDS;status=succeeded|failed|crash``) and
-writes the durable ``result-0.json``, except on ``crash``.
+It reads and deletes the credentials file like the real job, then runs every job of the plan:
+each follows the ``key=value`` fields of its manifest id (``sleep=SECONDS;status=succeeded|
+failed|crash``) and writes its durable ``result-<i>.json``; ``crash`` stops at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["run-job"])
     parser.add_argument("--plan", type=Path, required=True)
-    parser.add_argument("--job", type=int, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--credentials-file", type=Path, required=True)
     parser.add_argument("--delete-credentials-file", action="store_true")
@@ -30,30 +29,33 @@ def main() -> int:
     credentials = json.loads(args.credentials_file.read_text())
     if args.delete_credentials_file:
         args.credentials_file.unlink()
-    job = json.loads(args.plan.read_text())["jobs"][args.job]
-    behaviour = dict(field.split("=", 1) for field in job["manifest_id"].split(";") if "=" in field)
-    print(f"fake job {job['manifest_id']} starting", flush=True)
-    time.sleep(float(behaviour.get("sleep", 0)))
-    status = behaviour.get("status", "succeeded")
-    if status == "crash":
-        print("fake job crashed", file=sys.stderr)
-        return 3
-    entry = {
-        "index": 0,
-        "manifest_id": job["manifest_id"],
-        "label": f"{job['manifest_id']}/fake",
-        "status": status,
-        "error": "fake failure" if status == "failed" else None,
-        "files": [],
-        "seconds": {},
-        "credentials_keys": sorted(credentials),
-        "credentials_mode": f"{mode:04o}",
-    }
-    result = {"jobs": [entry], "succeeded": int(status == "succeeded")}
-    result["failed"] = 1 - result["succeeded"]
-    (args.workdir / "result-0.json").write_text(json.dumps(result))
-    print(json.dumps(result))
-    return 0 if status == "succeeded" else 1
+    statuses = []
+    for index, job in enumerate(json.loads(args.plan.read_text())["jobs"]):
+        fields = job["manifest_id"].split(";")
+        behaviour = dict(field.split("=", 1) for field in fields if "=" in field)
+        print(f"fake job {index} {fields[0]} starting", flush=True)
+        time.sleep(float(behaviour.get("sleep", 0)))
+        status = behaviour.get("status", "succeeded")
+        if status == "crash":
+            print("fake job crashed", file=sys.stderr)
+            return 3
+        entry = {
+            "index": index,
+            "manifest_id": job["manifest_id"],
+            "label": f"{fields[0]}/fake",
+            "status": status,
+            "error": f"fake failure of {fields[0]}" if status == "failed" else None,
+            "files": [],
+            "seconds": {},
+            "credentials_keys": sorted(credentials),
+            "credentials_mode": f"{mode:04o}",
+            "threads": args.threads,
+        }
+        succeeded = int(status == "succeeded")
+        result = {"jobs": [entry], "succeeded": succeeded, "failed": 1 - succeeded}
+        (args.workdir / f"result-{index}.json").write_text(json.dumps(result))
+        statuses.append(status)
+    return 0 if set(statuses) <= {"succeeded"} else 1
 
 
 if __name__ == "__main__":

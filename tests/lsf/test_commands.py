@@ -48,7 +48,7 @@ def test_job_paths_stay_under_the_work_root():
     assert paths.directory.startswith("/scratch/hca/")
     assert ".." not in paths.directory.split("/")
     assert paths.directory.endswith("/job-2")
-    assert paths.result == f"{paths.directory}/result-0.json"
+    assert paths.result(3) == f"{paths.directory}/result-3.json"
     assert paths.credentials == f"{paths.directory}/credentials.json"
 
 
@@ -136,7 +136,7 @@ def test_bsub_argv_carries_resources_paths_and_only_generated_words():
     command = argv[argv.index("rusage[mem=6000]") + 1 :]
     assert command == [
         "singularity", "run", "docker://quay.io/humancellatlas/hca-archive:latest", "hca-archive",
-        "run-job", "--plan", paths.plan, "--job", "0", "--workdir", paths.directory,
+        "run-job", "--plan", paths.plan, "--workdir", paths.directory,
         "--credentials-file", paths.credentials, "--delete-credentials-file", "--threads", "3",
     ]  # fmt: skip
     # The remote shell and LSF's re-joining both see exactly these words.

@@ -75,14 +75,20 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     assert stat.S_IMODE(Path(paths.directory).stat().st_mode) == 0o700
     assert stat.S_IMODE(Path(paths.plan).stat().st_mode) == 0o600
 
-    entry = run_deferred(op, deferred, ctx)
+    result = run_deferred(op, deferred, ctx)
 
+    assert (result["succeeded"], result["failed"]) == (1, 0)
+    (entry,) = result["jobs"]
     assert entry["status"] == "succeeded"
+    assert entry["threads"] == 2  # as many conversion threads as cores requested
+    key, step = ctx["ti"].pushed[-1]  # the record the run's report reads
+    assert (key, step["state"]) == ("step", "succeeded")
+    assert ctx["job_label"].startswith("manifest-ok;")
     assert entry["manifest_id"] == job["manifest_id"]
     assert entry["credentials_mode"] == "0600"
     assert "HCA_AAP_PASSWORD" in entry["credentials_keys"]
     assert not Path(paths.credentials).exists()  # the job deleted it after reading
-    assert not any(secret in json.dumps(entry) for secret in SECRET_VALUES)
+    assert not any(secret in json.dumps(result) for secret in SECRET_VALUES)
     record = json.dumps(hpc.command_record())
     for forbidden in (*SECRET_VALUES, "manifest-ok", "rm -rf", "s3://", "submissions/", "$("):
         assert forbidden not in record
@@ -142,8 +148,34 @@ def test_a_job_that_cannot_start_fails_clearly_and_leaves_no_credentials(lsf_qui
 
 def test_a_failed_job_reports_its_own_error(lsf_quick, hpc_connection):
     op, ctx = operator(hpc_connection, plan_job("manifest-fail", status="failed")), context("fail")
-    with pytest.raises(AirflowException, match=r"EXIT code 1: .*job error: fake failure"):
+    with pytest.raises(
+        AirflowException,
+        match=r"EXIT code 1: .*; manifest-fail/fake: fake failure of manifest-fail",
+    ):
         run_deferred(op, defer(op, ctx), ctx)
+
+
+def test_a_batch_runs_in_one_lsf_job_and_reports_every_job(lsf_quick, hpc_connection):
+    batch = [plan_job(f"manifest-batch{index}") for index in range(3)]
+    op, ctx = operator(hpc_connection, None, batch=batch), context("batch")
+    result = run_deferred(op, defer(op, ctx), ctx)
+    assert [job["manifest_id"] for job in result["jobs"]] == [job["manifest_id"] for job in batch]
+    assert (result["succeeded"], result["failed"]) == (3, 0)
+    assert len(submissions(lsf_quick, job_name("lsf_test", "batch", 0))) == 1
+    assert ctx["job_label"].endswith("(+2 more jobs)")
+
+
+def test_a_batch_with_a_crash_names_the_jobs_left_without_result(lsf_quick, hpc_connection):
+    batch = [plan_job("manifest-first"), plan_job("manifest-second", status="crash")]
+    op, ctx = operator(hpc_connection, None, batch=batch), context("batch-crash")
+    deferred = defer(op, ctx)
+    with pytest.raises(AirflowException, match="EXIT code 3") as failure:
+        run_deferred(op, deferred, ctx)
+    assert "no result" not in str(failure.value)  # only errors the jobs reported themselves
+    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "batch-crash", 0)
+    assert Path(paths.result(0)).exists()
+    assert not Path(paths.result(1)).exists()
+    assert ctx["ti"].pushed[-1][1]["state"] == "failed"
 
 
 def test_a_second_execute_adopts_the_job_instead_of_submitting_again(lsf_quick, hpc_connection):
@@ -152,9 +184,9 @@ def test_a_second_execute_adopts_the_job_instead_of_submitting_again(lsf_quick, 
     first = defer(operator(hpc_connection, job), ctx)
     second = defer(operator(hpc_connection, job), ctx)  # a retry or a restarted worker
     assert second.trigger.job_id == first.trigger.job_id
-    entry = run_deferred(operator(hpc_connection, job), second, ctx)
-    assert entry["status"] == "succeeded"
-    assert operator(hpc_connection, job).execute(ctx) == entry  # DONE: adopted, not rerun
+    result = run_deferred(operator(hpc_connection, job), second, ctx)
+    assert result["jobs"][0]["status"] == "succeeded"
+    assert operator(hpc_connection, job).execute(ctx) == result  # DONE: adopted, not rerun
     assert len(submissions(hpc, job_name("lsf_test", "adopt", 0))) == 1
 
 
@@ -192,9 +224,9 @@ def test_the_result_file_is_the_truth_once_lsf_forgot_the_job(lsf_quick, hpc_con
     deferred = defer(op, ctx)
     asyncio.run(first_event(deferred.trigger))
     hpc.configure_lsf(clean_period=0)
-    entry = op.execute_complete(ctx, {"job_id": deferred.trigger.job_id}, **deferred.kwargs)
-    assert entry["status"] == "succeeded"
-    assert operator(hpc_connection, job).execute(ctx) == entry
+    result = op.execute_complete(ctx, {"job_id": deferred.trigger.job_id}, **deferred.kwargs)
+    assert result["jobs"][0]["status"] == "succeeded"
+    assert operator(hpc_connection, job).execute(ctx) == result
     assert len(submissions(hpc, job_name("lsf_test", "clean", 0))) == 1
 
 
@@ -249,4 +281,4 @@ def test_waiting_jobs_share_one_connection_and_one_bjobs_per_poll(lsf_quick, hpc
         resumed = op.execute_complete(
             context("many", index), {"job_id": deferred.trigger.job_id}, **deferred.kwargs
         )
-        assert resumed["status"] == "succeeded"
+        assert resumed["succeeded"] == 1

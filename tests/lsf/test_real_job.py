@@ -38,8 +38,10 @@ def test_a_plan_job_is_converted_and_uploaded_through_lsf(sandbox, lsf_quick, hp
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)
 
-    entry = run_deferred(op, deferred.value, ctx)
+    result = run_deferred(op, deferred.value, ctx)
 
+    assert result["succeeded"] == 1
+    (entry,) = result["jobs"]
     assert entry["status"] == "succeeded"
     assert [file["upload"] for file in entry["files"]] == ["uploaded"]
     bam = entry["files"][0]
@@ -53,4 +55,4 @@ def test_a_plan_job_is_converted_and_uploaded_through_lsf(sandbox, lsf_quick, hp
     record = json.dumps(lsf_quick.command_record())
     for secret in (sandbox.aap_password, sandbox.aws_secret_access_key):
         assert secret not in record
-        assert secret not in json.dumps(entry)
+        assert secret not in json.dumps(result)

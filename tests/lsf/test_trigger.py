@@ -65,7 +65,7 @@ def test_when_polling_keeps_failing_the_task_looks_for_itself(
 
     if finished:
         wait_for(lsf_quick, job_id, {"DONE"})
-        assert op.execute_complete(ctx, event, **deferred.value.kwargs)["status"] == "succeeded"
+        assert op.execute_complete(ctx, event, **deferred.value.kwargs)["succeeded"] == 1
     else:
         with pytest.raises(TaskDeferred) as again:  # still running: back to waiting
             op.execute_complete(ctx, event, **deferred.value.kwargs)

@@ -16,15 +16,13 @@ STATUS_FIELDS = "jobid stat exit_code job_name"
 
 
 def job_command(prefix: Sequence[str], paths: JobPaths, threads: int) -> list[str]:
-    """``<prefix> run-job`` on the staged one-job plan, converting with the cores LSF gives it;
-    the job deletes its credentials file once read."""
+    """``<prefix> run-job`` on every job of the staged plan, one after the other, converting with
+    the cores LSF gives it; the job deletes its credentials file once read."""
     command = [
         *prefix,
         "run-job",
         "--plan",
         paths.plan,
-        "--job",
-        "0",
         "--workdir",
         paths.directory,
         "--credentials-file",

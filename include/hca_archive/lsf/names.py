@@ -58,10 +58,9 @@ class JobPaths:
     def stderr(self) -> str:
         return posixpath.join(self.directory, "lsf.err")
 
-    @property
-    def result(self) -> str:
-        """The durable marker ``hca-archive run-job`` writes: the staged plan holds job 0 only."""
-        return posixpath.join(self.directory, "result-0.json")
+    def result(self, index: int) -> str:
+        """The durable marker ``hca-archive run-job`` writes for the staged plan's job ``index``."""
+        return posixpath.join(self.directory, f"result-{int(index)}.json")
 
 
 def job_paths(work_root: str, dag_id: str, run_id: str, map_index: int) -> JobPaths:

@@ -1,10 +1,10 @@
-"""Run one upload-plan job on an LSF cluster over SSH, deferring while it runs.
+"""Run a batch of upload-plan jobs as one LSF job over SSH, deferring while it runs.
 
-Per task: a work directory ``<work root>/<run>/job-<map index>`` holding the one-job plan, a
-credentials file (mode 0600, deleted by the job once read), LSF's stdout/stderr and the job's
-durable result ``result-0.json``. The job name is derived from (dag, run, map index), so a retry
-or a restarted worker adopts the job already pending, running or done instead of starting a
-second copy; only an EXIT job (or a failed result) is submitted again.
+Per mapped task: a work directory ``<work root>/<run>/job-<map index>`` holding the staged plan
+(the batch), a credentials file (mode 0600, deleted by the job once read), LSF's stdout/stderr and
+the durable ``result-<i>.json`` of each job. The LSF job name is derived from (dag, run, map
+index), so a retry or a restarted worker adopts the job already pending, running or done instead
+of starting a second copy; only after EXIT (or failed results) is the batch submitted again.
 """
 
 from __future__ import annotations
@@ -28,19 +28,24 @@ from hca_archive.lsf.outputs import (
     parse_bsub,
 )
 from hca_archive.lsf.resources import LsfSettings
+from hca_archive.orchestration.file_job_results import check_result, label_task
 from hca_archive.orchestration.lsf.cluster import Cluster
 from hca_archive.orchestration.lsf.sizes import s3_input_bytes
 from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
+from hca_archive.orchestration.step_record import recorded_step
 from hca_archive.plan import PlanJob, parse_plan
 
 CredentialsSource = Callable[[str], Mapping[str, str]]
 
 
 class LsfFileJobOperator(BaseOperator):
-    """Stage, submit (or adopt) and await one plan job on LSF; returns the job's result entry.
+    """Stage, submit (or adopt) and await plan jobs on LSF; returns their result JSON.
 
-    :param job: one job of a file upload plan (``fileUploadPlan`` entry), staged as
-        ``{"jobs": [job]}``; never on a command line.
+    The result is ``hca-archive run-job``'s document for the batch, ``{"jobs": [...],
+    "succeeded": n, "failed": n}``; a failed job fails the task naming it (``check_result``).
+
+    :param batch: plan jobs (``fileUploadPlan`` entries) run one after the other in one LSF job;
+        or ``job``: a single plan job. Staged as ``{"jobs": batch}``, never on a command line.
     :param environment: name of the deployment environment, passed to ``credentials``.
     :param ssh_conn_id: SSH connection of the cluster; its extra may set ``lsf_queue``,
         ``lsf_memory_mb``, ``lsf_cores``, ``lsf_wall_time``, ``lsf_work_root``, ``lsf_image``,
@@ -49,23 +54,25 @@ class LsfFileJobOperator(BaseOperator):
     :param credentials: ``credentials(environment)`` returns the job's secrets keyed by the
         credentials-file names (``HCA_AAP_URL``, ``HCA_AAP_USERNAME``, ``HCA_AAP_PASSWORD``,
         ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
-        ``AWS_ENDPOINT_URL``). Called at run time only; the values are masked in logs and
+        ``AWS_ENDPOINT_URL``). Called at submission only; the values are masked in logs and
         reach the cluster only in the 0600 credentials file.
-    :param input_bytes: total input size for memory sizing; default: asked of S3 (HEAD of each
-        input with the job's credentials), or the memory floor when that fails.
+    :param input_bytes: input size of the largest job, for memory sizing; default: asked of S3
+        (HEAD of each input with the job's credentials), or the memory floor when that fails.
     :param command_prefix: what runs ``hca-archive`` instead of ``singularity run docker://IMAGE
         hca-archive`` (a list of words or one string).
     """
 
-    template_fields = ("job", "environment", "queue", "memory_mb", "wall_time", "input_bytes")
+    template_fields = ("batch", "environment", "queue", "memory_mb", "wall_time", "input_bytes")
+    ui_color = "#e8f0fd"
 
     def __init__(
         self,
         *,
-        job: dict[str, Any],
         environment: str,
         ssh_conn_id: str,
         credentials: CredentialsSource,
+        batch: list[dict[str, Any]] | None = None,
+        job: dict[str, Any] | None = None,
         queue: str | None = None,
         memory_mb: int | None = None,
         cores: int | None = None,
@@ -79,7 +86,9 @@ class LsfFileJobOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.job = job
+        if (batch is None) == (job is None):
+            raise ValueError("LsfFileJobOperator needs either batch (a list of plan jobs) or job")
+        self.batch = batch if batch is not None else [job]
         self.environment = environment
         self.ssh_conn_id = ssh_conn_id
         self.credentials = credentials
@@ -97,54 +106,65 @@ class LsfFileJobOperator(BaseOperator):
         self._lsf_job_name: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        plan_job = parse_plan({"jobs": [self.job]}).jobs[0]  # PlanError names every problem
-        ti = context["ti"]
-        name = job_name(ti.dag_id, ti.run_id, ti.map_index)
-        self._lsf_job_name = name
-        with Cluster(self.ssh_conn_id) as cluster:
-            extra = cluster.extra
-            settings = self._settings(extra)
-            paths = job_paths(settings.work_root, ti.dag_id, ti.run_id, ti.map_index)
-            existing = _pick_existing(_jobs_named(cluster, name))
-            if existing is not None and existing.stat == "DONE":
-                self.log.info(
-                    "LSF job %s (%s) already finished: adopting it", existing.job_id, name
+        with recorded_step(context) as record:
+            label = label_task(context, self.batch)
+            plan_jobs = parse_plan({"jobs": self.batch}).jobs  # PlanError names every problem
+            ti = context["ti"]
+            name = self._lsf_job_name = job_name(ti.dag_id, ti.run_id, ti.map_index)
+            with Cluster(self.ssh_conn_id) as cluster:
+                extra = cluster.extra
+                paths = job_paths(
+                    self._settings(extra).work_root, ti.dag_id, ti.run_id, ti.map_index
                 )
-                return self._conclude(cluster, paths, existing.job_id, existing)
-            if existing is None:
-                done = _succeeded_entry(_read_result(cluster, paths))
-                if done is not None:
-                    self.log.info("%s holds a successful result: not resubmitting", paths.result)
-                    return done
-            if existing is not None and existing.active:
-                self.log.info(
-                    "LSF job %s (%s) is %s: adopting it", existing.job_id, name, existing.stat
-                )
-                job_id = existing.job_id
-            else:  # never submitted, or EXIT / a failed result: this is a retry
-                job_id = self._keep_oldest(
-                    cluster, name, self._submit(cluster, name, plan_job, extra, paths)
-                )
-        self._lsf_job_id = job_id
-        self._defer(job_id, name, paths)
+                existing = _pick_existing(_jobs_named(cluster, name))
+                if existing is not None and existing.stat == "DONE":
+                    self.log.info(
+                        "LSF job %s (%s) already finished: adopting it", existing.job_id, name
+                    )
+                    result = self._conclude(cluster, paths, plan_jobs, existing.job_id, existing)
+                    record.outcome = _outcome(label, result)
+                    return result
+                if existing is None:
+                    result, _ = _collect_results(cluster, paths, plan_jobs)
+                    if _all_succeeded(result):
+                        self.log.info(
+                            "%s holds successful results: not resubmitting", paths.directory
+                        )
+                        check_result(result, self.log)
+                        record.outcome = _outcome(label, result)
+                        return result
+                if existing is not None and existing.active:
+                    self.log.info(
+                        "LSF job %s (%s) is %s: adopting it", existing.job_id, name, existing.stat
+                    )
+                    job_id = existing.job_id
+                else:  # never submitted, or EXIT / failed results: this is a retry
+                    submitted = self._submit(cluster, name, plan_jobs, extra, paths)
+                    job_id = self._keep_oldest(cluster, name, submitted)
+            self._lsf_job_id = job_id
+            self._defer(job_id, name, paths)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], directory: str, lsf_job_name: str
     ) -> dict[str, Any]:
         """Resumed by the trigger: the event is a wake-up, the job's state is checked here."""
-        job_id = str(event["job_id"])
-        self._lsf_job_id, self._lsf_job_name = job_id, lsf_job_name
-        self.log.info("Trigger: %s", event.get("message"))
-        paths = JobPaths(directory)
-        with Cluster(self.ssh_conn_id) as cluster:
-            result = cluster.run(bjobs_status_argv([job_id]))
-            state = parse_bjobs_json(result.stdout, result.stderr, result.returncode).by_id()
-            current = state.get(job_id)
-            if current is not None and current.active:
-                self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
-            else:
-                return self._conclude(cluster, paths, job_id, current)
-        self._defer(job_id, lsf_job_name, paths)
+        with recorded_step(context) as record:
+            label = label_task(context, self.batch)
+            job_id = str(event["job_id"])
+            self._lsf_job_id, self._lsf_job_name = job_id, lsf_job_name
+            self.log.info("Trigger: %s", event.get("message"))
+            paths = JobPaths(directory)
+            with Cluster(self.ssh_conn_id) as cluster:
+                answer = cluster.run(bjobs_status_argv([job_id]))
+                states = parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
+                current = states.get(job_id)
+                if current is None or not current.active:
+                    plan_jobs = parse_plan({"jobs": self.batch}).jobs
+                    result = self._conclude(cluster, paths, plan_jobs, job_id, current)
+                    record.outcome = _outcome(label, result)
+                    return result
+            self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
+            self._defer(job_id, lsf_job_name, paths)
 
     def on_kill(self) -> None:
         """Stop the LSF job with the task (known by id, or else by name)."""
@@ -175,27 +195,29 @@ class LsfFileJobOperator(BaseOperator):
         self,
         cluster: Cluster,
         name: str,
-        plan_job: PlanJob,
+        plan_jobs: tuple[PlanJob, ...],
         extra: Mapping[str, Any],
         paths: JobPaths,
     ) -> str:
         secrets = _credentials_file(self.credentials(self.environment), self.environment)
         input_bytes = self.input_bytes
         if input_bytes is None and self.memory_mb is None and not extra.get("lsf_memory_mb"):
-            input_bytes = s3_input_bytes(plan_job, secrets)
+            input_bytes = _largest_input(plan_jobs, secrets)
         settings = self._settings(extra, input_bytes)
         cluster.make_private_dirs(paths.directory)
-        cluster.remove(paths.result)  # a failed earlier attempt's result must not be read as ours
-        cluster.write_private(paths.plan, json.dumps({"jobs": [self.job]}).encode())
+        for index in range(len(plan_jobs)):  # results of a failed attempt must not be read as ours
+            cluster.remove(paths.result(index))
+        cluster.write_private(paths.plan, json.dumps({"jobs": self.batch}).encode())
         cluster.write_private(paths.credentials, json.dumps(secrets).encode())
         result = cluster.run(bsub_argv(name, settings, paths))
         submission = parse_bsub(result.stdout, result.stderr, result.returncode)
         self.log.info(
-            "Submitted LSF job %s (%s) to queue %s: %d MB (inputs: %s bytes), %d cores, "
-            "work directory %s",
+            "Submitted LSF job %s (%s) to queue %s: %d job(s), %d MB (largest input: %s bytes), "
+            "%d cores, work directory %s",
             submission.job_id,
             name,
             submission.queue,
+            len(plan_jobs),
             settings.memory_mb,
             "unknown" if input_bytes is None else input_bytes,
             settings.cores,
@@ -226,26 +248,29 @@ class LsfFileJobOperator(BaseOperator):
         )
 
     def _conclude(
-        self, cluster: Cluster, paths: JobPaths, job_id: str, state: JobState | None
+        self,
+        cluster: Cluster,
+        paths: JobPaths,
+        plan_jobs: tuple[PlanJob, ...],
+        job_id: str,
+        state: JobState | None,
     ) -> dict[str, Any]:
-        """Log the job's output and return its result entry, or fail with the reason."""
+        """Log the job's output and return the batch's results, or fail with the reason."""
         cluster.remove(paths.credentials)  # the job deletes it once read; it may never have run
         for label, path in (("stdout", paths.stdout), ("stderr", paths.stderr)):
             tail = cluster.tail(path, self.log_tail_bytes)
             if tail:
                 self.log.info("LSF job %s %s (last %d bytes):\n%s", job_id, label, len(tail), tail)
-        result = _read_result(cluster, paths)
-        entry = _succeeded_entry(result)
+        result, missing = _collect_results(cluster, paths, plan_jobs)
         if state is not None and state.stat == "EXIT":
-            raise AirflowException(describe_exit(job_id, state.exit_code) + _job_error(result))
-        if entry is not None:
-            return entry
-        if result is None:
+            raise AirflowException(describe_exit(job_id, state.exit_code) + _job_errors(result))
+        if missing == len(plan_jobs):
             known = "DONE" if state is not None else "no longer known to LSF"
             raise AirflowException(
-                f"LSF job {job_id} is {known} but left no result file {paths.result}"
+                f"LSF job {job_id} is {known} but left no result file in {paths.directory}"
             )
-        raise AirflowException(f"LSF job {job_id} reported failure{_job_error(result)}")
+        check_result(result, self.log)
+        return result
 
 
 def _credentials_file(values: Mapping[str, Any], environment: str) -> dict[str, str]:
@@ -281,31 +306,62 @@ def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
     )
 
 
-def _read_result(cluster: Cluster, paths: JobPaths) -> dict[str, Any] | None:
-    raw = cluster.read(paths.result)
+def _largest_input(plan_jobs: tuple[PlanJob, ...], credentials: Mapping[str, str]) -> int | None:
+    """The jobs run one after the other, so memory follows the largest one."""
+    sizes = [s3_input_bytes(job, credentials) for job in plan_jobs]
+    return None if None in sizes else max(sizes, default=None)
+
+
+def _collect_results(
+    cluster: Cluster, paths: JobPaths, plan_jobs: tuple[PlanJob, ...]
+) -> tuple[dict[str, Any], int]:
+    """The batch's result document from each job's ``result-<i>.json``, and how many are missing
+    (a job without one counts as failed)."""
+    entries = []
+    missing = 0
+    for job in plan_jobs:
+        entry = _read_entry(cluster, paths.result(job.index))
+        if entry is None:
+            missing += 1
+            entry = {
+                "index": job.index,
+                "manifest_id": job.manifest_id,
+                "label": job.label,
+                "status": "failed",
+                "error": f"no result: the LSF job ended before writing {paths.result(job.index)}",
+            }
+        entries.append(entry)
+    succeeded = sum(entry.get("status") == "succeeded" for entry in entries)
+    return {"jobs": entries, "succeeded": succeeded, "failed": len(entries) - succeeded}, missing
+
+
+def _read_entry(cluster: Cluster, path: str) -> dict[str, Any] | None:
+    raw = cluster.read(path)
     if raw is None:
         return None
     try:
         document = json.loads(raw)
-    except ValueError:
-        raise AirflowException(f"result file {paths.result} is not valid JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("jobs"), list):
-        raise AirflowException(f"result file {paths.result} has no jobs list")
-    return document
+        (entry,) = document["jobs"]
+    except (ValueError, KeyError, TypeError):
+        raise AirflowException(f"result file {path} does not hold one job's result") from None
+    if not isinstance(entry, dict):
+        raise AirflowException(f"result file {path} does not hold one job's result")
+    return entry
 
 
-def _succeeded_entry(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The single job's entry when the result says it succeeded."""
-    if result is None or result.get("failed") or len(result["jobs"]) != 1:
-        return None
-    entry = result["jobs"][0]
-    return entry if isinstance(entry, dict) and entry.get("status") == "succeeded" else None
+def _all_succeeded(result: dict[str, Any]) -> bool:
+    return result["failed"] == 0 and bool(result["jobs"])
 
 
-def _job_error(result: dict[str, Any] | None) -> str:
-    if not result:
-        return ""
+def _job_errors(result: dict[str, Any]) -> str:
+    """The errors the jobs reported themselves (not those of jobs that left no result)."""
     errors = [
-        str(job["error"]) for job in result["jobs"] if isinstance(job, dict) and job.get("error")
+        f"{job.get('label')}: {job['error']}"
+        for job in result["jobs"]
+        if job.get("error") and not str(job["error"]).startswith("no result:")
     ]
-    return f"; job error: {'; '.join(errors)}" if errors else ""
+    return f"; {'; '.join(errors)}" if errors else ""
+
+
+def _outcome(label: str, result: dict[str, Any]) -> str:
+    return f"{label}: {result['succeeded']} job(s) archived on LSF"
