@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 
 import pytest
 
-from hca_archive.filejob.cli import byte_size
+from hca_archive.filejob.cli import RedactSecrets, byte_size
 from hca_archive.filejob.job import why_not_complete
 from hca_archive.filejob.selection import PlanUnusable, select_jobs
 
@@ -84,3 +85,12 @@ def test_sizes():
     for bad in ("", "0", "-1", "1.5M", "M", "8X"):
         with pytest.raises(argparse.ArgumentTypeError):
             byte_size(bad)
+
+
+def test_log_lines_never_carry_a_secret_or_a_jwt():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhcmNoaXZlciJ9.c2lnbmF0dXJl"
+    record = logging.LogRecord(
+        "hca_archive", logging.INFO, __file__, 1, "token %s password %s", (jwt, "pw-1234"), None
+    )
+    assert RedactSecrets(["pw-1234"]).filter(record)
+    assert record.getMessage() == "token *** password ***"

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ EXIT_JOB_FAILED = 1
 EXIT_NOT_RUN = 2
 MAX_PLAN_BYTES = 64 * MiB
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.[\w-]*")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -211,8 +213,8 @@ def _configure_logging() -> None:
     log.propagate = False
 
 
-class _RedactSecrets(logging.Filter):
-    """Last line of defence: a secret that slips into a message is masked."""
+class RedactSecrets(logging.Filter):
+    """Last line of defence: a secret or a JWT that slips into a message is masked."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
@@ -220,16 +222,17 @@ class _RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
+        masked = JWT.sub("***", message)
+        for secret in self._secrets:
+            masked = masked.replace(secret, "***")
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 
 def _redact_in_logs(credentials: Credentials) -> None:
     for handler in log.handlers:
-        handler.addFilter(_RedactSecrets(credentials.secrets()))
+        handler.addFilter(RedactSecrets(credentials.secrets()))
 
 
 def _refuse(message: str) -> int:
