@@ -207,6 +207,25 @@ def test_a_run_longer_than_a_token_lifetime_keeps_getting_fresh_tokens(tmp_path)
         assert set(uploaded_files(sandbox, submission, names)) >= set(names)
 
 
+def test_dropped_connections_to_dsp_are_survived_without_a_second_upload(tmp_path):
+    # A private sandbox: its fault dice are seeded, and only this job talks to it, so the
+    # pattern of drops is the same on every run.
+    with start_sandbox(tmp_path / "sandbox", "--seed", "7") as sandbox:
+        submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
+        name = jobs[0]["files"][0]["name"]
+        sandbox.set_faults("dsp", drop_rate=0.25)
+        env = job_environment(sandbox.env())
+        finished = run_job(sandbox, env, plan, tmp_path / "work", "--chunk-size", "8K")
+        sandbox.clear_faults()
+        assert finished.returncode == 0, finished.stderr
+        assert re.search(
+            rf"upload of {re.escape(name)} resumed at offset \d+ after", finished.stderr
+        )
+        (file,) = result_of(finished)["jobs"][0]["files"]
+        on_dsp = uploaded_files(sandbox, submission, [name])[name]
+        assert on_dsp["md5"] == file["md5"] and on_dsp["uploaded_exactly_once"]
+
+
 def _upload_url(state_file: Path) -> str | None:
     try:
         return json.loads(state_file.read_text())["url"]
