@@ -7,6 +7,7 @@ a pipe between them keeps the memory bounded. The samtools binary is never used.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # pysam.samtools.view raises on failure; its captured stderr then ends up in the traceback.
+# Paths are passed absolute so that none can be taken for an option.
 _VIEW = "import sys, pysam; pysam.samtools.view(*sys.argv[1:], catch_stdout=False)"
 PIPE_BUFFER = 1 << 20
 
@@ -35,7 +37,15 @@ class BamWriter:
 
     def __init__(self, path: Path, threads: int, level: int):
         self.path = path
-        args = ["--no-PG", "-@", str(max(threads, 1)), "-O", f"bam,level={level}", "-o", str(path)]
+        args = [
+            "--no-PG",
+            "-@",
+            str(max(threads, 1)),
+            "-O",
+            f"bam,level={level}",
+            "-o",
+            os.path.abspath(path),
+        ]
         self._child, self._errors = _view([*args, "-"], stdin=subprocess.PIPE, bufsize=PIPE_BUFFER)
 
     def write(self, sam_text: bytes) -> None:
@@ -61,12 +71,14 @@ class BamWriter:
         self._errors.close()
 
 
-def sam_lines(bam: Path, threads: int = 2, read_size: int = PIPE_BUFFER) -> Iterator[list[bytes]]:
+def sam_lines(bam: Path, threads: int = 2) -> Iterator[list[bytes]]:
     """The records of a BAM as blocks of SAM text lines (no header)."""
-    child, errors = _view(["-@", str(max(threads, 1)), str(bam)], stdout=subprocess.PIPE)
+    child, errors = _view(
+        ["-@", str(max(threads, 1)), os.path.abspath(bam)], stdout=subprocess.PIPE
+    )
     try:
         rest = b""
-        while chunk := child.stdout.read(read_size):
+        while chunk := child.stdout.read(PIPE_BUFFER):
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             yield lines

@@ -142,10 +142,6 @@ class FastqStream:
         self.reads += len(lines) // 4
         return lines
 
-    @property
-    def exhausted(self) -> bool:
-        return self._eof and not self._pending
-
     def digest(self) -> FastqDigest:
         self._thread.join()
         return FastqDigest(self.path, self._md5.hexdigest(), self._bytes, self.reads)
