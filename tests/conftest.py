@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.paths",
     "tests.fixtures.sandbox",
     "tests.fixtures.hpc",
+    "tests.fixtures.airflow",
 ]

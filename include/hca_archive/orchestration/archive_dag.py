@@ -100,9 +100,11 @@ def check_submission(**context: Any) -> dict[str, str]:
             _hook(context).ingest, params["submission_uuid"], params["environment"]
         )
         record.outcome = f"submission {envelope.uuid} is {envelope.state}"
-        log.info("%s", record.outcome)
         if envelope.state == archiving.ARCHIVED:
-            raise AirflowSkipException(f"submission {envelope.uuid} is already Archived")
+            record.outcome += ": already archived, nothing to do"
+        if envelope.state == archiving.ARCHIVED:
+            raise AirflowSkipException(record.outcome)
+        log.info("%s", record.outcome)
         return {"uuid": envelope.uuid, "state": envelope.state}
 
 

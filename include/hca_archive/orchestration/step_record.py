@@ -38,6 +38,7 @@ def recorded_step(context: Any, started: float | None = None) -> Iterator[StepRe
     try:
         yield record
     except AirflowSkipException as skip:
+        log.info("skipped: %s", skip)
         _push(ti, record, "skipped", str(skip))
         raise
     except RunStopped as stopped:
