@@ -4,7 +4,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
-SYSTEM_PACKAGES := openssh-server samtools
 
 .PHONY: install system-packages lint format test bench demo lock clean
 
@@ -19,11 +18,13 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
 
 install: $(VENV)/.installed system-packages
 
-# Debian packages the tests use: a real sshd for the LSF runner, samtools as the reference converter.
+# Debian packages the tests use: a real sshd for the LSF runner, samtools as the reference
+# converter, Chromium for the browser test (Playwright cannot download browsers here).
 system-packages:
 	@missing=""; \
 	command -v samtools >/dev/null || missing="$$missing samtools"; \
 	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
