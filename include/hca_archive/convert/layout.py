@@ -367,6 +367,7 @@ def _interleave(row: list, k: int) -> bytes:
 
 
 FAST_DECODE_TAGS = {b"CR:Z:", b"CY:Z:", b"UR:Z:", b"UY:Z:", b"s1:Z:", b"q1:Z:", b"BC:Z:", b"QT:Z:"}
+TAIL_TAGS = {f"t{suffix}:Z:".encode(): index for index, suffix in TAG_SUFFIX.items()}
 
 
 def decode_block(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes]:
@@ -386,17 +387,33 @@ def decode_block(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes]:
 
 
 def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | None:
-    """Bulk decoding of blocks whose every record carries the same standard tags and no others."""
+    """Bulk decoding of blocks whose records carry the same standard tags, in the same order,
+    and at most header tails (t1/t2/ti) after them, as the encoder's fast path writes them."""
     k = len(sam_lines)
     if not k:
         return dict.fromkeys(layout.files, b"")
     first = sam_lines[0].split(b"\t")
-    width = len(first)
-    prefixes = [field[:5] for field in first[11:]]
-    if not FAST_DECODE_TAGS.issuperset(prefixes) or len(set(prefixes)) != len(prefixes):
-        return None
-    if list(map(bytes.count, sam_lines, [b"\t"] * k)).count(width - 1) != k:
-        return None
+    prefixes = []
+    for field in first[11:]:
+        if field[:5] not in FAST_DECODE_TAGS or field[:5] in prefixes:
+            break
+        prefixes.append(field[:5])
+    width = 11 + len(prefixes)
+    tails = {index: [file.tail] * k for index, file in layout.files.items()}
+    counts = list(map(bytes.count, sam_lines, [b"\t"] * k))
+    if counts.count(width - 1) != k:
+        sam_lines = list(sam_lines)
+        for i, count in enumerate(counts):
+            if count < width - 1:
+                return None
+            if count > width - 1:
+                *_standard, extra = sam_lines[i].split(b"\t", width)
+                sam_lines[i] = sam_lines[i][: -len(extra) - 1]
+                for tag in extra.split(b"\t"):
+                    index = TAIL_TAGS.get(tag[:5])
+                    if index is None or index not in tails:
+                        return None
+                    tails[index][i] = tag[5:]
     fields = b"\t".join(sam_lines).split(b"\t")
     qnames, seqs, quals = fields[0::width], fields[9::width], fields[10::width]
     if b"*" in seqs:
@@ -418,9 +435,9 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
             qual_parts = [tags.get(name, empty * k) for name in (b"CY", b"UY", b"q1")]
         else:
             seq_parts, qual_parts = [tags.get(b"BC", empty * k)], [tags.get(b"QT", empty * k)]
-        row = [b"@", qnames, file.tail + file.eol, *seq_parts, file.eol + b"+"]
+        row = [b"@", qnames, tails[index], file.eol, *seq_parts, file.eol + b"+"]
         if file.plus_repeats_header:
-            row += [qnames, file.tail]
+            row += [qnames, tails[index]]
         row += [file.eol, *qual_parts, file.eol]
         texts[index] = _interleave(row, k)
     return texts
