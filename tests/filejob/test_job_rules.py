@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
 from hca_archive.filejob.cli import RedactSecrets, byte_size
 from hca_archive.filejob.job import why_not_complete
 from hca_archive.filejob.selection import PlanUnusable, select_jobs
+from hca_archive.filejob.workdir import exclusive
 
 MD5 = "0123456789abcdef0123456789abcdef"
 
@@ -94,3 +99,58 @@ def test_log_lines_never_carry_a_secret_or_a_jwt():
     )
     assert RedactSecrets(["pw-1234"]).filter(record)
     assert record.getMessage() == "token *** password ***"
+
+
+def test_a_job_lock_is_held_by_one_process_at_a_time(tmp_path):
+    lock = tmp_path / "job-0.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from hca_archive.filejob.workdir import exclusive\n"
+            "with exclusive(Path(sys.argv[1])) as held:\n"
+            "    print(held, flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with exclusive(lock) as held:
+            assert held is False
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive(lock) as held:
+        assert held is True
+
+
+def test_run_job_leaves_a_job_another_process_holds_alone(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"jobs": [job("m1", "a.fastq.gz")]}))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = workdir / "result-0.json"
+    result.write_text('{"written by": "the running process"}')
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HCA_AAP_URL": "http://127.0.0.1:9/auth",
+        "HCA_AAP_USERNAME": "user",
+        "HCA_AAP_PASSWORD": "pw-5678",
+    }
+    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
+    with exclusive(workdir / "job-0.lock") as held:
+        assert held
+        finished = subprocess.run(
+            [*command, "--workdir", str(workdir)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert finished.returncode == 1
+    (outcome,) = json.loads(finished.stdout)["jobs"]
+    assert "not started: another run-job process is running it" in outcome["error"]
+    assert result.read_text() == '{"written by": "the running process"}'

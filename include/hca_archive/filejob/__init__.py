@@ -9,5 +9,5 @@
 
 Work directory layout: ``job-<n>/inputs/`` (downloads, ``*.part`` while incomplete),
 ``job-<n>/output/`` (the BAM and its ``*.verified.json``), ``job-<n>/uploads/`` (tus state),
-``result-<n>.json``.
+``job-<n>.lock`` (held while a process runs job n), ``result-<n>.json``.
 """

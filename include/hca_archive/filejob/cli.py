@@ -29,7 +29,8 @@ from hca_archive.filejob.job import Interrupted, JobOutcome, JobRunner
 from hca_archive.filejob.s3download import DEFAULT_PART_SIZE, MiB, S3Downloader
 from hca_archive.filejob.selection import select_jobs
 from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE
-from hca_archive.filejob.workdir import write_json_atomically
+from hca_archive.filejob.workdir import exclusive, write_json_atomically
+from hca_archive.plan import PlanJob
 
 log = logging.getLogger("hca_archive")
 
@@ -112,14 +113,7 @@ def run(args: argparse.Namespace) -> int:
     runner = _build_runner(args, credentials)
     with _stop_on_signals():
         for job in jobs:
-            (args.workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # stale
-            if runner.stopped:
-                outcome = JobOutcome(job.index, job.manifest_id, job.label, status="failed")
-                outcome.error = f"job {job.index} ({job.label}): not started: {runner.stopped}"
-            else:
-                outcome = runner.run(job, args.workdir)
-            outcomes.append(outcome)
-            _write_result(args.workdir, outcome)
+            outcomes.append(_run_one(runner, job, args.workdir))
     document = result_document(sorted(outcomes, key=lambda outcome: outcome.index))
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -134,6 +128,24 @@ def result_document(outcomes: list[JobOutcome]) -> dict[str, Any]:
         "succeeded": len(outcomes) - failed,
         "failed": failed,
     }
+
+
+def _run_one(runner: JobRunner, job: PlanJob, workdir: Path) -> JobOutcome:
+    """Run ``job`` unless another process runs it; only its runner writes its result file."""
+    with exclusive(workdir / f"job-{int(job.index)}.lock") as held:
+        if not held:
+            return _not_run(job, f"another run-job process is running it in {workdir}")
+        (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
+        outcome = _not_run(job, runner.stopped) if runner.stopped else runner.run(job, workdir)
+        _write_result(workdir, outcome)
+        return outcome
+
+
+def _not_run(job: PlanJob, reason: str) -> JobOutcome:
+    outcome = JobOutcome(job.index, job.manifest_id, job.label, status="failed")
+    outcome.error = f"job {job.index} ({job.label}): not started: {reason}"
+    log.error("%s", outcome.error)
+    return outcome
 
 
 def _write_result(workdir: Path, outcome: JobOutcome) -> None:

@@ -6,12 +6,19 @@ every path is checked to stay inside the work directory.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class UnsafePathError(ValueError):
@@ -85,3 +92,21 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+@contextmanager
+def exclusive(lock_path: Path) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``lock_path`` if no other process does; yields whether held.
+
+    Two copies of one job (an LSF retry while the first still runs) must not write the same
+    partial files. A file system without ``flock`` support gives no protection, only a warning.
+    """
+    with open(lock_path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                yield False
+                return
+            log.warning("cannot lock %s (%s); running without a lock", lock_path, error.strerror)
+        yield True
