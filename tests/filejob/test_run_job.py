@@ -14,16 +14,12 @@ from typing import Any
 
 import pytest
 
-from hca_archive import convert
 from tests.fixtures.sandbox import SandboxInfo, start_sandbox
 from tests.sandbox.helpers import trigger_and_wait, tus_offset, wait_for
 
 pytestmark = pytest.mark.integration
 
 HCA_ARCHIVE = Path(sys.executable).with_name("hca-archive")
-needs_converter = pytest.mark.skipif(
-    not hasattr(convert, "convert_fastqs"), reason="hca_archive.convert is not there yet"
-)
 SECRET_VARIABLES = ("HCA_AAP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
 
 
@@ -75,7 +71,6 @@ def result_of(finished: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return json.loads(finished.stdout)
 
 
-@needs_converter
 @pytest.mark.parametrize("kind", ["10xV2", "10xV3-noI1"])
 def test_a_10x_job_is_converted_verified_and_uploaded_once(sandbox, sandbox_env, tmp_path, kind):
     submission, _jobs, plan = archive_plan(sandbox, tmp_path, [kind])
@@ -252,7 +247,6 @@ def test_a_corrupted_cached_input_is_fetched_again(sandbox, sandbox_env, tmp_pat
     assert job["files"][0]["md5"] == result_of(first)["jobs"][0]["files"][0]["md5"]
 
 
-@needs_converter
 def test_mismatched_inputs_fail_their_job_only(sandbox, sandbox_env, tmp_path):
     submission, jobs, plan = archive_plan(sandbox, tmp_path, ["10xV2", "10xV2", "plain"])
     # Job 0 gets the R2 of job 1: other reads, so names differ from the first read on.
