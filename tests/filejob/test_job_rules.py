@@ -15,7 +15,7 @@ import pytest
 from hca_archive.filejob.cli import RedactSecrets, byte_size
 from hca_archive.filejob.job import why_not_complete
 from hca_archive.filejob.selection import PlanUnusable, select_jobs
-from hca_archive.filejob.workdir import exclusive
+from hca_archive.filejob.workdir import UnsafePathError, child, exclusive
 
 MD5 = "0123456789abcdef0123456789abcdef"
 
@@ -108,7 +108,7 @@ def test_a_job_lock_is_held_by_one_process_at_a_time(tmp_path):
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from hca_archive.filejob.workdir import exclusive\n"
+            "from hca_archive.filejob.workdir import UnsafePathError, child, exclusive\n"
             "with exclusive(Path(sys.argv[1])) as held:\n"
             "    print(held, flush=True); time.sleep(60)",
             str(lock),
@@ -154,3 +154,16 @@ def test_run_job_leaves_a_job_another_process_holds_alone(tmp_path):
     (outcome,) = json.loads(finished.stdout)["jobs"]
     assert "not started: another run-job process is running it" in outcome["error"]
     assert result.read_text() == '{"written by": "the running process"}'
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../x", "a/b", "a\\b", "x\0y", " x", "/etc"])
+def test_local_paths_are_single_names_inside_the_work_directory(tmp_path, name):
+    with pytest.raises(UnsafePathError):
+        child(tmp_path, name)
+
+
+def test_a_symlink_cannot_lead_a_name_out_of_the_work_directory(tmp_path):
+    (tmp_path / "escape").symlink_to("/etc")
+    with pytest.raises(UnsafePathError, match="leaves"):
+        child(tmp_path, "escape")
+    assert child(tmp_path, "R1.fastq.gz") == tmp_path.resolve() / "R1.fastq.gz"
