@@ -14,11 +14,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from hca_archive.clients import TokenSource
 from hca_archive.filejob.progress import Progress, megabytes
 from hca_archive.filejob.workdir import read_json, write_json_atomically
 
@@ -33,12 +33,6 @@ GONE_STATUSES = frozenset({404, 410})
 
 class TusError(Exception):
     """The upload failed for good (after retries, or refused by the server)."""
-
-
-class TokenSource(Protocol):
-    def token(self) -> str: ...
-
-    def invalidate(self) -> None: ...
 
 
 class _Transient(Exception):
