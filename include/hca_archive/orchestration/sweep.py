@@ -1,0 +1,187 @@
+"""The scheduled sweep: one ``archive_submission`` run per ingest submission waiting in Archiving.
+
+One sweep DAG per environment (``archive_sweep_<environment>``). Each run lists every envelope in
+state Archiving and triggers ``archive_submission`` for it under a deterministic run id,
+``sweep__<environment>__<submission uuid>``. The rule, per submission:
+
+- no run with that id yet: trigger one;
+- a queued or running run: skip (it is at work);
+- a successful run: skip (archived);
+- a failed run: skip and say so. A wrangler fixes the cause and clears the run, which reruns it
+  under the same id; retrying on its own every sweep would repeat the failure (and its
+  notification) every few minutes.
+
+Two sweeps racing for one submission cannot start two runs either: the run id is unique, and the
+trigger task of the loser is skipped (``skip_when_already_exists``).
+
+The schedule comes from ``HCA_ARCHIVE_SWEEP_SCHEDULE_<ENVIRONMENT>`` or else
+``HCA_ARCHIVE_SWEEP_SCHEDULE`` (a cron expression; ``none`` to trigger only by hand), read when
+the DAG file is parsed; default every 15 minutes. Extra ``archive_submission`` parameters for the
+runs a sweep starts (``{"runner": "lsf"}``, say) come from the Airflow Variable
+``hca_archive_sweep_<environment>_params`` (JSON), read when the sweep runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, task
+
+from hca_archive.orchestration.connections import ENVIRONMENTS
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_DAG_ID = "archive_submission"
+DEFAULT_SCHEDULE = "*/15 * * * *"
+SCHEDULE_ENV = "HCA_ARCHIVE_SWEEP_SCHEDULE"
+NO_SCHEDULE = {"", "none", "off"}
+ACTIVE_AT_CREATION = {"sandbox"}
+ACTIVE_STATES = {"queued", "running"}
+RESERVED_PARAMS = {"submission_uuid", "environment"}
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def sweep_dag_id(environment: str) -> str:
+    return f"archive_sweep_{environment}"
+
+
+def sweep_run_id(environment: str, submission_uuid: str) -> str:
+    """The one run id a sweep gives the archiving run of a submission."""
+    return f"sweep__{environment}__{submission_uuid}"
+
+
+def sweep_schedule(environment: str, environ: dict[str, str] | None = None) -> str | None:
+    """The cron schedule of the environment's sweep, or None when it runs only when triggered."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(f"{SCHEDULE_ENV}_{environment.upper()}", environ.get(SCHEDULE_ENV))
+    if value is None:
+        return DEFAULT_SCHEDULE
+    return None if value.strip().lower() in NO_SCHEDULE else value.strip()
+
+
+@dataclass(frozen=True)
+class SweepDecision:
+    submission_uuid: str
+    run_id: str
+    trigger: bool
+    reason: str
+
+
+def decide(
+    environment: str, submission_uuids: Iterable[str], run_state: Callable[[str], str | None]
+) -> list[SweepDecision]:
+    """What to do with each submission in Archiving; ``run_state(run_id)`` is None for no run."""
+    decisions = []
+    seen = set()
+    for submission_uuid in submission_uuids:
+        if submission_uuid in seen:
+            continue
+        seen.add(submission_uuid)
+        if not UUID_RE.fullmatch(submission_uuid):
+            decisions.append(
+                SweepDecision(submission_uuid, "", False, "ingest gave a malformed uuid")
+            )
+            continue
+        run_id = sweep_run_id(environment, submission_uuid)
+        state = run_state(run_id)
+        if state is None:
+            reason, trigger = "no run yet", True
+        elif state in ACTIVE_STATES:
+            reason, trigger = f"run {run_id} is {state}", False
+        elif state == "success":
+            reason, trigger = f"run {run_id} succeeded", False
+        else:
+            reason, trigger = (
+                f"run {run_id} is {state}: fix the cause, then clear that run to retry",
+                False,
+            )
+        decisions.append(SweepDecision(submission_uuid, run_id, trigger, reason))
+    return decisions
+
+
+def run_params(environment: str, extra: Any) -> dict[str, Any]:
+    """The conf of a sweep-started run: the submission's environment plus the Variable's extras."""
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise ValueError(
+            f"Variable {params_variable(environment)} must be a JSON object, "
+            f"got {type(extra).__name__}"
+        )
+    reserved = RESERVED_PARAMS & set(extra)
+    if reserved:
+        raise ValueError(
+            f"Variable {params_variable(environment)} must not set {', '.join(sorted(reserved))}"
+        )
+    return {**extra, "environment": environment}
+
+
+def params_variable(environment: str) -> str:
+    return f"hca_archive_sweep_{environment}_params"
+
+
+def _run_state(ti: Any, run_id: str) -> str | None:
+    if not ti.get_dr_count(dag_id=ARCHIVE_DAG_ID, run_ids=[run_id]):
+        return None
+    return str(ti.get_dagrun_state(dag_id=ARCHIVE_DAG_ID, run_id=run_id))
+
+
+@task(task_id="find_submissions", retries=3)
+def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
+    """The trigger arguments of each Archiving submission that needs a run; logs the others."""
+    from airflow.sdk import Variable
+
+    from hca_archive.orchestration.hooks import HcaArchiveHook
+
+    extra = Variable.get(params_variable(environment), default=None, deserialize_json=True)
+    params = run_params(environment, extra)
+    archiving = [envelope.uuid for envelope in HcaArchiveHook(environment).ingest.iter_envelopes()]
+    decisions = decide(environment, archiving, lambda run_id: _run_state(context["ti"], run_id))
+    triggered = [decision for decision in decisions if decision.trigger]
+    log.info("%d submission(s) in Archiving in %s", len(decisions), environment)
+    for decision in decisions:
+        verb = "triggering" if decision.trigger else "skipping"
+        log.info("%s %s: %s", verb, decision.submission_uuid, decision.reason)
+    log.info("triggering %d, skipping %d", len(triggered), len(decisions) - len(triggered))
+    return [
+        {
+            "trigger_run_id": decision.run_id,
+            "conf": {**params, "submission_uuid": decision.submission_uuid},
+        }
+        for decision in triggered
+    ]
+
+
+def build_sweep_dag(environment: str) -> DAG:
+    if environment not in ENVIRONMENTS:
+        raise ValueError(f"unknown environment {environment!r}; expected one of {ENVIRONMENTS}")
+    with DAG(
+        dag_id=sweep_dag_id(environment),
+        schedule=sweep_schedule(environment),
+        catchup=False,
+        max_active_runs=1,
+        is_paused_upon_creation=environment not in ACTIVE_AT_CREATION,
+        tags=["hca", "sweep", environment],
+        doc_md=__doc__,
+        default_args={"owner": "hca-wranglers"},
+    ) as dag:
+        TriggerDagRunOperator.partial(
+            task_id="trigger_archive_submission",
+            trigger_dag_id=ARCHIVE_DAG_ID,
+            logical_date=None,
+            skip_when_already_exists=True,
+            fail_when_dag_is_paused=True,
+            openlineage_inject_parent_info=False,
+            map_index_template="{{ task.conf['submission_uuid'] }}",
+        ).expand_kwargs(find_submissions(environment))
+    return dag
+
+
+def build_sweep_dags() -> dict[str, DAG]:
+    return {sweep_dag_id(environment): build_sweep_dag(environment) for environment in ENVIRONMENTS}

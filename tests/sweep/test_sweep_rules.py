@@ -1,0 +1,125 @@
+"""The sweep's rules: which Archiving submissions get a run, and how its DAGs are set up."""
+
+from __future__ import annotations
+
+import pytest
+
+from hca_archive.orchestration.sweep import (
+    DEFAULT_SCHEDULE,
+    build_sweep_dags,
+    decide,
+    run_params,
+    sweep_run_id,
+    sweep_schedule,
+)
+
+FIRST = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
+SECOND = "7c3e1f52-0b8a-4d6e-9f21-5a4b3c2d1e0f"
+
+
+def states(**by_uuid: str) -> dict[str, str]:
+    return {sweep_run_id("dev", uuid): state for uuid, state in by_uuid.items()}
+
+
+def decisions_for(run_states: dict[str, str], *uuids: str) -> dict[str, tuple[bool, str]]:
+    return {
+        decision.submission_uuid: (decision.trigger, decision.reason)
+        for decision in decide("dev", uuids, run_states.get)
+    }
+
+
+def test_a_submission_without_a_run_is_triggered_under_its_own_run_id() -> None:
+    (decision,) = decide("dev", [FIRST], {}.get)
+    assert decision.trigger
+    assert decision.run_id == f"sweep__dev__{FIRST}"
+    assert decision.reason == "no run yet"
+
+
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_an_active_run_is_left_alone(state: str) -> None:
+    trigger, reason = decisions_for({sweep_run_id("dev", FIRST): state}, FIRST)[FIRST]
+    assert not trigger
+    assert reason == f"run sweep__dev__{FIRST} is {state}"
+
+
+def test_a_successful_run_is_not_repeated() -> None:
+    trigger, reason = decisions_for({sweep_run_id("dev", FIRST): "success"}, FIRST)[FIRST]
+    assert not trigger
+    assert "succeeded" in reason
+
+
+def test_a_failed_run_waits_for_a_wrangler() -> None:
+    trigger, reason = decisions_for({sweep_run_id("dev", FIRST): "failed"}, FIRST)[FIRST]
+    assert not trigger
+    assert "is failed: fix the cause, then clear that run" in reason
+
+
+def test_each_submission_is_decided_once_and_on_its_own_run() -> None:
+    decided = decide("dev", [FIRST, SECOND, FIRST], {sweep_run_id("dev", SECOND): "running"}.get)
+    assert [(d.submission_uuid, d.trigger) for d in decided] == [(FIRST, True), (SECOND, False)]
+
+
+@pytest.mark.parametrize("bad", ["not-a-uuid", f"{FIRST}/../x", f"{FIRST} {{{{ 7*7 }}}}"])
+def test_a_malformed_uuid_from_ingest_is_skipped_without_asking_for_runs(bad: str) -> None:
+    def no_lookup(run_id: str) -> None:
+        raise AssertionError(f"looked up {run_id}")
+
+    (decision,) = decide("dev", [bad], no_lookup)
+    assert not decision.trigger
+    assert decision.reason == "ingest gave a malformed uuid"
+
+
+def test_the_schedule_defaults_to_every_quarter_hour() -> None:
+    assert sweep_schedule("dev", {}) == DEFAULT_SCHEDULE == "*/15 * * * *"
+
+
+def test_the_schedule_is_set_per_environment_or_for_all() -> None:
+    environ = {"HCA_ARCHIVE_SWEEP_SCHEDULE": "0 * * * *", "HCA_ARCHIVE_SWEEP_SCHEDULE_PROD": "none"}
+    assert sweep_schedule("dev", environ) == "0 * * * *"
+    assert sweep_schedule("prod", environ) is None
+    assert sweep_schedule("sandbox", {"HCA_ARCHIVE_SWEEP_SCHEDULE": " Off "}) is None
+
+
+def test_run_params_name_the_environment_and_keep_the_variable_extras() -> None:
+    assert run_params("prod", None) == {"environment": "prod"}
+    assert run_params("prod", {"runner": "lsf"}) == {"runner": "lsf", "environment": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["lsf"], "must be a JSON object, got list"),
+        ({"environment": "sandbox"}, "must not set environment"),
+        ({"submission_uuid": FIRST}, "must not set submission_uuid"),
+    ],
+)
+def test_run_params_refuse_a_bad_variable(extra: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as error:
+        run_params("prod", extra)
+    assert "hca_archive_sweep_prod_params" in str(error.value)
+
+
+def test_one_sweep_per_environment_paused_except_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HCA_ARCHIVE_SWEEP_SCHEDULE", raising=False)
+    dags = build_sweep_dags()
+    assert set(dags) == {f"archive_sweep_{env}" for env in ("sandbox", "dev", "staging", "prod")}
+    assert {dag_id: dag.is_paused_upon_creation for dag_id, dag in dags.items()} == {
+        "archive_sweep_sandbox": False,
+        "archive_sweep_dev": True,
+        "archive_sweep_staging": True,
+        "archive_sweep_prod": True,
+    }
+    for dag in dags.values():
+        assert dag.max_active_runs == 1
+        assert not dag.catchup
+
+
+def test_sweep_triggers_are_mapped_labelled_and_never_duplicate_a_run() -> None:
+    trigger = build_sweep_dags()["archive_sweep_dev"].get_task("trigger_archive_submission")
+    assert trigger.map_index_template == "{{ task.conf['submission_uuid'] }}"
+    kwargs = trigger.partial_kwargs
+    assert kwargs["trigger_dag_id"] == "archive_submission"
+    assert kwargs["skip_when_already_exists"] is True
+    assert kwargs["fail_when_dag_is_paused"] is True
