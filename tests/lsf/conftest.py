@@ -22,7 +22,7 @@ SECRETS = {
     "HCA_AAP_PASSWORD": "pw-Zq7-very-secret",
     "AWS_ACCESS_KEY_ID": "AKIAFAKEKEY",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-Xy9-value",
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens: sizing falls back to the floor
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
 SECRET_VALUES = ("pw-Zq7-very-secret", "aws-secret-Xy9-value")
 
@@ -68,6 +68,7 @@ def operator(hpc_connection: str, job: dict[str, Any] | None, **kwargs: Any):
         **{
             "command_prefix": shlex.join([sys.executable, str(FAKE_JOB)]),
             "poll_interval": 0.3,
+            "input_bytes": 0,  # no S3 to ask (sizing has its own tests)
             **kwargs,
         },
     )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import stat
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -260,7 +261,10 @@ def test_waiting_jobs_share_one_connection_and_one_bjobs_per_poll(lsf_quick, hpc
     hpc = lsf_quick
     job = plan_job("manifest-many", sleep=2)
     ops = [operator(hpc_connection, job) for _ in range(20)]
-    deferrals = [defer(op, context("many", index)) for index, op in enumerate(ops)]
+    with ThreadPoolExecutor(4) as pool:  # workers submit side by side
+        deferrals = list(
+            pool.map(lambda index: defer(ops[index], context("many", index)), range(20))
+        )
     job_ids = {deferred.trigger.job_id for deferred in deferrals}
     assert len(job_ids) == 20
     connections_before, commands_before = hpc.accepted_connections(), len(hpc.command_record())
@@ -277,8 +281,10 @@ def test_waiting_jobs_share_one_connection_and_one_bjobs_per_poll(lsf_quick, hpc
     assert set(polls[0][-20:]) == job_ids  # the first poll asks for all 20 at once
     appearances = [sum(job_id in argv for argv in polls) for job_id in job_ids]
     assert len(polls) == max(appearances)  # one bjobs per poll, never one per job
-    for op, deferred, index in zip(ops, deferrals, range(20), strict=True):
-        resumed = op.execute_complete(
-            context("many", index), {"job_id": deferred.trigger.job_id}, **deferred.kwargs
-        )
-        assert resumed["succeeded"] == 1
+
+    def resume(index: int) -> dict:
+        event, deferred = {"job_id": deferrals[index].trigger.job_id}, deferrals[index]
+        return ops[index].execute_complete(context("many", index), event, **deferred.kwargs)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert [result["succeeded"] for result in pool.map(resume, range(20))] == [1] * 20
