@@ -34,6 +34,9 @@ def main() -> int:
         fields = job["manifest_id"].split(";")
         behaviour = dict(field.split("=", 1) for field in fields if "=" in field)
         print(f"fake job {index} {fields[0]} starting", flush=True)
+        scratch = args.workdir / f"job-{index}" / "inputs"
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "R1.fastq.gz").write_bytes(b"downloaded")
         time.sleep(float(behaviour.get("sleep", 0)))
         status = behaviour.get("status", "succeeded")
         if status == "crash":

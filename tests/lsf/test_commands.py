@@ -49,6 +49,7 @@ def test_job_paths_stay_under_the_work_root():
     assert ".." not in paths.directory.split("/")
     assert paths.directory.endswith("/job-2")
     assert paths.result(3) == f"{paths.directory}/result-3.json"
+    assert paths.scratch(3) == f"{paths.directory}/job-3"
     assert paths.credentials == f"{paths.directory}/credentials.json"
 
 

@@ -89,6 +89,8 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     assert entry["credentials_mode"] == "0600"
     assert "HCA_AAP_PASSWORD" in entry["credentials_keys"]
     assert not Path(paths.credentials).exists()  # the job deleted it after reading
+    assert not Path(paths.scratch(0)).exists()  # inputs and outputs are gone once on DSP
+    assert Path(paths.result(0)).exists()  # the durable marker stays
     assert not any(secret in json.dumps(result) for secret in SECRET_VALUES)
     record = json.dumps(hpc.command_record())
     for forbidden in (*SECRET_VALUES, "manifest-ok", "rm -rf", "s3://", "submissions/", "$("):
@@ -176,6 +178,7 @@ def test_a_batch_with_a_crash_names_the_jobs_left_without_result(lsf_quick, hpc_
     paths = job_paths(str(lsf_quick.work_root), "lsf_test", "batch-crash", 0)
     assert Path(paths.result(0)).exists()
     assert not Path(paths.result(1)).exists()
+    assert Path(paths.scratch(1)).exists()  # a failed batch keeps its files
     assert ctx["ti"].pushed[-1][1]["state"] == "failed"
 
 

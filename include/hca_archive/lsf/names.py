@@ -58,6 +58,10 @@ class JobPaths:
     def stderr(self) -> str:
         return posixpath.join(self.directory, "lsf.err")
 
+    def scratch(self, index: int) -> str:
+        """Where run-job keeps job ``index``'s inputs and outputs (``filejob.workdir.JobDirs``)."""
+        return posixpath.join(self.directory, f"job-{int(index)}")
+
     def result(self, index: int) -> str:
         """The durable marker ``hca-archive run-job`` writes for the staged plan's job ``index``."""
         return posixpath.join(self.directory, f"result-{int(index)}.json")

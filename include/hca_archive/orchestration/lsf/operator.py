@@ -270,6 +270,8 @@ class LsfFileJobOperator(BaseOperator):
                 f"LSF job {job_id} is {known} but left no result file in {paths.directory}"
             )
         check_result(result, self.log)
+        for job in plan_jobs:  # the inputs and BAMs are on DSP now; a failed job keeps them
+            cluster.run(["rm", "-rf", "--", paths.scratch(job.index)])
         return result
 
 
