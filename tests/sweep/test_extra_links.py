@@ -1,0 +1,97 @@
+"""Extra links: the URLs they give, and that Airflow can show them without a plugin."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk import BaseOperator
+from airflow.serialization.serialized_objects import OperatorSerialization
+
+from hca_archive.orchestration import extra_links
+from hca_archive.orchestration.extra_links import (
+    ArchiveSubmissionLink,
+    DspSubmissionLink,
+    FileJobLink,
+    push_file_job_url,
+    web_url,
+)
+
+UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
+DSP_URL = "https://submission.ebi.ac.uk/api/submissions/b729f228"
+
+
+@pytest.fixture
+def xcoms(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The task's XComs by key, as ``XCom.get_value`` would find them."""
+    values: dict[str, Any] = {}
+
+    def get_value(*, ti_key: Any, key: str) -> Any:
+        assert ti_key == "ti"
+        return values.get(key)
+
+    monkeypatch.setattr(extra_links.XCom, "get_value", staticmethod(get_value))
+    return values
+
+
+def test_the_archive_submission_link_opens_ingests_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connection = {"conn_type": "http", "host": "https://api.ingest.dev.example.org/"}
+    monkeypatch.setenv("AIRFLOW_CONN_HCA_DEV_INGEST", json.dumps(connection))
+    operator = SimpleNamespace(environment="dev", submission_uuid=UUID)
+    assert ArchiveSubmissionLink().get_link(operator, ti_key="ti") == (
+        "https://api.ingest.dev.example.org/archiveSubmissions/search/findBySubmissionUuid"
+        f"?submissionUuid={UUID}&sort=created,desc"
+    )
+
+
+def test_the_archive_submission_link_quotes_what_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_HCA_DEV_INGEST", '{"conn_type": "http", "host": "ingest"}')
+    operator = SimpleNamespace(environment="dev", submission_uuid="x&sort=evil")
+    link = ArchiveSubmissionLink().get_link(operator, ti_key="ti")
+    assert link.startswith("http://ingest/archiveSubmissions/")
+    assert "submissionUuid=x%26sort%3Devil&" in link
+
+
+def test_the_dsp_link_comes_from_the_request_record(xcoms: dict[str, Any]) -> None:
+    assert DspSubmissionLink().get_link(None, ti_key="ti") == ""
+    xcoms["return_value"] = {"dsp_uuid": "b729f228", "dsp_url": DSP_URL}
+    assert DspSubmissionLink().get_link(None, ti_key="ti") == DSP_URL
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "//x/y", 7, None])
+def test_only_web_urls_become_links(xcoms: dict[str, Any], url: Any) -> None:
+    xcoms["return_value"] = {"dsp_url": url}
+    xcoms["file_job_url"] = url
+    assert DspSubmissionLink().get_link(None, ti_key="ti") == ""
+    assert FileJobLink().get_link(None, ti_key="ti") == ""
+    assert web_url(url) == ""
+
+
+def test_a_file_job_pushes_its_url_for_the_link(xcoms: dict[str, Any]) -> None:
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+    push_file_job_url(ti, "https://lsf.example.org/jobs/4242")
+    xcoms.update(pushed)
+    assert FileJobLink().get_link(None, ti_key="ti") == "https://lsf.example.org/jobs/4242"
+    with pytest.raises(ValueError, match="absolute http"):
+        push_file_job_url(ti, "bsub -J 4242")
+
+
+class LinkedOperator(BaseOperator):
+    operator_extra_links = (ArchiveSubmissionLink(), DspSubmissionLink(), FileJobLink())
+
+
+def test_links_are_serialised_as_xcom_keys_so_no_plugin_is_needed() -> None:
+    serialised = OperatorSerialization.serialize_operator(LinkedOperator(task_id="linked"))
+    links = serialised["_operator_extra_links"]
+    assert links == {
+        "Archive submission": "_link_ArchiveSubmissionLink",
+        "DSP submission": "_link_DspSubmissionLink",
+        "LSF job / pod": "_link_FileJobLink",
+    }
