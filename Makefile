@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: install system-packages lint format test bench demo lock clean
+.PHONY: install system-packages lint format test bench demo demo-stop lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,10 @@ bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 demo: install
-	$(BIN)/python -m hca_archive.demo
+	$(BIN)/python -m hca_archive.devstack.demo --keep-running
+
+demo-stop:
+	$(BIN)/python -m hca_archive.devstack.demo --stop
 
 # Re-resolve the pinned dependency set after editing requirements.in.
 lock: $(BIN)/python

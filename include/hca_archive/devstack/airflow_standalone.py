@@ -96,6 +96,10 @@ class AirflowStandalone:
             time.sleep(2)
         return self.api()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
     def api(self) -> AirflowApi:
         return AirflowApi(self.base_url, USERNAME, self.password)
 

@@ -54,7 +54,9 @@ class SandboxInfo:
         command += ["--state-dir", str(self.state_dir), *self.options]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not endpoints_path.exists():
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -76,6 +78,10 @@ class SandboxInfo:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
 
     def restart(self) -> None:
         """Stop and start again on the same state dir (faults set at runtime are gone)."""
