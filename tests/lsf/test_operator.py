@@ -102,6 +102,14 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     assert not any(secret in long_listing for secret in SECRET_VALUES)
 
 
+def test_plan_content_is_never_rendered_as_a_template(hpc_connection):
+    job = plan_job("{{ 7 * 7 }}")
+    op = operator(hpc_connection, job)
+    op.render_template_fields({"ds": "2026-11-29"})
+    assert op.batch == [job]
+    assert op.batch[0]["manifest_id"].startswith("{{ 7 * 7 }};")
+
+
 def test_an_invalid_job_never_reaches_the_cluster(lsf_quick, hpc_connection):
     job = plan_job("manifest-invalid")
     job["files"] = [{"name": "../escape.bam"}]

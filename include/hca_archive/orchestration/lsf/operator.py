@@ -62,7 +62,8 @@ class LsfFileJobOperator(BaseOperator):
         hca-archive`` (a list of words or one string).
     """
 
-    template_fields = ("batch", "environment", "queue", "memory_mb", "wall_time", "input_bytes")
+    # Not the batch: plan content is untrusted and must never go through Jinja.
+    template_fields = ("environment", "queue", "memory_mb", "wall_time", "input_bytes")
     ui_color = "#e8f0fd"
 
     def __init__(
