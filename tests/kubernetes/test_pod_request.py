@@ -1,0 +1,262 @@
+"""The pod a Kubernetes file job asks for: what it runs, reads, gets and may do."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
+from hca_archive.orchestration.runners.kubernetes import (
+    JOB_SCRIPT,
+    MAX_PLAN_BYTES,
+    PLAN_ANNOTATION,
+    RESULT_FILE,
+    KubernetesSettingsError,
+    PodSettings,
+    build_pod_request,
+    default_image,
+    pod_name,
+)
+from tests.kubernetes.conftest import HOSTILE, plan_job
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+GIB = 2**30
+SETTINGS = PodSettings(
+    image="registry.example/hca-archive-job:1.2.3",
+    credentials_secret="hca-archive-sandbox-credentials",
+    cpu=3,
+    memory_mb=6144,
+    disk_gib=40,
+)
+
+
+def serialized(batch: list[dict[str, Any]], settings: PodSettings = SETTINGS) -> dict[str, Any]:
+    """The pod as the API server receives it (camelCase JSON)."""
+    from kubernetes.client import ApiClient
+
+    pod = build_pod_request(batch, name="hca-job-0-abc", environment="sandbox", settings=settings)
+    return ApiClient().sanitize_for_serialization(pod)
+
+
+def job_container(pod: dict[str, Any]) -> dict[str, Any]:
+    (container,) = pod["spec"]["containers"]
+    assert container["name"] == "base"  # KPO follows this container's logs and exit status
+    return container
+
+
+def test_runs_the_job_image_with_fixed_words_and_reads_the_plan_from_a_file() -> None:
+    batch = [plan_job(), plan_job("m2", bucket="b-2")]
+    pod = serialized(batch)
+    container = job_container(pod)
+
+    assert container["image"] == SETTINGS.image
+    assert container["command"] == ["/bin/sh", "-c", JOB_SCRIPT, "hca-archive-job"]
+    assert container["args"] == [
+        "run-job",
+        "--plan",
+        "/plan/plan.json",
+        "--workdir",
+        "/work",
+        "--threads",
+        "3",
+    ]
+    argv_and_env = json.dumps([container["command"], container["args"], container["env"]])
+    for untrusted in (HOSTILE, "R1 $(id)", "s3://", "sub-1"):
+        assert untrusted not in argv_and_env
+    assert json.loads(pod["metadata"]["annotations"][PLAN_ANNOTATION]) == {"jobs": batch}
+    (plan_volume,) = [volume for volume in pod["spec"]["volumes"] if volume["name"] == "plan"]
+    (plan_file,) = plan_volume["downwardAPI"]["items"]
+    assert plan_file == {
+        "path": "plan.json",
+        "fieldRef": {"fieldPath": f"metadata.annotations['{PLAN_ANNOTATION}']"},
+    }
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    assert mounts["/plan"] == {"name": "plan", "mountPath": "/plan", "readOnly": True}
+
+
+def test_credentials_come_from_the_secret_by_reference_only() -> None:
+    container = job_container(serialized([plan_job()]))
+
+    assert "envFrom" not in container  # no other key of the Secret leaks into the job
+    names = [variable["name"] for variable in container["env"]]
+    assert sorted(names) == sorted(ENVIRONMENT_NAMES.values())
+    for variable in container["env"]:
+        assert "value" not in variable, variable["name"]
+        reference = variable["valueFrom"]["secretKeyRef"]
+        assert reference["name"] == "hca-archive-sandbox-credentials"
+        assert reference["key"] == variable["name"]
+    env = container["env"]
+    required = {v["name"] for v in env if not v["valueFrom"]["secretKeyRef"]["optional"]}
+    assert required == {"HCA_AAP_URL", "HCA_AAP_USERNAME", "HCA_AAP_PASSWORD"}
+
+
+def test_requests_and_limits_match_and_the_work_volume_is_bounded() -> None:
+    pod = serialized([plan_job()])
+    resources = job_container(pod)["resources"]
+
+    expected = {"cpu": "3", "memory": "6144Mi", "ephemeral-storage": "42Gi"}
+    assert resources == {"requests": expected, "limits": expected}
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    assert volumes["work"] == {"name": "work", "emptyDir": {"sizeLimit": "40Gi"}}
+    assert volumes["tmp"] == {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}
+
+
+def test_runs_unprivileged_on_a_read_only_root() -> None:
+    pod = serialized([plan_job()])
+    spec = pod["spec"]
+
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 10001  # the image's user
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["enableServiceLinks"] is False
+    assert spec["restartPolicy"] == "Never"
+    assert job_container(pod)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_a_batch_too_large_for_an_annotation_is_refused() -> None:
+    job = plan_job()
+    batch = [job] * (MAX_PLAN_BYTES // 100)  # each job takes more than 100 bytes
+    with pytest.raises(KubernetesSettingsError, match=r"at most 204800: run fewer jobs"):
+        serialized(batch)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ("archive_submission", "manual__2026-11-29T13:05:00+00:00", 0),
+        ("UPPER.Case..dag", "scheduled__2026-01-01T00:00:00+00:00", 1023),
+        ("d", "ünïcödé-ラン-🚀" * 20, 7),
+        ("---", "___", -1),
+        ("a" * 250, "b" * 250, 99999),
+        ("dag", "$(rm -rf /); `id`", 2),
+    ],
+)
+def test_pod_names_are_dns_labels_and_deterministic(ids: tuple[str, str, int]) -> None:
+    name = pod_name(*ids)
+
+    assert len(name) <= 63
+    assert DNS_LABEL.match(name), name
+    assert name == pod_name(*ids)
+    dag_id, run_id, map_index = ids
+    assert pod_name(dag_id, run_id, map_index + 1) != name
+    assert pod_name(dag_id, run_id + "x", map_index) != name
+
+
+def test_ids_that_read_alike_get_different_names() -> None:
+    assert pod_name("a_b", "run", 0) != pod_name("a-b", "run", 0)
+    assert pod_name("a", "b-c", 0) != pod_name("a-b", "c", 0)
+
+
+def test_labels_are_valid_label_values() -> None:
+    labels = serialized([plan_job()])["metadata"]["labels"]
+    assert labels["hca-archive.ebi.ac.uk/environment"] == "sandbox"
+    for value in labels.values():
+        assert len(value) <= 63 and LABEL_VALUE.match(value), value
+
+
+def test_memory_follows_the_largest_job_and_disk_the_sum() -> None:
+    settings = PodSettings.resolve({}, {}, environment="dev", input_bytes=[40 * GIB, 10 * GIB])
+
+    assert settings.memory_mb == 4096 + 64 * 40
+    assert settings.disk_gib == 3 * 50 + 2
+    assert settings.credentials_secret == "hca-archive-dev-credentials"
+    assert settings.image == default_image()
+    assert default_image().endswith(":0.1.0")
+
+
+def test_unknown_sizes_get_the_defaults() -> None:
+    for sizes in ([], [None], [5 * GIB, None]):
+        settings = PodSettings.resolve({}, {}, environment="dev", input_bytes=sizes)
+        assert (settings.memory_mb, settings.disk_gib, settings.cpu) == (4096, 50, 2)
+
+
+def test_parameters_win_over_the_connection_extra_which_wins_over_sizing() -> None:
+    extra = {"job_memory_mb": 8000, "job_cpu": "4", "job_image": "r.example/job:9"}
+    params = {"memory_mb": 9000, "cpu": None, "image": None, "disk_gib": ""}
+
+    settings = PodSettings.resolve(params, extra, environment="dev", input_bytes=[GIB])
+
+    assert (settings.memory_mb, settings.cpu, settings.image) == (9000, 4, "r.example/job:9")
+    assert settings.disk_gib == 10  # the floor, sized from 1 GiB of input
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"cpu": "two"}, "cpu must be a whole number, got 'two'"),
+        ({"memory_mb": 0}, "memory_mb must be a positive whole number, got 0"),
+        ({"disk_gib": "1.5"}, "disk_gib must be a whole number"),
+        ({"cpu": True}, "cpu must be a positive whole number"),
+        ({"credentials_secret": "Bad_Name"}, "credentials_secret must be a Kubernetes name"),
+        ({"service_account_name": "a b"}, "service_account_name must be a Kubernetes name"),
+        ({"image": "img; rm -rf /"}, "image must be an image reference"),
+    ],
+)
+def test_malformed_settings_are_named(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(KubernetesSettingsError, match=re.escape(message)):
+        PodSettings.resolve(params, {}, environment="dev")
+
+
+def fake_hca_archive(directory: Path, body: str) -> dict[str, str]:
+    """``hca-archive`` on PATH as a script doing ``body``; the environment to run the job in."""
+    script = directory / "hca-archive"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(stat.S_IRWXU)
+    return {"PATH": f"{directory}:{os.environ['PATH']}"}
+
+
+def run_job_script(tmp_path: Path, body: str, *args: str) -> tuple[int, str]:
+    """The pod's command with the result file moved into ``tmp_path``."""
+    result = tmp_path / "return.json"
+    script = JOB_SCRIPT.replace(RESULT_FILE, str(result))
+    assert script != JOB_SCRIPT
+    done = subprocess.run(
+        ["/bin/sh", "-c", script, "hca-archive-job", *args],
+        env=fake_hca_archive(tmp_path, body),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode, result.read_text() if result.exists() else ""
+
+
+def test_the_job_script_passes_its_words_verbatim_and_keeps_stdout(tmp_path: Path) -> None:
+    body = 'for word in "$@"; do printf "%s\\n" "$word"; done; echo "progress" >&2'
+    words = ("run-job", "--plan", "$(touch pwned)", "a b;`id`")
+
+    status, result = run_job_script(tmp_path, body, *words)
+
+    assert status == 0
+    assert result.splitlines() == list(words)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_job_script_succeeds_when_a_result_was_written_despite_failed_jobs(
+    tmp_path: Path,
+) -> None:
+    status, result = run_job_script(tmp_path, "echo '{\"failed\": 1}'; exit 1")
+
+    assert (status, json.loads(result)) == (0, {"failed": 1})
+
+
+def test_the_job_script_fails_when_the_job_left_no_result(tmp_path: Path) -> None:
+    status, result = run_job_script(tmp_path, "echo 'error: missing credentials' >&2; exit 2")
+
+    assert status != 0
+    assert result == ""
