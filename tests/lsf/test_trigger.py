@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from hca_archive.orchestration.lsf import poller
+from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 from tests.lsf.conftest import context, first_event, operator, plan_job, wait_for
 
-pytestmark = pytest.mark.integration
+
+def test_the_trigger_survives_serialization_as_the_triggerer_does_it():
+    trigger = LsfJobTrigger("hpc_lsf", "123", "hca-x-0-abc", poll_interval=5.0)
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    again = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+    assert again.serialize() == (classpath, kwargs)
+    assert (again.job_id, again.poll_interval) == ("123", 5.0)
 
 
+@pytest.mark.integration
 def test_the_poller_closes_down_when_no_trigger_is_left(lsf_quick, hpc_connection):
     op, ctx = operator(hpc_connection, plan_job("manifest-close")), context("close")
     with pytest.raises(TaskDeferred) as deferred:
@@ -29,6 +40,7 @@ def test_the_poller_closes_down_when_no_trigger_is_left(lsf_quick, hpc_connectio
         return event, registered
 
     event, registered_while_waiting = asyncio.run(wait_then_watch_the_registry())
+    assert json.loads(json.dumps(event)) == event  # the triggerer stores it as JSON
     assert event["stat"] == "DONE"
     assert registered_while_waiting
     assert poller._POLLERS == {}
@@ -46,6 +58,7 @@ def unreachable_poller(monkeypatch):
     monkeypatch.setattr(poller, "MAX_BACKOFF", 0.01)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("sleep", "finished"), [(0, True), (30, False)])
 def test_when_polling_keeps_failing_the_task_looks_for_itself(
     lsf_quick, hpc_connection, unreachable_poller, sleep, finished
