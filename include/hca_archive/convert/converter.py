@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from hca_archive import __version__
 from hca_archive.convert.bam_pipes import BamWriter
 from hca_archive.convert.errors import ConversionError
 from hca_archive.convert.fastq_stream import FastqDigest, FastqStream
+from hca_archive.convert.gc_pause import without_gc
 from hca_archive.convert.layout import LABELS, BlockEncoder, Layout, infer_file_layout
 from hca_archive.convert.schema import get_schema
 
@@ -30,6 +30,7 @@ class ConversionResult:
     short_r1_reads: int  # R1 shorter than barcode+UMI, kept as they are
 
 
+@without_gc
 def convert_fastqs(
     schema: str,
     r1: Path | str,
@@ -50,8 +51,6 @@ def convert_fastqs(
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     streams: dict[str, FastqStream] = {}
     writer = None
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # millions of short-lived bytes objects, no cycles: collection only costs time
     try:
         for index, path in paths.items():
             streams[index] = FastqStream(index, path)
@@ -88,8 +87,6 @@ def convert_fastqs(
         for stream in streams.values():
             stream.close()
         partial.unlink(missing_ok=True)
-        if gc_was_enabled:
-            gc.enable()
     return ConversionResult(
         schema=layout_schema.name,
         output=out,

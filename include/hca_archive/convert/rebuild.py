@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import gzip
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from hca_archive.convert.bam_pipes import sam_lines
 from hca_archive.convert.converter import ConversionResult
 from hca_archive.convert.errors import VerificationError
+from hca_archive.convert.gc_pause import without_gc
 from hca_archive.convert.layout import LABELS, Layout, decode_block
 
 REBUILD_LEVEL = 6
@@ -32,20 +32,6 @@ def fastq_blocks(bam: Path, layout: Layout) -> Iterator[tuple[int, dict[str, byt
         yield len(lines), decode_block(layout, lines)
 
 
-def _without_gc(function: Callable) -> Callable:
-    def wrapper(*args, **kwargs):
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            if enabled:
-                gc.enable()
-
-    wrapper.__doc__ = function.__doc__
-    return wrapper
-
-
 def output_name(layout: Layout, index: str) -> str:
     """The original file name when it is a plain file name, else R1/R2/I1; always gzip."""
     name = layout.files[index].name
@@ -54,7 +40,7 @@ def output_name(layout: Layout, index: str) -> str:
     return name if name.endswith(".gz") else name + ".gz"
 
 
-@_without_gc
+@without_gc
 def rebuild_fastqs(bam: Path | str, outdir: Path | str) -> dict[str, Path]:
     """Write the gzip FASTQ files a BAM was made from into `outdir`; returns them by read index."""
     bam, outdir = Path(bam), Path(outdir)
@@ -79,7 +65,7 @@ def rebuild_fastqs(bam: Path | str, outdir: Path | str) -> dict[str, Path]:
     return targets
 
 
-@_without_gc
+@without_gc
 def verify_bam(bam: Path | str, result: ConversionResult) -> None:
     """Raise VerificationError unless the BAM rebuilds exactly the inputs `result` describes."""
     bam = Path(bam)
