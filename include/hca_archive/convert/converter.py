@@ -52,6 +52,7 @@ def convert_fastqs(
     streams: dict[str, FastqStream] = {}
     writer = None
     try:
+        writer = BamWriter(partial, threads, level)  # first: its start-up overlaps our reading
         for index, path in paths.items():
             streams[index] = FastqStream(index, path)
         block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
@@ -60,7 +61,6 @@ def convert_fastqs(
             {index: infer_file_layout(paths[index].name, block[index][:4]) for index in paths},
         )
         encoder = BlockEncoder(layout, streams)
-        writer = BamWriter(partial, threads, level)
         writer.write(("\n".join(layout.header_lines(__version__)) + "\n").encode())
         read_count = 0
         while True:
