@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from airflow.utils.state import DagRunState
 
 from hca_archive.orchestration.sweep import (
     DEFAULT_SCHEDULE,
     build_sweep_dags,
     decide,
     run_params,
+    run_state,
     sweep_run_id,
     sweep_schedule,
 )
@@ -123,3 +125,23 @@ def test_sweep_triggers_are_mapped_labelled_and_never_duplicate_a_run() -> None:
     assert kwargs["trigger_dag_id"] == "archive_submission"
     assert kwargs["skip_when_already_exists"] is True
     assert kwargs["fail_when_dag_is_paused"] is True
+
+
+class RunsTi:
+    """Answers the Task SDK's questions about ``archive_submission`` runs."""
+
+    def __init__(self, runs: dict[str, DagRunState]) -> None:
+        self.runs = runs
+
+    def get_dr_count(self, dag_id: str, run_ids: list[str]) -> int:
+        assert dag_id == "archive_submission"
+        return sum(run_id in self.runs for run_id in run_ids)
+
+    def get_dagrun_state(self, dag_id: str, run_id: str) -> DagRunState:
+        return self.runs[run_id]
+
+
+def test_run_states_are_plain_words_and_none_without_a_run() -> None:
+    ti = RunsTi({"sweep__dev__x": DagRunState.RUNNING})
+    assert run_state(ti, "sweep__dev__x") == "running"
+    assert run_state(ti, "sweep__dev__y") is None

@@ -74,9 +74,9 @@ class SweepDecision:
 
 
 def decide(
-    environment: str, submission_uuids: Iterable[str], run_state: Callable[[str], str | None]
+    environment: str, submission_uuids: Iterable[str], state_of: Callable[[str], str | None]
 ) -> list[SweepDecision]:
-    """What to do with each submission in Archiving; ``run_state(run_id)`` is None for no run."""
+    """What to do with each submission in Archiving; ``state_of(run_id)`` is None for no run."""
     decisions = []
     seen = set()
     for submission_uuid in submission_uuids:
@@ -89,7 +89,7 @@ def decide(
             )
             continue
         run_id = sweep_run_id(environment, submission_uuid)
-        state = run_state(run_id)
+        state = state_of(run_id)
         if state is None:
             reason, trigger = "no run yet", True
         elif state in ACTIVE_STATES:
@@ -126,10 +126,12 @@ def params_variable(environment: str) -> str:
     return f"hca_archive_sweep_{environment}_params"
 
 
-def _run_state(ti: Any, run_id: str) -> str | None:
+def run_state(ti: Any, run_id: str) -> str | None:
+    """The state of the ``archive_submission`` run ``run_id`` ("running" ...), None if none."""
     if not ti.get_dr_count(dag_id=ARCHIVE_DAG_ID, run_ids=[run_id]):
         return None
-    return str(ti.get_dagrun_state(dag_id=ARCHIVE_DAG_ID, run_id=run_id))
+    state = ti.get_dagrun_state(dag_id=ARCHIVE_DAG_ID, run_id=run_id)
+    return str(getattr(state, "value", state))  # DagRunState.RUNNING -> "running"
 
 
 @task(task_id="find_submissions", retries=3)
@@ -142,7 +144,7 @@ def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
     extra = Variable.get(params_variable(environment), default=None, deserialize_json=True)
     params = run_params(environment, extra)
     archiving = [envelope.uuid for envelope in HcaArchiveHook(environment).ingest.iter_envelopes()]
-    decisions = decide(environment, archiving, lambda run_id: _run_state(context["ti"], run_id))
+    decisions = decide(environment, archiving, lambda run_id: run_state(context["ti"], run_id))
     triggered = [decision for decision in decisions if decision.trigger]
     log.info("%d submission(s) in Archiving in %s", len(decisions), environment)
     for decision in decisions:

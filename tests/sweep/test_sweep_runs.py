@@ -1,0 +1,87 @@
+"""End to end: the sandbox sweep, triggered twice over the REST API, archives each submission once.
+
+A private sandbox and Airflow: the session sandbox holds Archiving submissions of other tests
+(which a sweep would pick up), and its Airflow must not sweep on a schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hca_archive.devstack.airflow_standalone import AirflowStandalone
+from hca_archive.devstack.sandbox_connections import sandbox_connections
+from hca_archive.orchestration.sweep import sweep_run_id
+from hca_archive.sandbox.process import start_sandbox
+from tests.fixtures.airflow import DAG_ID, RUN_TIMEOUT, AirflowStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SWEEP = "archive_sweep_sandbox"
+
+
+@pytest.fixture(scope="module")
+def sweep_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    with start_sandbox(tmp_path_factory.mktemp("sweep-sandbox")) as sandbox:
+        env = sandbox_connections(sandbox.endpoints)
+        env["HCA_ARCHIVE_SWEEP_SCHEDULE"] = "none"
+        standalone = AirflowStandalone(tmp_path_factory.mktemp("sweep-airflow"), env)
+        api = standalone.start()
+        try:
+            api.wait_for_dag(DAG_ID)
+            api.wait_for_dag(SWEEP)
+            yield AirflowStack(standalone, api, sandbox)
+        finally:
+            standalone.stop()
+
+
+def sweep(stack: AirflowStack) -> str:
+    run_id = stack.api.trigger(SWEEP, {})
+    assert stack.api.wait_for_run(SWEEP, run_id, 300)["state"] == "success"
+    return run_id
+
+
+def test_two_sweeps_start_exactly_one_run_per_archiving_submission(
+    sweep_stack: AirflowStack,
+) -> None:
+    api = sweep_stack.api
+    seeded = set(sweep_stack.sandbox.seed(count=3, jobs=["plain"], reads=50))
+    first = sweep(sweep_stack)
+    second = sweep(sweep_stack)
+
+    runs = api.json("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 100})["dag_runs"]
+    expected = {sweep_run_id("sandbox", uuid): uuid for uuid in seeded}
+    assert {run["dag_run_id"] for run in runs} == set(expected)
+    for run in runs:
+        assert run["conf"]["submission_uuid"] == expected[run["dag_run_id"]]
+        assert run["conf"]["environment"] == "sandbox"
+        finished = api.wait_for_run(DAG_ID, run["dag_run_id"], RUN_TIMEOUT)
+        assert finished["state"] == "success", run["dag_run_id"]
+    for uuid in seeded:
+        assert sweep_stack.sandbox.submission_summary(uuid)["envelope_state"] == "Archived"
+
+    triggers = api.task_instances(SWEEP, first)
+    labels = {ti["rendered_map_index"] for ti in triggers if ti["task_id"] != "find_submissions"}
+    assert labels == seeded
+    assert api.xcom(SWEEP, second, "find_submissions") == []
+
+
+def sweep_log(stack: AirflowStack, run_id: str) -> str:
+    run_dir = stack.standalone.home / "logs" / f"dag_id={SWEEP}" / f"run_id={run_id}"
+    return "\n".join(path.read_text() for path in run_dir.rglob("*.log"))
+
+
+def test_a_submission_whose_run_succeeded_is_skipped_with_the_reason(
+    sweep_stack: AirflowStack,
+) -> None:
+    """A dry run leaves the envelope in Archiving: the sweep must not start it again."""
+    (uuid,) = sweep_stack.sandbox.seed(jobs=["plain"], reads=50)
+    run_id = sweep_run_id("sandbox", uuid)
+    sweep_stack.api.trigger(DAG_ID, {"submission_uuid": uuid, "dry_run": True}, run_id=run_id)
+    assert sweep_stack.api.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT)["state"] == "success"
+
+    sweep_id = sweep(sweep_stack)
+    assert sweep_stack.api.xcom(SWEEP, sweep_id, "find_submissions") == []
+    assert f"skipping {uuid}: run {run_id} succeeded" in sweep_log(sweep_stack, sweep_id)
+    assert sweep_stack.sandbox.submission_summary(uuid)["envelope_state"] == "Archiving"
