@@ -43,8 +43,8 @@ def test_records_follow_the_10x_unaligned_layout(tmp_path):
         assert pysam.qualities_to_qualitystring(record.query_qualities) == r2[3]
         assert record.get_tags() == [
             ("CR", r1[1][:16]),
-            ("CY", r1[3][:16]),
             ("UR", r1[1][16:26]),
+            ("CY", r1[3][:16]),
             ("UY", r1[3][16:26]),
             ("BC", i1[1]),
             ("QT", i1[3]),
