@@ -9,7 +9,7 @@ import subprocess
 import pysam
 
 from hca_archive.cli import main
-from hca_archive.convert import convert_fastqs
+from hca_archive.convert import convert_fastqs, verify_bam
 from tests.convert.fastq_text import make_triplet
 
 SAMTOOLS = "/usr/bin/samtools"
@@ -100,3 +100,17 @@ def test_command_line_reports_errors(tmp_path, capsys):
     assert main(argv) == 1
     assert "no matching read in R2" in capsys.readouterr().err
     assert main(["to-fastq", str(paths["read1"]), "--outdir", str(tmp_path / "x")]) == 1
+
+
+def test_a_tab_before_every_comment_needs_no_per_read_tags(tmp_path):
+    triplet = make_triplet(6)
+    for records in triplet.reads.values():
+        for record in records:
+            record[0] = record[0].replace(" ", "\t")
+    paths = triplet.write(tmp_path / "in")
+    bam = tmp_path / "run.bam"
+    result = convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
+    verify_bam(bam, result)
+    with pysam.AlignmentFile(str(bam), check_sq=False) as handle:
+        tag_names = {name for record in handle for name, _value in record.get_tags()}
+    assert tag_names == {"CR", "UR", "CY", "UY", "BC", "QT"}

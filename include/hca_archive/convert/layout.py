@@ -327,7 +327,7 @@ class BlockEncoder:
         if plus != file.default_plus(qname, tail):
             extra.append(b"p" + suffix + b":Z:" + plus)
         exact = file.render(qname, tail, seq, plus, qual) == raw
-        if exact and _z_safe(tail + plus):
+        if exact and all(_z_safe(tag[5:]) for tag in extra):
             tags += extra
         else:
             tags.append(b"o" + suffix + b":H:" + raw.hex().upper().encode())
