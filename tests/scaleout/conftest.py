@@ -1,0 +1,78 @@
+"""The machine's Postgres and Redis (started when stopped), and a Celery Airflow on them."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.devstack.airflow_celery import AirflowCelery, CelerySettings
+from hca_archive.devstack.sandbox_connections import sandbox_connections
+from hca_archive.localnet import LOOPBACK
+from hca_archive.sandbox.process import SandboxInfo
+
+DAG_ID = "archive_submission"
+POSTGRES_PORT, REDIS_PORT = 5432, 6379
+REDIS_START = [
+    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+    "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+    "--logfile", "/var/log/redis/ci.log",
+]  # fmt: skip
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_listening(port: int, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not listening(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} does not listen on {LOOPBACK}:{port}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def postgres_and_redis() -> None:
+    """Start the machine's Postgres cluster and Redis if they are not running (CI may stop them)."""
+    if not listening(POSTGRES_PORT):
+        versions = sorted(Path("/etc/postgresql").iterdir())
+        if not versions:
+            pytest.skip("no PostgreSQL cluster in /etc/postgresql")
+        version = versions[-1].name
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True
+        )
+        wait_listening(POSTGRES_PORT, "PostgreSQL")
+    if not listening(REDIS_PORT):
+        subprocess.run(REDIS_START, check=True)
+        wait_listening(REDIS_PORT, "Redis")
+
+
+@pytest.fixture(scope="module")
+def celery_stack(
+    postgres_and_redis: None, sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AirflowCelery, AirflowApi]]:
+    """Airflow with two Celery workers on a fresh Postgres database, wired to the sandbox."""
+    # Airflow 3's API server and task state store use an async driver next to psycopg2.
+    pytest.importorskip("asyncpg", reason="asyncpg is needed by Airflow on Postgres")
+    stack = AirflowCelery(
+        tmp_path_factory.mktemp("airflow-celery"),
+        sandbox_connections(sandbox.endpoints),
+        CelerySettings(workers=2, concurrency=2, redis_db=7),
+    )
+    api = stack.start()
+    try:
+        api.wait_for_dag(DAG_ID)
+        yield stack, api
+    finally:
+        stack.stop()
