@@ -44,7 +44,7 @@ TENX_COMMENTS = {
 UNMAPPED = b"\t4\t*\t0\t0\t*\t*\t0\t0\t"
 MAX_QNAME = 254
 PRINTABLE = bytes(range(0x20, 0x7F))
-PRINTABLE_LINES = PRINTABLE + b"\n"
+PRINTABLE_TABS_LINES = PRINTABLE + b"\t\n"
 SEQ_BASES = b"=ACMGRSVTWYHKDBN"  # what BAM's 4-bit SEQ stores exactly
 _HEADER = re.compile(rb"@([^ \t]*?)(?:/[0-9])?(?=[ \t]|$)")
 
@@ -184,7 +184,11 @@ class BlockEncoder:
                 if ends.count(b"\r") != len(block):
                     return None
                 block = [line[:-1] for line in block]
-            if b"\n".join(block).translate(None, PRINTABLE_LINES):
+            text = b"\n".join(block)
+            # Tabs only where the file's default header tail has them (checked below).
+            if text.translate(None, PRINTABLE_TABS_LINES):
+                return None
+            if text.count(b"\t") != k * file.tail.count(b"\t"):
                 return None
             headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
             if list(map(len, seqs)) != list(map(len, quals)):
