@@ -164,6 +164,9 @@ class FakeKubernetes:
         self.deleted.append(name)
         self.pods.pop(name, None)
 
+    def connect_get_namespaced_pod_exec(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("exec goes through the stream (exec_stream)")
+
     def exec_stream(self, method: Any, name: str, namespace: str, **kwargs: Any) -> FakeExec:
         return FakeExec(self.results.get(name, "__airflow_xcom_result_empty__"))
 

@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,15 @@ def test_the_job_script_fails_when_the_job_left_no_result(tmp_path: Path) -> Non
 
     assert status != 0
     assert result == ""
+
+
+def test_without_the_package_installed_the_image_must_be_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    with pytest.raises(KubernetesSettingsError, match="extra job_image"):
+        PodSettings.resolve({}, {}, environment="dev")
+    assert PodSettings.resolve({}, {"job_image": "r/j:1"}, environment="dev").image == "r/j:1"

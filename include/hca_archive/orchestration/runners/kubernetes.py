@@ -84,7 +84,14 @@ class KubernetesSettingsError(ValueError):
 
 def default_image() -> str:
     """The job image of this release of hca-archive."""
-    return f"{IMAGE_REPOSITORY}:{metadata.version('hca-archive')}"
+    try:
+        version = metadata.version("hca-archive")
+    except metadata.PackageNotFoundError:
+        raise KubernetesSettingsError(
+            "no job image: hca-archive is not installed, so set the image parameter or the "
+            "Kubernetes connection's extra job_image"
+        ) from None
+    return f"{IMAGE_REPOSITORY}:{version}"
 
 
 def credentials_secret_name(environment: str) -> str:
@@ -132,9 +139,9 @@ class PodSettings:
 
         def pick(name: str, default: Any = None) -> Any:
             value = params.get(name)
-            if value is None or value == "":
+            if not _given(value):
                 value = extra.get(f"{EXTRA_PREFIX}{name}")
-            return default if value is None or value == "" else value
+            return value if _given(value) else default
 
         known = bool(input_bytes) and None not in input_bytes
         sizes = [size for size in input_bytes if size is not None]
@@ -345,7 +352,7 @@ class KubernetesFileJobOperator(BaseOperator):
         }
         extra = BaseHook.get_connection(self._conn_id()).extra_dejson
         sized = all(
-            params[name] is not None or extra.get(f"{EXTRA_PREFIX}{name}") for name in SIZED
+            _given(params[name]) or _given(extra.get(f"{EXTRA_PREFIX}{name}")) for name in SIZED
         )
         settings = PodSettings.resolve(
             params,
@@ -432,6 +439,11 @@ def _secret_env(secret: str, variable: str) -> Any:
             secret_key_ref=k8s.V1SecretKeySelector(name=secret, key=variable, optional=not required)
         ),
     )
+
+
+def _given(value: Any) -> bool:
+    """Whether a setting is set: templated parameters render unset values as empty strings."""
+    return value is not None and value != ""
 
 
 def _image(value: Any) -> str:

@@ -1,0 +1,221 @@
+"""KubernetesFileJobOperator through the real KubernetesPodOperator, against a fake cluster."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from hca_archive.archiving import batch_label
+from hca_archive.orchestration.runners import kubernetes as runner
+from hca_archive.orchestration.runners.kubernetes import KubernetesFileJobOperator, pod_name
+from tests.kubernetes.conftest import (
+    NAMESPACE,
+    SECRET_VALUES,
+    FakeKubernetes,
+    context,
+    plan_job,
+    pushed,
+    result_document,
+)
+
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
+def operator(batch: list[dict[str, Any]], **kwargs: Any) -> KubernetesFileJobOperator:
+    return KubernetesFileJobOperator(
+        task_id="run_kubernetes",
+        batch=batch,
+        environment="sandbox",
+        **{"memory_mb": 4096, "disk_gib": 20, **kwargs},  # no S3 to size from
+    )
+
+
+def defer(op: KubernetesFileJobOperator, ctx: dict[str, Any]) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    return deferred.value
+
+
+def resume(deferred: TaskDeferred, batch: list[dict[str, Any]], ctx: dict[str, Any], event: Any):
+    """As Airflow resumes a deferred task: a fresh operator, the method the deferral named."""
+    return operator(batch).resume_execution(deferred.method_name, {"event": event}, ctx)
+
+
+def success_event(cluster: FakeKubernetes) -> dict[str, Any]:
+    (created,) = cluster.created
+    return {"status": "success", "name": created["metadata"]["name"], "namespace": NAMESPACE}
+
+
+def strings(document: Any) -> list[str]:
+    """Every string in a JSON document, keys included."""
+    if isinstance(document, dict):
+        return [text for key, value in document.items() for text in (key, *strings(value))]
+    if isinstance(document, list):
+        return [text for value in document for text in strings(value)]
+    return [document] if isinstance(document, str) else []
+
+
+def test_defers_then_the_resumed_task_returns_the_result(cluster: FakeKubernetes) -> None:
+    batch = [plan_job()]
+    ctx = context(map_index=3)
+
+    deferred = defer(operator(batch), ctx)
+
+    assert deferred.method_name == "trigger_reentry"
+    assert callable(getattr(KubernetesFileJobOperator, deferred.method_name))
+    (created,) = cluster.created
+    name = created["metadata"]["name"]
+    assert name == pod_name("archive_submission", ctx["run_id"], 3)
+    assert created["metadata"]["namespace"] == NAMESPACE  # the connection's
+    assert deferred.trigger.pod_name == name
+    assert pushed(ctx, "pod_name") == [name]
+    assert pushed(ctx, "step") == []  # not done yet
+    assert ctx["job_label"] == batch_label(batch)  # the mapped task's name in the UI
+
+    cluster.finish(name, result_document(batch))
+    result = resume(deferred, batch, ctx, success_event(cluster))
+
+    assert result == result_document(batch)
+    assert cluster.log_reads == [name]  # the job's output came into the task log
+    assert cluster.deleted == [name]
+    (step,) = pushed(ctx, "step")
+    assert step["state"] == "succeeded"
+    assert step["outcome"].endswith("1 job(s) archived in Kubernetes")
+
+
+def test_the_pod_created_carries_no_secret_and_valid_labels(cluster: FakeKubernetes) -> None:
+    ctx = context(dag_id="Dag With Spaces", run_id="manual__$(id)__" + "é" * 80, map_index=1023)
+
+    defer(operator([plan_job()]), ctx)
+
+    (created,) = cluster.created
+    for text in strings(created):
+        assert not any(secret in text for secret in SECRET_VALUES)
+    for container in created["spec"]["containers"]:
+        assert all("value" not in variable for variable in container.get("env", []))
+    labels = created["metadata"]["labels"]
+    assert labels["map_index"] == "1023"
+    assert {"dag_id", "task_id", "run_id", "try_number"} <= labels.keys()
+    for value in labels.values():
+        assert len(value) <= 63
+        assert re.match(LABEL_VALUE, value), value
+    (sidecar,) = [c for c in created["spec"]["containers"] if c["name"] != "base"]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_failed_jobs_fail_the_task_naming_them(cluster: FakeKubernetes) -> None:
+    batch = [plan_job("m-ok"), plan_job("m-bad", bucket="b-2")]
+    ctx = context()
+    deferred = defer(operator(batch), ctx)
+    cluster.finish(success_event(cluster)["name"], result_document(batch, failed=True))
+
+    with pytest.raises(AirflowException, match=r"2 file job\(s\) failed: m-ok/m-ok.bam: upload"):
+        resume(deferred, batch, ctx, success_event(cluster))
+
+    (step,) = pushed(ctx, "step")
+    assert step["state"] == "failed"
+
+
+def test_a_pod_that_left_no_result_fails_the_task(cluster: FakeKubernetes) -> None:
+    batch = [plan_job()]
+    ctx = context()
+    deferred = defer(operator(batch), ctx)
+    event = success_event(cluster)
+    cluster.finish(event["name"], None, exit_code=2)
+
+    with pytest.raises(AirflowException, match="returned a failure"):
+        resume(deferred, batch, ctx, {**event, "status": "failed", "message": "failed"})
+
+
+def test_a_pod_gone_before_the_task_resumed_fails_it(cluster: FakeKubernetes) -> None:
+    batch = [plan_job()]
+    ctx = context()
+    deferred = defer(operator(batch), ctx)
+    event = success_event(cluster)
+    cluster.pods.clear()
+
+    with pytest.raises(AirflowException, match="without a result JSON"):
+        resume(deferred, batch, ctx, event)
+
+
+def test_a_retry_adopts_a_pod_that_already_finished(cluster: FakeKubernetes) -> None:
+    batch = [plan_job()]
+    defer(operator(batch), context())
+    finished = cluster.finish(success_event(cluster)["name"], result_document(batch))
+    cluster.listed = [finished]  # found by its labels: KPO reattaches instead of creating
+    ctx = context()
+
+    result = operator(batch).execute(ctx)  # no deferral: KPO saw the job container had ended
+
+    assert result == result_document(batch)
+    assert len(cluster.created) == 1
+
+
+def test_on_kill_deletes_the_pod(cluster: FakeKubernetes) -> None:
+    op = operator([plan_job()])
+    defer(op, context())
+
+    op.on_kill()
+
+    assert cluster.deleted == [success_event(cluster)["name"]]
+
+
+def test_unsized_jobs_are_sized_from_s3(monkeypatch: pytest.MonkeyPatch, connections: None) -> None:
+    """The one collaborator here is S3: the operator asks it with the environment's keys."""
+    asked: list[dict[str, str]] = []
+
+    def input_bytes(job: Any, credentials: dict[str, str]) -> int:
+        asked.append(credentials)
+        return 100 * 2**30 if job.manifest_id == "big" else 2**30
+
+    monkeypatch.setattr("hca_archive.orchestration.lsf.sizes.s3_input_bytes", input_bytes)
+    op = KubernetesFileJobOperator(
+        task_id="run_kubernetes",
+        batch=[plan_job("big"), plan_job("small", bucket="b-2")],
+        environment="sandbox",
+    )
+
+    pod = op.pod_request(context())
+
+    limits = pod.spec.containers[0].resources.limits
+    assert limits["memory"] == f"{4096 + 64 * 100}Mi"
+    assert pod.spec.volumes[1].empty_dir.size_limit == f"{3 * 101 + 2}Gi"
+    assert asked and asked[0]["AWS_SECRET_ACCESS_KEY"] == SECRET_VALUES[1]
+    from kubernetes.client import ApiClient
+
+    for text in strings(ApiClient().sanitize_for_serialization(pod)):
+        assert not any(secret in text for secret in SECRET_VALUES)
+
+
+def test_the_batch_is_never_rendered_as_a_template(cluster: FakeKubernetes) -> None:
+    batch = [plan_job("m {{ 7 * 7 }}")]
+    assert "batch" not in KubernetesFileJobOperator.template_fields
+    defer(operator(batch), context())
+
+    (created,) = cluster.created
+    plan = json.loads(created["metadata"]["annotations"][runner.PLAN_ANNOTATION])
+    assert plan["jobs"][0]["manifest_id"] == "m {{ 7 * 7 }}"
+
+
+def test_importing_the_runner_leaves_the_provider_and_client_unloaded() -> None:
+    code = (
+        "import sys, airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        "import hca_archive.orchestration.runners.kubernetes\n"
+        "added = sorted(set(sys.modules) - before)\n"
+        "heavy = [m for m in added if m.split('.')[0] == 'kubernetes'"
+        " or m.startswith('airflow.providers.cncf')]\n"
+        "print(heavy, 'kubernetes' in sys.modules,"
+        " 'airflow.providers.cncf.kubernetes.operators.pod' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.split("\n")[-2] == "[] False False"
