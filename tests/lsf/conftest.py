@@ -54,7 +54,7 @@ def context(run_id: str, map_index: int = 0, dag_id: str = "lsf_test") -> dict[s
     return {"ti": ti}
 
 
-def operator(hpc_connection: str, job: dict[str, Any] | None, **kwargs: Any):
+def operator(hpc_connection: str | None, job: dict[str, Any] | None, **kwargs: Any):
     """The operator running ``job`` (or ``batch=`` in kwargs) with the fake job."""
     from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
 
@@ -62,12 +62,12 @@ def operator(hpc_connection: str, job: dict[str, Any] | None, **kwargs: Any):
         kwargs["job"] = job
     return LsfFileJobOperator(
         task_id="archive_file",
-        environment="test",
         ssh_conn_id=hpc_connection,
         credentials=lambda environment: SECRETS,
         **{
             "command_prefix": shlex.join([sys.executable, str(FAKE_JOB)]),
             "poll_interval": 0.3,
+            "environment": "test",
             "input_bytes": 0,  # no S3 to ask (sizing has its own tests)
             **kwargs,
         },

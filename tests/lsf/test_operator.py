@@ -110,6 +110,15 @@ def test_plan_content_is_never_rendered_as_a_template(hpc_connection):
     assert op.batch[0]["manifest_id"].startswith("{{ 7 * 7 }};")
 
 
+def test_the_cluster_connection_defaults_to_the_environments(hpc, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HCA_SANDBOX_SSH", hpc.connection_json())
+    op = operator(None, plan_job("manifest-default"), environment="sandbox")
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context("default"))
+    assert deferred.value.trigger.ssh_conn_id == "hca_sandbox_ssh"
+    hpc.run(["bkill", deferred.value.trigger.job_id])
+
+
 def test_an_invalid_job_never_reaches_the_cluster(lsf_quick, hpc_connection):
     job = plan_job("manifest-invalid")
     job["files"] = [{"name": "../escape.bam"}]

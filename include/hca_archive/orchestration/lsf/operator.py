@@ -28,6 +28,7 @@ from hca_archive.lsf.outputs import (
     parse_bsub,
 )
 from hca_archive.lsf.resources import LsfSettings
+from hca_archive.orchestration.connections import conn_id
 from hca_archive.orchestration.file_job_results import check_result, label_task
 from hca_archive.orchestration.lsf.cluster import Cluster
 from hca_archive.orchestration.lsf.sizes import s3_input_bytes
@@ -46,16 +47,18 @@ class LsfFileJobOperator(BaseOperator):
 
     :param batch: plan jobs (``fileUploadPlan`` entries) run one after the other in one LSF job;
         or ``job``: a single plan job. Staged as ``{"jobs": batch}``, never on a command line.
-    :param environment: name of the deployment environment, passed to ``credentials``.
-    :param ssh_conn_id: SSH connection of the cluster; its extra may set ``lsf_queue``,
-        ``lsf_memory_mb``, ``lsf_cores``, ``lsf_wall_time``, ``lsf_work_root``, ``lsf_image``,
-        ``lsf_command_prefix``, ``lsf_memory_floor_mb``, ``lsf_memory_per_gib_mb``,
+    :param environment: deployment environment (sandbox, dev, staging, prod).
+    :param ssh_conn_id: SSH connection of the cluster, by default ``hca_<environment>_ssh``;
+        its host key must be verified (``host_key`` extra or known_hosts). Its extra may set
+        ``lsf_queue``, ``lsf_memory_mb``, ``lsf_cores``, ``lsf_wall_time``, ``lsf_work_root``,
+        ``lsf_image``, ``lsf_command_prefix``, ``lsf_memory_floor_mb``, ``lsf_memory_per_gib_mb``,
         ``lsf_memory_cap_mb`` (the parameters below win).
     :param credentials: ``credentials(environment)`` returns the job's secrets keyed by the
         credentials-file names (``HCA_AAP_URL``, ``HCA_AAP_USERNAME``, ``HCA_AAP_PASSWORD``,
         ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
-        ``AWS_ENDPOINT_URL``). Called at submission only; the values are masked in logs and
-        reach the cluster only in the 0600 credentials file.
+        ``AWS_ENDPOINT_URL``); by default ``HcaArchiveHook(environment).file_job_credentials()``.
+        Called at submission only; the values are masked in logs and reach the cluster only in
+        the 0600 credentials file.
     :param input_bytes: input size of the largest job, for memory sizing; default: asked of S3
         (HEAD of each input with the job's credentials), or the memory floor when that fails.
     :param command_prefix: what runs ``hca-archive`` instead of ``singularity run docker://IMAGE
@@ -70,8 +73,8 @@ class LsfFileJobOperator(BaseOperator):
         self,
         *,
         environment: str,
-        ssh_conn_id: str,
-        credentials: CredentialsSource,
+        ssh_conn_id: str | None = None,
+        credentials: CredentialsSource | None = None,
         batch: list[dict[str, Any]] | None = None,
         job: dict[str, Any] | None = None,
         queue: str | None = None,
@@ -112,7 +115,7 @@ class LsfFileJobOperator(BaseOperator):
             plan_jobs = parse_plan({"jobs": self.batch}).jobs  # PlanError names every problem
             ti = context["ti"]
             name = self._lsf_job_name = job_name(ti.dag_id, ti.run_id, ti.map_index)
-            with Cluster(self.ssh_conn_id) as cluster:
+            with Cluster(self._ssh_conn_id()) as cluster:
                 extra = cluster.extra
                 paths = job_paths(
                     self._settings(extra).work_root, ti.dag_id, ti.run_id, ti.map_index
@@ -155,7 +158,7 @@ class LsfFileJobOperator(BaseOperator):
             self._lsf_job_id, self._lsf_job_name = job_id, lsf_job_name
             self.log.info("Trigger: %s", event.get("message"))
             paths = JobPaths(directory)
-            with Cluster(self.ssh_conn_id) as cluster:
+            with Cluster(self._ssh_conn_id()) as cluster:
                 answer = cluster.run(bjobs_status_argv([job_id]))
                 states = parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
                 current = states.get(job_id)
@@ -171,7 +174,7 @@ class LsfFileJobOperator(BaseOperator):
         """Stop the LSF job with the task (known by id, or else by name)."""
         if not (self._lsf_job_id or self._lsf_job_name):
             return
-        with Cluster(self.ssh_conn_id) as cluster:
+        with Cluster(self._ssh_conn_id()) as cluster:
             job_ids = [self._lsf_job_id] if self._lsf_job_id else []
             if not job_ids and self._lsf_job_name:
                 named = _jobs_named(cluster, self._lsf_job_name)
@@ -179,6 +182,16 @@ class LsfFileJobOperator(BaseOperator):
             if job_ids:
                 result = cluster.run(bkill_argv(job_ids))
                 self.log.info("bkill: %s", parse_bkill(result.stdout, result.stderr))
+
+    def _ssh_conn_id(self) -> str:
+        return self.ssh_conn_id or conn_id(self.environment, "ssh")
+
+    def _credentials(self) -> Mapping[str, Any]:
+        if self.credentials is not None:
+            return self.credentials(self.environment)
+        from hca_archive.orchestration.hooks import HcaArchiveHook
+
+        return HcaArchiveHook(self.environment).file_job_credentials()
 
     def _settings(self, extra: Mapping[str, Any], input_bytes: int | None = None) -> LsfSettings:
         params = {
@@ -200,7 +213,7 @@ class LsfFileJobOperator(BaseOperator):
         extra: Mapping[str, Any],
         paths: JobPaths,
     ) -> str:
-        secrets = _credentials_file(self.credentials(self.environment), self.environment)
+        secrets = _credentials_file(self._credentials(), self.environment)
         input_bytes = self.input_bytes
         if input_bytes is None and self.memory_mb is None and not extra.get("lsf_memory_mb"):
             input_bytes = _largest_input(plan_jobs, secrets)
@@ -243,7 +256,9 @@ class LsfFileJobOperator(BaseOperator):
 
     def _defer(self, job_id: str, name: str, paths: JobPaths) -> NoReturn:
         self.defer(
-            trigger=LsfJobTrigger(self.ssh_conn_id, job_id, name, poll_interval=self.poll_interval),
+            trigger=LsfJobTrigger(
+                self._ssh_conn_id(), job_id, name, poll_interval=self.poll_interval
+            ),
             method_name="execute_complete",
             kwargs={"directory": paths.directory, "lsf_job_name": name},
         )
