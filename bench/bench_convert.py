@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ for t in threads: t.join()
 @dataclass(frozen=True)
 class Run:
     seconds: float
+    cpu_seconds: float
     peak_rss_mb: float
     output_bytes: int | None
 
@@ -76,31 +78,38 @@ def _tree_rss_kb(pid: int) -> int:
 
 
 def measure(argv: list[str], output: Path | None = None) -> Run:
-    """Wall time and peak RSS (sampled every 20 ms over the process tree) of one command."""
+    """Wall time, CPU time (user + system of the whole tree) and peak RSS (sampled every 20 ms
+    over the process tree) of one command."""
     if output is not None:
         output.unlink(missing_ok=True)
-    started = time.monotonic()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = [0]
+    with tempfile.TemporaryFile() as errors:
+        started = time.monotonic()
+        child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
+        done = threading.Event()
+        peak = [0]
 
-    def sample() -> None:
-        while child.poll() is None:
-            peak[0] = max(peak[0], _tree_rss_kb(child.pid))
-            time.sleep(0.02)
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _tree_rss_kb(child.pid))
+                time.sleep(0.02)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _out, errors = child.communicate()
-    seconds = time.monotonic() - started
-    sampler.join()
-    if child.returncode != 0:
-        raise RuntimeError(f"{argv[:4]} failed: {errors.decode(errors='replace')[-2000:]}")
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _pid, status, usage = os.wait4(child.pid, 0)
+        seconds = time.monotonic() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        done.set()
+        sampler.join()
+        if child.returncode != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{argv[:4]} failed: {message}")
     size = output.stat().st_size if output is not None else None
-    return Run(seconds, peak[0] / 1024, size)
+    return Run(seconds, usage.ru_utime + usage.ru_stime, peak[0] / 1024, size)
 
 
 def best_of(commands: dict[str, tuple[list[str], Path | None]]) -> dict[str, Run]:
-    """Fastest of REPEAT rounds (tools take turns, so a busy spell hits them alike), peak RSS."""
+    """Fastest of REPEAT rounds (tools take turns, so a busy spell hits them alike)."""
     best: dict[str, Run] = {}
     for _round in range(REPEAT):
         for name, (argv, output) in commands.items():
@@ -108,6 +117,7 @@ def best_of(commands: dict[str, tuple[list[str], Path | None]]) -> dict[str, Run
             previous = best.get(name, run)
             best[name] = Run(
                 min(run.seconds, previous.seconds),
+                min(run.cpu_seconds, previous.cpu_seconds),
                 max(run.peak_rss_mb, previous.peak_rss_mb),
                 run.output_bytes,
             )
@@ -146,11 +156,16 @@ def compare(title: str, schema: str, files: dict[str, Path], work: Path) -> list
     reference = runs["samtools import (Debian 1.16)"]
     mine = runs["hca-archive convert"]
     print(f"\n{title}: {THREADS} threads, BGZF level {LEVEL}, best of {REPEAT}")
-    print(f"{'':32s} {'wall s':>8s} {'ratio':>7s} {'peak RSS MB':>12s} {'BAM MB':>9s}")
+    print(
+        f"{'':32s} {'wall s':>8s} {'ratio':>7s} {'CPU s':>8s} {'peak RSS MB':>12s} {'BAM MB':>9s}"
+    )
     for name, run in runs.items():
         size = f"{run.output_bytes / 1e6:9.2f}" if run.output_bytes is not None else f"{'':9s}"
         ratio = run.seconds / reference.seconds
-        print(f"{name:32s} {run.seconds:8.2f} {ratio:7.2f} {run.peak_rss_mb:12.1f} {size}")
+        print(
+            f"{name:32s} {run.seconds:8.2f} {ratio:7.2f} {run.cpu_seconds:8.2f} "
+            f"{run.peak_rss_mb:12.1f} {size}"
+        )
     like = runs["pysam.samtools.fqimport"]
     print(
         f"ours / samtools import: time {mine.seconds / reference.seconds:.2f}, "
