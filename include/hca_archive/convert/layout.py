@@ -18,6 +18,13 @@ suffix 1 = R1, 2 = R2, i = I1):
 - `o1`/`o2`/`oi` (H): the read's original four lines for that file, used when the fields above
   cannot reproduce it exactly (a changed line ending, no line break at the end of the file,
   control characters, bases SEQ cannot hold). When present it wins over every other field.
+
+Rebuilding a record: `@` QNAME tail, then SEQ (R2), CR+UR+s1 (R1) or BC (I1), then `+` and the
+plus text, then QUAL, CY+UY+q1 or QT; each line ends with the file's line ending. An empty R2
+read is SEQ/QUAL `*`. Refused with ConversionError rather than stored: differing read counts or
+names, a record that is not FASTQ (header without `@`, no `+` line, bases and qualities of
+different lengths, a cut-off last record), and a read name a BAM cannot hold (over 254
+characters, empty, non-printable).
 """
 
 from __future__ import annotations
