@@ -119,6 +119,18 @@ def test_the_cluster_connection_defaults_to_the_environments(hpc, monkeypatch):
     hpc.run(["bkill", deferred.value.trigger.job_id])
 
 
+def test_the_job_page_is_pushed_for_the_task_link(hpc, monkeypatch):
+    portal = "https://lsf.example.org/jobs/{job_id}/detail"
+    monkeypatch.setenv("AIRFLOW_CONN_HPC_PORTAL", hpc.connection_json(lsf_job_url=portal))
+    ctx, op = context("portal"), operator("hpc_portal", plan_job("manifest-portal"))
+    assert [link.name for link in op.operator_extra_links] == ["LSF job / pod"]
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    job_id = deferred.value.trigger.job_id
+    assert ("file_job_url", f"https://lsf.example.org/jobs/{job_id}/detail") in ctx["ti"].pushed
+    hpc.run(["bkill", job_id])
+
+
 def test_an_invalid_job_never_reaches_the_cluster(lsf_quick, hpc_connection):
     job = plan_job("manifest-invalid")
     job["files"] = [{"name": "../escape.bam"}]

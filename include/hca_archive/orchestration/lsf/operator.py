@@ -29,6 +29,7 @@ from hca_archive.lsf.outputs import (
 )
 from hca_archive.lsf.resources import LsfSettings
 from hca_archive.orchestration.connections import conn_id
+from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
 from hca_archive.orchestration.file_job_results import check_result, label_task
 from hca_archive.orchestration.lsf.cluster import Cluster
 from hca_archive.orchestration.lsf.sizes import s3_input_bytes
@@ -52,7 +53,8 @@ class LsfFileJobOperator(BaseOperator):
         its host key must be verified (``host_key`` extra or known_hosts). Its extra may set
         ``lsf_queue``, ``lsf_memory_mb``, ``lsf_cores``, ``lsf_wall_time``, ``lsf_work_root``,
         ``lsf_image``, ``lsf_command_prefix``, ``lsf_memory_floor_mb``, ``lsf_memory_per_gib_mb``,
-        ``lsf_memory_cap_mb`` (the parameters below win).
+        ``lsf_memory_cap_mb`` (the parameters below win), and ``lsf_job_url``, a web page of a
+        job with ``{job_id}`` in it, for the task's "LSF job / pod" link.
     :param credentials: ``credentials(environment)`` returns the job's secrets keyed by the
         credentials-file names (``HCA_AAP_URL``, ``HCA_AAP_USERNAME``, ``HCA_AAP_PASSWORD``,
         ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
@@ -68,6 +70,7 @@ class LsfFileJobOperator(BaseOperator):
     # Not the batch: plan content is untrusted and must never go through Jinja.
     template_fields = ("environment", "queue", "memory_mb", "wall_time", "input_bytes")
     ui_color = "#e8f0fd"
+    operator_extra_links = (FileJobLink(),)
 
     def __init__(
         self,
@@ -146,6 +149,7 @@ class LsfFileJobOperator(BaseOperator):
                     submitted = self._submit(cluster, name, plan_jobs, extra, paths)
                     job_id = self._keep_oldest(cluster, name, submitted)
             self._lsf_job_id = job_id
+            _push_job_url(ti, extra, job_id)
             self._defer(job_id, name, paths)
 
     def execute_complete(
@@ -289,6 +293,12 @@ class LsfFileJobOperator(BaseOperator):
         for job in plan_jobs:  # the inputs and BAMs are on DSP now; a failed job keeps them
             cluster.run(["rm", "-rf", "--", paths.scratch(job.index)])
         return result
+
+
+def _push_job_url(ti: Any, extra: Mapping[str, Any], job_id: str) -> None:
+    template = extra.get("lsf_job_url")
+    if template:
+        push_file_job_url(ti, str(template).replace("{job_id}", job_id))
 
 
 def _credentials_file(values: Mapping[str, Any], environment: str) -> dict[str, str]:
