@@ -9,6 +9,7 @@ from urllib.parse import quote
 import requests
 
 FINISHED = {"success", "failed"}
+READ_ATTEMPTS = 4
 
 
 class AirflowApiError(RuntimeError):
@@ -16,7 +17,7 @@ class AirflowApiError(RuntimeError):
 
 
 class AirflowApi:
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 60) -> None:
         self.base_url = base_url.rstrip("/")
         self._credentials = {"username": username, "password": password}
         self.timeout = timeout
@@ -33,12 +34,23 @@ class AirflowApi:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         if "Authorization" not in self._session.headers:
             self._authenticate()
-        url = f"{self.base_url}/api/v2{path}"
-        response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+        response = self._send(method, f"{self.base_url}/api/v2{path}", **kwargs)
         if response.status_code == 401:
             self._authenticate()
-            response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self._send(method, f"{self.base_url}/api/v2{path}", **kwargs)
         return response
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request; reads are tried again when a busy API server is slow to answer."""
+        attempts = READ_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._session.request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt == attempts:
+                    raise
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
