@@ -69,13 +69,6 @@ EXTRA_PREFIX = "job_"  # keys of the Kubernetes connection's extra that this run
 SIZED = ("memory_mb", "disk_gib")  # settings sized from the inputs when not given
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
-CONTAINER_SECURITY = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "privileged": False,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 class KubernetesSettingsError(ValueError):
@@ -163,6 +156,19 @@ class PodSettings:
         )
 
 
+def container_security() -> k8s.V1SecurityContext:
+    """For the job and the XCom sidecar: unprivileged, read-only root, no capabilities."""
+    from kubernetes.client import models as k8s
+
+    return k8s.V1SecurityContext(
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        privileged=False,
+        run_as_non_root=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+
+
 def build_pod_request(
     batch: list[dict[str, Any]], *, name: str, environment: str, settings: PodSettings
 ) -> k8s.V1Pod:
@@ -177,7 +183,7 @@ def build_pod_request(
         )
     memory = f"{settings.memory_mb}Mi"
     storage = f"{settings.disk_gib + TMP_GIB + 1}Gi"  # + /tmp + container logs
-    resources = {"cpu": str(settings.cpu), "memory": memory, "ephemeral-storage": storage}
+    amounts = {"cpu": str(settings.cpu), "memory": memory, "ephemeral-storage": storage}
     container = k8s.V1Container(
         name=BASE_CONTAINER,
         image=settings.image,
@@ -195,19 +201,13 @@ def build_pod_request(
             _secret_env(settings.credentials_secret, variable)
             for variable in ENVIRONMENT_NAMES.values()
         ],
-        resources=k8s.V1ResourceRequirements(requests=resources, limits=dict(resources)),
+        resources=k8s.V1ResourceRequirements(requests=amounts, limits=dict(amounts)),
         volume_mounts=[
             k8s.V1VolumeMount(name="plan", mount_path=PLAN_DIR, read_only=True),
             k8s.V1VolumeMount(name="work", mount_path=WORK_DIR),
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),  # noqa: S108 - a private emptyDir
         ],
-        security_context=k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            privileged=False,
-            run_as_non_root=True,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        ),
+        security_context=container_security(),
         termination_message_policy="FallbackToLogsOnError",
     )
     plan_file = k8s.V1DownwardAPIVolumeFile(
@@ -321,7 +321,9 @@ class KubernetesFileJobOperator(BaseOperator):
                 container.resources.limits,
             )
             self._pod_operator = self._build_pod_operator(pod)
-            self._pod_operator.execute(context)  # defers, unless the pod had already ended
+            # KPO.execute in deferrable mode, without the guard against operators nested by DAG
+            # authors (it would warn in every task log); defers unless the pod already ended.
+            self._pod_operator.execute_async(context)
             record.outcome = self._conclude(label, self._pod_operator.result)
             return self._pod_operator.result
 
@@ -392,7 +394,7 @@ class KubernetesFileJobOperator(BaseOperator):
             random_name_suffix=False,
             base_container_name=BASE_CONTAINER,
             termination_message_policy="FallbackToLogsOnError",
-            xcom_sidecar_container_security_context=CONTAINER_SECURITY,
+            xcom_sidecar_container_security_context=container_security(),
             do_xcom_push=True,
             get_logs=True,
             deferrable=True,
