@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from hca_archive.convert.bam_pipes import sam_lines
@@ -32,6 +33,23 @@ def fastq_blocks(bam: Path, layout: Layout) -> Iterator[tuple[int, dict[str, byt
         yield len(lines), decode_block(layout, lines)
 
 
+def _overlapped(
+    blocks: Iterator[tuple[int, dict[str, bytes]]], sinks: dict, method: str
+) -> Iterator[tuple[int, dict[str, bytes]]]:
+    """Feed each block's texts to `sinks[index].<method>` in threads (gzip and md5 release the
+    GIL) while the next block is decoded; a block's calls end before the next block's begin, so
+    every sink gets its texts in order."""
+    with ThreadPoolExecutor(max_workers=len(sinks)) as pool:
+        pending: list[Future] = []
+        for reads, block in blocks:
+            for future in pending:
+                future.result()
+            pending = [pool.submit(getattr(sinks[i], method), text) for i, text in block.items()]
+            yield reads, block
+        for future in pending:
+            future.result()
+
+
 def output_name(layout: Layout, index: str) -> str:
     """The original file name when it is a plain file name, else R1/R2/I1; always gzip."""
     name = layout.files[index].name
@@ -54,9 +72,8 @@ def rebuild_fastqs(bam: Path | str, outdir: Path | str) -> dict[str, Path]:
                 index: stack.enter_context(gzip.open(path, "wb", REBUILD_LEVEL))
                 for index, path in partial.items()
             }
-            for _reads, block in fastq_blocks(bam, layout):
-                for index, text in block.items():
-                    handles[index].write(text)
+            for _reads, _block in _overlapped(fastq_blocks(bam, layout), handles, "write"):
+                pass
         for index, path in partial.items():
             os.replace(path, targets[index])
     finally:
@@ -81,10 +98,9 @@ def verify_bam(bam: Path | str, result: ConversionResult) -> None:
     sizes = dict.fromkeys(layout.files, 0)
     reads = 0
     try:
-        for block_reads, block in fastq_blocks(bam, layout):
+        for block_reads, block in _overlapped(fastq_blocks(bam, layout), digests, "update"):
             reads += block_reads
             for index, text in block.items():
-                digests[index].update(text)
                 sizes[index] += len(text)
     except (OSError, ValueError) as error:
         raise VerificationError(f"{bam}: cannot rebuild the FASTQ files: {error}") from error
