@@ -1,0 +1,1 @@
+"""The compose ``hpc`` service: OpenSSH in front of the LSF stand-in (``sandbox/lsf``)."""

@@ -1,0 +1,185 @@
+"""docker-compose.yaml: valid against the Compose Specification, complete and free of secrets.
+
+Docker cannot run here, so the file is checked statically. The schema in compose_spec/ is the
+Compose Specification's JSON schema as vendored by check-jsonschema 0.39.0 (PyPI wheel,
+``check_jsonschema/builtin_schemas/vendor/compose-spec.json``, sha256 d549057e...0e64; licence
+Apache-2.0, in compose_spec/LICENSE). On top of the schema: the services of the official Airflow
+file plus the sandbox and hpc, healthchecks, declared volumes, existing mounts, real Airflow
+options, and secrets only by ``${...}`` from the uncommitted .env.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = Path(__file__).parent / "compose_spec" / "compose-spec.json"
+SCHEMA_SHA256 = "d549057ebc2925f39f62799eab0db7b9e2c18b35b6c00595199116da3ed10e64"
+COMPOSE_SERVICES = {
+    "postgres",
+    "redis",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker-1",
+    "airflow-worker-2",
+    "sandbox",
+    "hpc",
+}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY$", re.IGNORECASE)
+INTERPOLATION = re.compile(r"\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}")
+AIRFLOW_OPTION = re.compile(r"^AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def test_the_vendored_schema_is_the_published_one() -> None:
+    import hashlib
+
+    assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() == SCHEMA_SHA256
+
+
+def test_the_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]
+    assert errors == []
+
+
+def test_the_schema_check_catches_a_wrong_file(compose: dict[str, Any]) -> None:
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["redis"]["healtcheck"] = broken["services"]["redis"].pop("healthcheck")
+    schema = json.loads(SCHEMA.read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(broken))
+
+
+def test_every_component_is_there(compose: dict[str, Any]) -> None:
+    assert set(services(compose)) == COMPOSE_SERVICES
+    assert {key for key in compose if not key.startswith("x-")} <= {
+        "name",
+        "services",
+        "volumes",
+        "networks",
+        "secrets",
+        "configs",
+    }
+
+
+def test_every_service_has_an_image_and_a_health_check(compose: dict[str, Any]) -> None:
+    for name, service in services(compose).items():
+        assert "image" in service or "build" in service, name
+        if name == "airflow-init":
+            assert service["healthcheck"] == {"disable": True}
+        else:
+            assert service["healthcheck"]["test"], name
+
+
+def test_dependencies_and_namespaces_name_existing_services(compose: dict[str, Any]) -> None:
+    known = set(services(compose))
+    for name, service in services(compose).items():
+        depends_on = service.get("depends_on", {})
+        assert set(depends_on) <= known, (name, depends_on)
+        for target, condition in depends_on.items():
+            wanted = (
+                "service_completed_successfully" if target == "airflow-init" else "service_healthy"
+            )
+            assert condition["condition"] == wanted, (name, target)
+        if "network_mode" in service:
+            assert service["network_mode"] == "service:sandbox", name
+            assert "sandbox" in depends_on, f"{name} joins the sandbox's namespace before it exists"
+
+
+def test_every_airflow_component_is_wired_to_postgres_redis_and_the_sandbox(
+    compose: dict[str, Any],
+) -> None:
+    components = [
+        name for name in services(compose) if name.startswith("airflow-") and name != "airflow-init"
+    ]
+    assert len(components) == 6
+    for name in components:
+        service = services(compose)[name]
+        env = service["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+        assert "hca_archive.devstack.with_sandbox" in service["entrypoint"], name
+        assert {"postgres", "redis", "sandbox", "hpc", "airflow-init"} <= set(service["depends_on"])
+    worker_names = {
+        services(compose)[name]["command"][
+            services(compose)[name]["command"].index("--celery-hostname") + 1
+        ]
+        for name in ("airflow-worker-1", "airflow-worker-2")
+    }
+    assert len(worker_names) == 2, "the two workers need distinct Celery hostnames"
+
+
+def test_named_volumes_are_declared_and_mounts_exist(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    used = set()
+    for name, service in services(compose).items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (REPO / source).is_dir(), f"{name} mounts missing {source}"
+            else:
+                used.add(source)
+    assert used == declared
+    dockerfile = services(compose)["sandbox"]["build"]["dockerfile"]
+    assert (REPO / dockerfile).is_file()
+
+
+def test_airflow_options_are_real_settings(compose: dict[str, Any]) -> None:
+    from airflow.configuration import conf
+
+    options = conf.configuration_description  # core's and the installed providers'
+    for name, service in services(compose).items():
+        for key in service.get("environment", {}):
+            if match := AIRFLOW_OPTION.match(key):
+                section, option = (part.lower() for part in match.groups())
+                known = options.get(section, {}).get("options", {})
+                assert option in known, f"{name}: {key} is no Airflow option"
+
+
+def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    text = (REPO / "docker-compose.yaml").read_text()
+    for name, service in services(compose).items():
+        for key, value in service.get("environment", {}).items():
+            if SECRET_NAME.search(key):
+                assert INTERPOLATION.fullmatch(str(value)), f"{name}: {key} is a literal"
+            for credentials in re.findall(r"://[^:/@\s]+:([^@\s]+)@", str(value)):
+                assert INTERPOLATION.fullmatch(credentials), f"{name}: {key} embeds a password"
+        for file in service.get("env_file", []):
+            assert file["path"] == ".env"
+    assert "AIRFLOW__API_AUTH__JWT_SECRET:" not in text, "the JWT secret belongs in .env"
+
+
+def test_the_env_example_names_every_secret_and_holds_none() -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    settings = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    for required in (
+        "POSTGRES_PASSWORD",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+    ):
+        assert settings[required] == "", f"{required} must be listed, empty"
+    assert all(value == "" for key, value in settings.items() if SECRET_NAME.search(key))
