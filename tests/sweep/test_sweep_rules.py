@@ -145,3 +145,9 @@ def test_run_states_are_plain_words_and_none_without_a_run() -> None:
     ti = RunsTi({"sweep__dev__x": DagRunState.RUNNING})
     assert run_state(ti, "sweep__dev__x") == "running"
     assert run_state(ti, "sweep__dev__y") is None
+
+
+def test_listing_the_submissions_retries_with_backoff() -> None:
+    find = build_sweep_dags()["archive_sweep_prod"].get_task("find_submissions")
+    assert find.retries >= 2
+    assert find.retry_exponential_backoff

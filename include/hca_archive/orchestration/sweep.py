@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -134,7 +135,12 @@ def run_state(ti: Any, run_id: str) -> str | None:
     return str(getattr(state, "value", state))  # DagRunState.RUNNING -> "running"
 
 
-@task(task_id="find_submissions", retries=3)
+@task(
+    task_id="find_submissions",
+    retries=3,
+    retry_delay=timedelta(seconds=30),
+    retry_exponential_backoff=True,
+)
 def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
     """The trigger arguments of each Archiving submission that needs a run; logs the others."""
     from airflow.sdk import Variable
