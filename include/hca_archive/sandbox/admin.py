@@ -1,16 +1,23 @@
-"""The admin API: seeding, a summary of what happened, and fault settings. Never faulted."""
+"""The admin API: seeding, a summary of what happened, fault settings, and bad data on demand
+(a hostile upload plan, an envelope in another state). Never faulted."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from typing import Any
 
+from hca_archive.sandbox.archiver import replace_plan
 from hca_archive.sandbox.context import Context
 from hca_archive.sandbox.faults import FaultBoard, FaultSpecError
 from hca_archive.sandbox.filestate import file_states
 from hca_archive.sandbox.seeding import Seeder, SeedError, SeedRequest
+from hca_archive.sandbox.store import now_iso
 from hca_archive.sandbox.web import HttpError, Request, Response, Router, json_response
+
+SUBMISSION = r"/submissions/(?P<submission_uuid>[0-9a-f-]{36})"
+STATE = re.compile(r"[A-Za-z]{1,32}")
 
 
 def summary(ctx: Context) -> dict[str, Any]:
@@ -91,6 +98,8 @@ class AdminApi:
         router.add("GET", "/faults", self.faults)
         router.add("PUT", r"/faults/(?P<service>\w+)", self.set_faults)
         router.add("DELETE", "/faults", self.clear_faults)
+        router.add("PUT", SUBMISSION + "/plan", self.set_plan)
+        router.add("PUT", SUBMISSION + "/state", self.set_state)
         return router
 
     def seed(self, request: Request) -> Response:
@@ -118,3 +127,33 @@ class AdminApi:
     def clear_faults(self, request: Request) -> Response:
         self._faults.clear()
         return json_response(200, self._faults.snapshot())
+
+    def set_plan(self, request: Request, submission_uuid: str) -> Response:
+        """``{"jobs": <anything>}``: the plan served for this submission from now on."""
+        body = request.json()
+        if not isinstance(body, dict) or set(body) != {"jobs"}:
+            raise HttpError(400, {"message": 'the plan must be a JSON object {"jobs": ...}'})
+        self._envelope(submission_uuid)
+        changed = replace_plan(self._ctx, submission_uuid, body["jobs"])
+        return json_response(200, {"records_changed": changed})
+
+    def set_state(self, request: Request, submission_uuid: str) -> Response:
+        """``{"state": "Draft"}``: move the envelope to any state, as ingest's own flow would."""
+        body = request.json()
+        state = body.get("state") if isinstance(body, dict) else None
+        if not isinstance(state, str) or not STATE.fullmatch(state):
+            raise HttpError(400, {"message": "state must be a word of letters, like Draft"})
+        self._envelope(submission_uuid)
+        with self._ctx.store.tx() as db:
+            db.execute(
+                "UPDATE envelopes SET state = ?, update_date = ? WHERE uuid = ?",
+                (state, now_iso(), submission_uuid),
+            )
+        return json_response(200, {"uuid": submission_uuid, "state": state})
+
+    def _envelope(self, submission_uuid: str) -> None:
+        if (
+            self._ctx.store.one("SELECT 1 FROM envelopes WHERE uuid = ?", (submission_uuid,))
+            is None
+        ):
+            raise HttpError(404, {"message": f"no ingest submission {submission_uuid}"})

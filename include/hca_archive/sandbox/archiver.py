@@ -30,6 +30,23 @@ log = logging.getLogger(__name__)
 TRIGGERED = {"message": "successfully triggered!"}
 COMPLETE_POLL_SECONDS = 0.2
 DEFAULT_ENTITY_PAGE = 20
+PLAN_OVERRIDE = "plan_override:{}"
+
+
+def replace_plan(ctx: Context, submission_uuid: str, jobs: Any) -> int:
+    """Serve ``jobs`` (any JSON, hostile included) as the upload plan of the submission's archive
+    records, existing and built later; the files DSP expects stay those of the seeded runs.
+    Returns how many existing records changed."""
+    text = json.dumps(jobs)
+    with ctx.store.tx() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (PLAN_OVERRIDE.format(submission_uuid), text),
+        )
+        return db.execute(
+            "UPDATE archive_records SET plan = ? WHERE submission_uuid = ?",
+            (text, submission_uuid),
+        ).rowcount
 
 
 def build_archive_submission(ctx: Context, payload: dict[str, Any]) -> None:
@@ -67,6 +84,7 @@ def build_archive_submission(ctx: Context, payload: dict[str, Any]) -> None:
         expected += [
             (dsp_uuid, name, run_entity, kind, reads, md5) for name, kind, reads, md5 in files
         ]
+    plan = ctx.store.meta(PLAN_OVERRIDE.format(submission_uuid)) or json.dumps(jobs)
     created = now_iso()
     with ctx.store.tx() as db:
         db.execute(
@@ -90,7 +108,7 @@ def build_archive_submission(ctx: Context, payload: dict[str, Any]) -> None:
         db.execute(
             "INSERT INTO archive_records (dsp_uuid, submission_uuid, created, plan, errors) "
             "VALUES (?, ?, ?, ?, '[]')",
-            (dsp_uuid, submission_uuid, created, json.dumps(jobs)),
+            (dsp_uuid, submission_uuid, created, plan),
         )
     log.info("archiving %s: DSP submission %s with %d jobs", submission_uuid, dsp_uuid, len(jobs))
 

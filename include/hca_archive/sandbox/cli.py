@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SERVICE.KNOB=VALUE",
         help=f"initial fault, e.g. dsp.error_rate=0.2 (also from ${FAULTS_ENV}, comma-separated); "
-        "knobs: error_rate, html500_rate, latency, drop_rate, hang",
+        "knobs: error_rate, html500_rate, latency, drop_rate, drop_after_rate, hang",
     )
     start.add_argument("--lamanno-dir", type=Path, default=LAMANNO_DEFAULT, help=argparse.SUPPRESS)
     seed = actions.add_parser("seed", help="seed ingest submissions into a running sandbox")

@@ -1,4 +1,8 @@
-"""Fault knobs of the stand-ins: errors, HTML error pages, latency, dropped connections, hangs."""
+"""Fault knobs of the stand-ins: errors, HTML error pages, latency, dropped connections, hangs.
+
+``drop_rate`` drops a request before the service sees it; ``drop_after_rate`` lets the service
+act on it and then drops the answer, so the caller cannot tell whether it happened.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import threading
 from dataclasses import asdict, dataclass, fields
 
 SERVICES = ("archiver", "ingest", "dsp", "aap")
-RATE_KNOBS = ("error_rate", "html500_rate", "drop_rate")
+RATE_KNOBS = ("error_rate", "html500_rate", "drop_rate", "drop_after_rate")
 
 
 class FaultSpecError(ValueError):
@@ -21,6 +25,7 @@ class Faults:
     latency: float = 0.0
     drop_rate: float = 0.0
     hang: bool = False
+    drop_after_rate: float = 0.0
 
     def updated(self, knobs: dict[str, object]) -> Faults:
         """A copy with ``knobs`` applied; rejects unknown knobs and out-of-range values."""
@@ -35,11 +40,13 @@ class Faults:
         return Faults(**values)
 
     def pick(self, rng: random.Random) -> str | None:
-        """The next request's fate: "hang", "drop", "error", "html500" or None (answer it)."""
+        """The next request's fate: "hang", "drop", "drop_after", "error", "html500" or None."""
         if self.hang:
             return "hang"
         if rng.random() < self.drop_rate:
             return "drop"
+        if rng.random() < self.drop_after_rate:
+            return "drop_after"
         if rng.random() < self.error_rate:
             return "error"
         if rng.random() < self.html500_rate:

@@ -110,6 +110,13 @@ class SandboxInfo:
     def clear_faults(self) -> None:
         self._admin("DELETE", "/faults")
 
+    def replace_plan(self, submission_uuid: str, jobs: Any) -> None:
+        """Serve ``jobs`` as the submission's upload plan, now and in records built later."""
+        self._admin("PUT", f"/submissions/{submission_uuid}/plan", {"jobs": jobs})
+
+    def set_envelope_state(self, submission_uuid: str, state: str) -> None:
+        self._admin("PUT", f"/submissions/{submission_uuid}/state", {"state": state})
+
     def env(self) -> dict[str, str]:
         """The variables a file job reads its credentials and endpoints from."""
         return {

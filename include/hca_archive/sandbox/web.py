@@ -181,6 +181,7 @@ def _handler_class(
                 self.close_connection = True
                 self._send(json_response(411, {"message": "chunked bodies are not supported"}))
                 return
+            self.drop_answer = False
             if faults is not None and self._injected_fault():
                 return
             request = Request(self, self.base_url)
@@ -191,9 +192,10 @@ def _handler_class(
             except Exception as error:
                 log.exception("%s: %s %s failed", name, self.command, self.path)
                 response = json_response(500, {"message": f"internal error: {error}"})
-            if request.remaining:
+            if request.remaining or self.drop_answer:
                 self.close_connection = True  # an unread body would corrupt the next request
-            self._send(response)
+            if not self.drop_answer:
+                self._send(response)
 
         def _injected_fault(self) -> bool:
             assert faults is not None
@@ -207,6 +209,7 @@ def _handler_class(
             if fault == "drop":
                 self.close_connection = True
                 return True
+            self.drop_answer = fault == "drop_after"
             if fault == "error":
                 self.close_connection = True
                 status = HTTPStatus.SERVICE_UNAVAILABLE

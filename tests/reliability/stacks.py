@@ -1,0 +1,63 @@
+"""Private sandbox + Airflow standalone stacks for the reliability tests, and what they check.
+
+Each test module starts its own stack (faults and crashes must not disturb other tests), keeps it
+for the whole module, and can restart Airflow on the same AIRFLOW_HOME (same SQLite database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hca_archive.devstack.airflow_standalone import AirflowStandalone
+from hca_archive.devstack.sandbox_connections import sandbox_connections
+from hca_archive.sandbox.process import SandboxInfo, start_sandbox
+from tests.fixtures.airflow import DAG_ID, AirflowStack
+
+
+@contextmanager
+def private_stack(
+    sandbox_dir: Path,
+    airflow_home: Path,
+    *sandbox_options: str,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[AirflowStack]:
+    """A sandbox started with ``sandbox_options`` and an Airflow standalone wired to it."""
+    with start_sandbox(sandbox_dir, *sandbox_options) as sandbox:
+        standalone = AirflowStandalone(
+            airflow_home, {**sandbox_connections(sandbox.endpoints), **(extra_env or {})}
+        )
+        stack = AirflowStack(standalone, standalone.start(), sandbox)
+        try:
+            stack.api.wait_for_dag(DAG_ID)
+            yield stack
+        finally:
+            stack.standalone.stop()
+
+
+def restart_airflow(stack: AirflowStack) -> None:
+    """Stop every Airflow process and start a new standalone on the same home and settings."""
+    old = stack.standalone
+    old.stop()
+    stack.standalone = AirflowStandalone(old.home, old.extra_env, old.port)
+    stack.api = stack.standalone.start()
+    stack.api.wait_for_dag(DAG_ID)
+
+
+def assert_archived_once(sandbox: SandboxInfo, submission_uuid: str) -> dict[str, Any]:
+    """One DSP submission, Completed, the envelope Archived, each planned file uploaded once and
+    checked by DSP (a checked file has the right md5: the sandbox compares it with the seed)."""
+    summary = sandbox.submission_summary(submission_uuid)
+    assert len(summary["dsp_submissions"]) == 1, summary["dsp_submissions"]
+    (dsp,) = summary["dsp_submissions"]
+    assert dsp["status"] == "Completed", dsp
+    assert summary["envelope_state"] == "Archived", summary
+    assert dsp["files"], dsp
+    for file in dsp["files"]:
+        assert file["planned"], file
+        assert file["state"] == "ready", file
+        assert file["md5"], file
+        assert file["uploaded_exactly_once"], file
+    return dsp
