@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from kubernetes.client import ApiClient
+from kubernetes.client import models as k8s
 
 from hca_archive.archiving import batch_label
 from hca_archive.orchestration.runners import kubernetes as runner
@@ -110,6 +112,24 @@ def test_the_pod_created_carries_no_secret_and_valid_labels(cluster: FakeKuberne
     assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
+def test_an_error_event_while_the_pod_runs_defers_again_to_this_operator(
+    cluster: FakeKubernetes,
+) -> None:
+    batch = [plan_job()]
+    ctx = context()
+    first = defer(operator(batch), ctx)
+    event = {**success_event(cluster), "status": "error", "message": "watch broke"}
+    cluster.pods[event["name"]].status = k8s.V1PodStatus(phase="Pending")  # not done yet
+
+    with pytest.raises(TaskDeferred) as again:
+        resume(first, batch, ctx, event)
+
+    assert callable(getattr(KubernetesFileJobOperator, again.value.method_name))
+    assert again.value.trigger.pod_name == event["name"]
+    assert cluster.deleted == []
+    assert pushed(ctx, "step") == []
+
+
 def test_failed_jobs_fail_the_task_naming_them(cluster: FakeKubernetes) -> None:
     batch = [plan_job("m-ok"), plan_job("m-bad", bucket="b-2")]
     ctx = context()
@@ -188,8 +208,6 @@ def test_unsized_jobs_are_sized_from_s3(monkeypatch: pytest.MonkeyPatch, connect
     assert limits["memory"] == f"{4096 + 64 * 100}Mi"
     assert pod.spec.volumes[1].empty_dir.size_limit == f"{3 * 101 + 2}Gi"
     assert asked and asked[0]["AWS_SECRET_ACCESS_KEY"] == SECRET_VALUES[1]
-    from kubernetes.client import ApiClient
-
     for text in strings(ApiClient().sanitize_for_serialization(pod)):
         assert not any(secret in text for secret in SECRET_VALUES)
 
