@@ -18,6 +18,7 @@ from hca_archive import archiving
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
 from hca_archive.orchestration.report import build_and_publish_report
 from hca_archive.orchestration.request_operator import RequestArchiveOperator
+from hca_archive.orchestration.runners.kubernetes import KubernetesFileJobOperator
 from hca_archive.orchestration.runners.local import LocalFileJobOperator
 from hca_archive.orchestration.sensors import ArchiveProgressSensor
 from hca_archive.orchestration.step_record import recorded_step
@@ -194,6 +195,15 @@ def build_archive_dag() -> DAG:
             retry_delay=timedelta(minutes=1),
             max_active_tis_per_dagrun=4,
         ).expand(batch=plan)
+        run_kubernetes = KubernetesFileJobOperator.partial(
+            task_id="run_kubernetes",
+            environment=ENVIRONMENT,
+            map_index_template="{{ job_label }}",
+            retries=2,
+            retry_delay=timedelta(minutes=1),
+            execution_timeout=timedelta(hours=24),
+            max_active_tis_per_dagrun=16,
+        ).expand(batch=plan)
         validation = _wait(
             "wait_for_validation",
             "validation",
@@ -213,7 +223,7 @@ def build_archive_dag() -> DAG:
             poll_interval=15,
         )
         checked >> requested >> metadata >> plan >> runner
-        runner >> [run_local] >> validation >> completed >> completion
+        runner >> [run_local, run_kubernetes] >> validation >> completed >> completion
         # After every task, not only the last: a failed file job must not let the report run
         # while its sibling jobs are still going.
         dag.tasks >> report()
