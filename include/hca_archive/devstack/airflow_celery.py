@@ -73,6 +73,11 @@ class AirflowCelery:
         self.log_dir = home / "component-logs"
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._database_created = False
+        # One JWT and API secret for every component of this stack; environment only, never argv.
+        self._secrets = {
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        }
 
     @property
     def worker_names(self) -> list[str]:
@@ -103,17 +108,8 @@ class AirflowCelery:
             }
         )
         env.update(self.extra_env)
-        env.update(self._shared_secrets())
+        env.update(self._secrets)
         return env
-
-    def _shared_secrets(self) -> dict[str, str]:
-        """One JWT and API secret for every component, generated once per stack."""
-        if not hasattr(self, "_secrets"):
-            self._secrets = {
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            }
-        return self._secrets
 
     def start(self) -> AirflowApi:
         """Create the database, migrate it, start every component and wait until healthy."""
