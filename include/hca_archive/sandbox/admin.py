@@ -47,7 +47,8 @@ def _dsp_summary(ctx: Context, row: Any) -> dict[str, Any]:
     states = {state.name: state for state in file_states(ctx.store, dsp_uuid)}
     counts = ctx.store.all(
         "SELECT name, COUNT(*) AS created, COUNT(completed) AS completed, "
-        "MAX(CASE WHEN check_state = 'ok' THEN md5 END) AS md5 "
+        "MAX(CASE WHEN check_state = 'ok' THEN md5 END) AS md5, "
+        "SUM(offset) AS received, MAX(CASE WHEN completed IS NOT NULL THEN length END) AS bytes "
         "FROM uploads WHERE dsp_uuid = ? GROUP BY name",
         (dsp_uuid,),
     )
@@ -56,6 +57,7 @@ def _dsp_summary(ctx: Context, row: Any) -> dict[str, Any]:
     for name in sorted(set(states) | set(by_name)):
         count = by_name.get(name)
         created, completed = (count["created"], count["completed"]) if count else (0, 0)
+        received, size = (count["received"], count["bytes"]) if count else (0, None)
         state = states.get(name)
         files.append(
             {
@@ -67,6 +69,10 @@ def _dsp_summary(ctx: Context, row: Any) -> dict[str, Any]:
                 "uploads_created": created,
                 "uploads_completed": completed,
                 "uploaded_exactly_once": created == 1 and completed == 1,
+                # Bytes DSP received over every upload of the name; equal to ``bytes`` (the
+                # completed upload's length) when no byte was sent twice.
+                "bytes_received": received,
+                "bytes": size,
             }
         )
     entities = ctx.store.all(

@@ -201,6 +201,7 @@ def _handler_class(
             assert faults is not None
             fault, latency = faults.decide(name)
             if fault == "hang":
+                log.info("%s: hanging %s %s", name, self.command, urlsplit(self.path).path)
                 stopping.wait(HANG_LIMIT_SECONDS)
                 self.close_connection = True
                 return True
