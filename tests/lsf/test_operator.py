@@ -26,6 +26,7 @@ from tests.lsf.conftest import (
     operator,
     plan_job,
     run_deferred,
+    wake_up,
 )
 
 pytestmark = pytest.mark.integration
@@ -123,7 +124,6 @@ def test_the_job_page_is_pushed_for_the_task_link(hpc, monkeypatch):
     portal = "https://lsf.example.org/jobs/{job_id}/detail"
     monkeypatch.setenv("AIRFLOW_CONN_HPC_PORTAL", hpc.connection_json(lsf_job_url=portal))
     ctx, op = context("portal"), operator("hpc_portal", plan_job("manifest-portal"))
-    assert [link.name for link in op.operator_extra_links] == ["LSF job / pod"]
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)
     job_id = deferred.value.trigger.job_id
@@ -233,7 +233,9 @@ def test_a_concurrent_duplicate_submission_is_killed(lsf_quick, hpc_connection, 
     op, ctx = operator(hpc_connection, plan_job("manifest-race", sleep=30)), context("race")
     assert defer(op, ctx).trigger.job_id == first_id
     (ours,) = set(bsub_ids(hpc, name)) - {first_id}
-    event = asyncio.run(first_event(LsfJobTrigger(hpc_connection, ours, name, poll_interval=0.3)))
+    paths = job_paths(str(hpc.work_root), "lsf_test", "race", 0)
+    trigger = LsfJobTrigger(hpc_connection, ours, name, paths.directory, poll_interval=0.3)
+    event = asyncio.run(first_event(trigger))
     assert (event["stat"], event["exit_code"]) == ("EXIT", 130)
     hpc.run(["bkill", first_id])
 
@@ -257,7 +259,7 @@ def test_the_result_file_is_the_truth_once_lsf_forgot_the_job(lsf_quick, hpc_con
     deferred = defer(op, ctx)
     asyncio.run(first_event(deferred.trigger))
     hpc.configure_lsf(clean_period=0)
-    result = op.execute_complete(ctx, {"job_id": deferred.trigger.job_id}, **deferred.kwargs)
+    result = op.execute_complete(ctx, wake_up(deferred.trigger))
     assert result["jobs"][0]["status"] == "succeeded"
     assert operator(hpc_connection, job).execute(ctx) == result
     assert len(submissions(hpc, job_name("lsf_test", "clean", 0))) == 1
@@ -270,7 +272,7 @@ def test_lsf_forgetting_a_job_without_result_fails_clearly(lsf_quick, hpc_connec
     asyncio.run(first_event(deferred.trigger))
     hpc.configure_lsf(clean_period=0)
     with pytest.raises(AirflowException, match="no longer known to LSF but left no result file"):
-        op.execute_complete(ctx, {"job_id": deferred.trigger.job_id}, **deferred.kwargs)
+        op.execute_complete(ctx, wake_up(deferred.trigger))
 
 
 def test_killing_the_task_kills_the_job(lsf_quick, hpc_connection):
@@ -315,8 +317,7 @@ def test_waiting_jobs_share_one_connection_and_one_bjobs_per_poll(lsf_quick, hpc
     assert len(polls) == max(appearances)  # one bjobs per poll, never one per job
 
     def resume(index: int) -> dict:
-        event, deferred = {"job_id": deferrals[index].trigger.job_id}, deferrals[index]
-        return ops[index].execute_complete(context("many", index), event, **deferred.kwargs)
+        return ops[index].execute_complete(context("many", index), events[index])
 
     with ThreadPoolExecutor(4) as pool:
         assert [result["succeeded"] for result in pool.map(resume, range(20))] == [1] * 20

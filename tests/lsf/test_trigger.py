@@ -15,7 +15,9 @@ from tests.lsf.conftest import context, first_event, operator, plan_job, wait_fo
 
 
 def test_the_trigger_survives_serialization_as_the_triggerer_does_it():
-    trigger = LsfJobTrigger("hpc_lsf", "123", "hca-x-0-abc", poll_interval=5.0)
+    trigger = LsfJobTrigger(
+        "hpc_lsf", "123", "hca-x-0-abc", "/scratch/run/job-0", poll_interval=5.0
+    )
     classpath, kwargs = trigger.serialize()
     module, name = classpath.rsplit(".", 1)
     again = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
@@ -78,9 +80,9 @@ def test_when_polling_keeps_failing_the_task_looks_for_itself(
 
     if finished:
         wait_for(lsf_quick, job_id, {"DONE"})
-        assert op.execute_complete(ctx, event, **deferred.value.kwargs)["succeeded"] == 1
+        assert op.execute_complete(ctx, event)["succeeded"] == 1
     else:
         with pytest.raises(TaskDeferred) as again:  # still running: back to waiting
-            op.execute_complete(ctx, event, **deferred.value.kwargs)
+            op.execute_complete(ctx, event)
         assert again.value.trigger.job_id == job_id
         lsf_quick.run(["bkill", job_id])

@@ -29,7 +29,7 @@ from hca_archive.lsf.outputs import (
 )
 from hca_archive.lsf.resources import LsfSettings
 from hca_archive.orchestration.connections import conn_id
-from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
+from hca_archive.orchestration.extra_links import push_file_job_url
 from hca_archive.orchestration.file_job_results import check_result, label_task
 from hca_archive.orchestration.lsf.cluster import Cluster
 from hca_archive.orchestration.lsf.sizes import s3_input_bytes
@@ -53,8 +53,8 @@ class LsfFileJobOperator(BaseOperator):
         its host key must be verified (``host_key`` extra or known_hosts). Its extra may set
         ``lsf_queue``, ``lsf_memory_mb``, ``lsf_cores``, ``lsf_wall_time``, ``lsf_work_root``,
         ``lsf_image``, ``lsf_command_prefix``, ``lsf_memory_floor_mb``, ``lsf_memory_per_gib_mb``,
-        ``lsf_memory_cap_mb`` (the parameters below win), and ``lsf_job_url``, a web page of a
-        job with ``{job_id}`` in it, for the task's "LSF job / pod" link.
+        ``lsf_memory_cap_mb`` (the parameters below win; ``lsf_queue`` for the queue), and
+        ``lsf_job_url``, a job's web page with ``{job_id}`` in it, for the "LSF job / pod" link.
     :param credentials: ``credentials(environment)`` returns the job's secrets keyed by the
         credentials-file names (``HCA_AAP_URL``, ``HCA_AAP_USERNAME``, ``HCA_AAP_PASSWORD``,
         ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
@@ -68,9 +68,8 @@ class LsfFileJobOperator(BaseOperator):
     """
 
     # Not the batch: plan content is untrusted and must never go through Jinja.
-    template_fields = ("environment", "queue", "memory_mb", "wall_time", "input_bytes")
+    template_fields = ("environment", "lsf_queue", "memory_mb", "wall_time", "input_bytes")
     ui_color = "#e8f0fd"
-    operator_extra_links = (FileJobLink(),)
 
     def __init__(
         self,
@@ -80,7 +79,7 @@ class LsfFileJobOperator(BaseOperator):
         credentials: CredentialsSource | None = None,
         batch: list[dict[str, Any]] | None = None,
         job: dict[str, Any] | None = None,
-        queue: str | None = None,
+        lsf_queue: str | None = None,
         memory_mb: int | None = None,
         cores: int | None = None,
         wall_time: str | int | None = None,
@@ -99,7 +98,7 @@ class LsfFileJobOperator(BaseOperator):
         self.environment = environment
         self.ssh_conn_id = ssh_conn_id
         self.credentials = credentials
-        self.queue = queue
+        self.lsf_queue = lsf_queue  # not ``queue``: BaseOperator's executor queue
         self.memory_mb = memory_mb
         self.cores = cores
         self.wall_time = wall_time
@@ -152,16 +151,14 @@ class LsfFileJobOperator(BaseOperator):
             _push_job_url(ti, extra, job_id)
             self._defer(job_id, name, paths)
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], directory: str, lsf_job_name: str
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resumed by the trigger: the event is a wake-up, the job's state is checked here."""
         with recorded_step(context) as record:
             label = label_task(context, self.batch)
-            job_id = str(event["job_id"])
-            self._lsf_job_id, self._lsf_job_name = job_id, lsf_job_name
+            job_id, name = str(event["job_id"]), str(event["job_name"])
+            self._lsf_job_id, self._lsf_job_name = job_id, name
             self.log.info("Trigger: %s", event.get("message"))
-            paths = JobPaths(directory)
+            paths = JobPaths(str(event["directory"]))
             with Cluster(self._ssh_conn_id()) as cluster:
                 answer = cluster.run(bjobs_status_argv([job_id]))
                 states = parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
@@ -172,7 +169,7 @@ class LsfFileJobOperator(BaseOperator):
                     record.outcome = _outcome(label, result)
                     return result
             self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
-            self._defer(job_id, lsf_job_name, paths)
+            self._defer(job_id, name, paths)
 
     def on_kill(self) -> None:
         """Stop the LSF job with the task (known by id, or else by name)."""
@@ -199,7 +196,7 @@ class LsfFileJobOperator(BaseOperator):
 
     def _settings(self, extra: Mapping[str, Any], input_bytes: int | None = None) -> LsfSettings:
         params = {
-            "queue": self.queue,
+            "queue": self.lsf_queue,
             "memory_mb": self.memory_mb,
             "cores": self.cores,
             "wall_time": self.wall_time,
@@ -261,10 +258,9 @@ class LsfFileJobOperator(BaseOperator):
     def _defer(self, job_id: str, name: str, paths: JobPaths) -> NoReturn:
         self.defer(
             trigger=LsfJobTrigger(
-                self._ssh_conn_id(), job_id, name, poll_interval=self.poll_interval
+                self._ssh_conn_id(), job_id, name, paths.directory, poll_interval=self.poll_interval
             ),
             method_name="execute_complete",
-            kwargs={"directory": paths.directory, "lsf_job_name": name},
         )
 
     def _conclude(

@@ -16,15 +16,24 @@ from hca_archive.orchestration.lsf.poller import Update, poller_for
 class LsfJobTrigger(BaseTrigger):
     """Fires once the job is DONE or EXIT, LSF no longer knows it, or polling keeps failing.
 
-    The event is ``{"job_id", "outcome": "finished"|"missing"|"error", "stat", "exit_code",
-    "message"}``; the operator checks the job again itself, so the event is only a wake-up.
+    The event is ``{"job_id", "job_name", "directory", "outcome": "finished"|"missing"|"error",
+    "stat", "exit_code", "message"}``: the job's name and work directory ride along so the task
+    can resume from the event alone; it checks the job again itself, the event is a wake-up.
     """
 
-    def __init__(self, ssh_conn_id: str, job_id: str, job_name: str, poll_interval: float = 30.0):
+    def __init__(
+        self,
+        ssh_conn_id: str,
+        job_id: str,
+        job_name: str,
+        directory: str,
+        poll_interval: float = 30.0,
+    ):
         super().__init__()
         self.ssh_conn_id = ssh_conn_id
         self.job_id = job_id
         self.job_name = job_name
+        self.directory = directory
         self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -34,6 +43,7 @@ class LsfJobTrigger(BaseTrigger):
                 "ssh_conn_id": self.ssh_conn_id,
                 "job_id": self.job_id,
                 "job_name": self.job_name,
+                "directory": self.directory,
                 "poll_interval": self.poll_interval,
             },
         )
@@ -58,27 +68,17 @@ class LsfJobTrigger(BaseTrigger):
             poller.unsubscribe(self.job_id, updates)
 
     def _event(self, update: Update) -> dict[str, Any]:
+        event = {"job_id": self.job_id, "job_name": self.job_name, "directory": self.directory}
         if update.state is not None:
             state = update.state
-            return {
-                "job_id": self.job_id,
-                "outcome": "finished",
-                "stat": state.stat,
-                "exit_code": state.exit_code,
-                "message": f"LSF job {self.job_id} is {state.stat}",
-            }
+            message = f"LSF job {self.job_id} is {state.stat}"
+            return {**event, "outcome": "finished", "stat": state.stat,
+                    "exit_code": state.exit_code, "message": message}  # fmt: skip
         if update.missing:
-            message = f"LSF job {self.job_id} is not known to LSF (any more)"
-            outcome = "missing"
+            message, outcome = f"LSF job {self.job_id} is not known to LSF (any more)", "missing"
         else:
             message, outcome = str(update.error), "error"
-        return {
-            "job_id": self.job_id,
-            "outcome": outcome,
-            "stat": None,
-            "exit_code": None,
-            "message": message,
-        }
+        return {**event, "outcome": outcome, "stat": None, "exit_code": None, "message": message}
 
     async def on_kill(self) -> None:
         """The user killed the deferred task (mark failed, clear): stop the LSF job too."""
