@@ -183,3 +183,12 @@ def test_the_env_example_names_every_secret_and_holds_none() -> None:
     ):
         assert settings[required] == "", f"{required} must be listed, empty"
     assert all(value == "" for key, value in settings.items() if SECRET_NAME.search(key))
+
+
+def test_the_stand_ins_bypass_the_airflow_entrypoint(compose: dict[str, Any]) -> None:
+    """The image's /entrypoint would wait for the database and prefix unknown commands with
+    ``airflow``; the sandbox and the hpc node need neither."""
+    for name in ("sandbox", "hpc"):
+        service = services(compose)[name]
+        assert service["entrypoint"] == ["/usr/bin/dumb-init", "--"], name
+        assert service["command"][:2] == ["python", "-m"], name
