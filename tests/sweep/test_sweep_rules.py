@@ -2,39 +2,58 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
 import pytest
 from airflow.utils.state import DagRunState
 
 from hca_archive.orchestration.sweep import (
     DEFAULT_SCHEDULE,
+    SweepDecision,
+    Waiting,
     build_sweep_dags,
     decide,
     run_params,
     run_state,
+    sweep_min_age,
     sweep_run_id,
     sweep_schedule,
+    waiting,
 )
 
 FIRST = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
 SECOND = "7c3e1f52-0b8a-4d6e-9f21-5a4b3c2d1e0f"
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+AN_HOUR_AGO = NOW - timedelta(hours=1)
 
 
-def states(**by_uuid: str) -> dict[str, str]:
-    return {sweep_run_id("dev", uuid): state for uuid, state in by_uuid.items()}
+def sweep(
+    run_states: dict[str, str], *uuids: str, since: datetime | None = AN_HOUR_AGO
+) -> list[SweepDecision]:
+    submissions = [Waiting(uuid, since) for uuid in uuids]
+    return decide("dev", submissions, run_states.get, NOW, timedelta(minutes=30))
 
 
 def decisions_for(run_states: dict[str, str], *uuids: str) -> dict[str, tuple[bool, str]]:
-    return {
-        decision.submission_uuid: (decision.trigger, decision.reason)
-        for decision in decide("dev", uuids, run_states.get)
-    }
+    return {d.submission_uuid: (d.trigger, d.reason) for d in sweep(run_states, *uuids)}
 
 
 def test_a_submission_without_a_run_is_triggered_under_its_own_run_id() -> None:
-    (decision,) = decide("dev", [FIRST], {}.get)
+    (decision,) = sweep({}, FIRST)
     assert decision.trigger
     assert decision.run_id == f"sweep__dev__{FIRST}"
     assert decision.reason == "no run yet"
+
+
+def test_a_submission_just_moved_to_archiving_is_left_to_a_wrangler_for_a_while() -> None:
+    (fresh,) = sweep({}, FIRST, since=NOW - timedelta(minutes=29))
+    assert not fresh.trigger
+    assert fresh.reason == (
+        "in Archiving since 2026-11-29 11:31 UTC: a sweep waits 0:30:00 for a run started by hand"
+    )
+    (undated,) = sweep({}, FIRST, since=None)
+    assert undated.trigger
 
 
 @pytest.mark.parametrize("state", ["queued", "running"])
@@ -57,7 +76,7 @@ def test_a_failed_run_waits_for_a_wrangler() -> None:
 
 
 def test_each_submission_is_decided_once_and_on_its_own_run() -> None:
-    decided = decide("dev", [FIRST, SECOND, FIRST], {sweep_run_id("dev", SECOND): "running"}.get)
+    decided = sweep({sweep_run_id("dev", SECOND): "running"}, FIRST, SECOND, FIRST)
     assert [(d.submission_uuid, d.trigger) for d in decided] == [(FIRST, True), (SECOND, False)]
 
 
@@ -66,9 +85,28 @@ def test_a_malformed_uuid_from_ingest_is_skipped_without_asking_for_runs(bad: st
     def no_lookup(run_id: str) -> None:
         raise AssertionError(f"looked up {run_id}")
 
-    (decision,) = decide("dev", [bad], no_lookup)
+    (decision,) = decide("dev", [Waiting(bad, None)], no_lookup, NOW, timedelta(0))
     assert not decision.trigger
     assert decision.reason == "ingest gave a malformed uuid"
+
+
+def test_an_envelope_waits_from_its_last_change_as_ingest_dates_it() -> None:
+    envelope = SimpleNamespace(
+        uuid=FIRST, update_date="2026-11-29T11:31:02.123Z", submission_date="2026-11-01T00:00:00Z"
+    )
+    assert waiting(envelope).since == datetime(2026, 11, 29, 11, 31, 2, 123000, tzinfo=UTC)
+    envelope.update_date = None
+    assert waiting(envelope).since == datetime(2026, 11, 1, tzinfo=UTC)
+    envelope.submission_date = "last Tuesday"
+    assert waiting(envelope).since is None
+
+
+def test_the_wait_is_configurable_in_minutes() -> None:
+    assert sweep_min_age({}) == timedelta(minutes=30)
+    assert sweep_min_age({"HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES": "0"}) == timedelta(0)
+    for bad in ("soon", "-5", "nan"):
+        with pytest.raises(ValueError, match="HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES must be a number"):
+            sweep_min_age({"HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES": bad})
 
 
 def test_the_schedule_defaults_to_every_quarter_hour() -> None:

@@ -26,6 +26,7 @@ def sweep_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowSta
     with start_sandbox(tmp_path_factory.mktemp("sweep-sandbox")) as sandbox:
         env = sandbox_connections(sandbox.endpoints)
         env["HCA_ARCHIVE_SWEEP_SCHEDULE"] = "none"
+        env["HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES"] = "0"  # seeded envelopes are brand new
         standalone = AirflowStandalone(tmp_path_factory.mktemp("sweep-airflow"), env)
         api = standalone.start()
         try:

@@ -4,7 +4,10 @@ One sweep DAG per environment (``archive_sweep_<environment>``). Each run lists 
 state Archiving and triggers ``archive_submission`` for it under a deterministic run id,
 ``sweep__<environment>__<submission uuid>``. The rule, per submission:
 
-- no run with that id yet: trigger one;
+- no run with that id yet: trigger one, once the envelope has been unchanged for a while
+  (``HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES``, default 30): a wrangler who starts a run by hand as the
+  submission reaches Archiving gets there first, instead of racing a sweep run (two runs could
+  each ask the archiver, making two DSP submissions);
 - a queued or running run: skip (it is at work);
 - a successful run: skip (archived);
 - a failed run: skip and say so. A wrangler fixes the cause and clears the run, which reruns it
@@ -28,7 +31,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -45,6 +48,8 @@ NO_SCHEDULE = {"", "none", "off"}
 ACTIVE_AT_CREATION = {"sandbox"}
 ACTIVE_STATES = {"queued", "running"}
 RESERVED_PARAMS = {"submission_uuid", "environment"}
+MIN_AGE_ENV = "HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES"
+DEFAULT_MIN_AGE = timedelta(minutes=30)
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -74,13 +79,53 @@ class SweepDecision:
     reason: str
 
 
+def sweep_min_age(environ: dict[str, str] | None = None) -> timedelta:
+    """How long an envelope must have been unchanged before a sweep starts its run."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(MIN_AGE_ENV)
+    if value is None:
+        return DEFAULT_MIN_AGE
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1
+    if not 0 <= minutes < 60 * 24 * 365:
+        raise ValueError(f"{MIN_AGE_ENV} must be a number of minutes, got {value!r}")
+    return timedelta(minutes=minutes)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An envelope in Archiving: its uuid and when it last changed (None when ingest won't say)."""
+
+    submission_uuid: str
+    since: datetime | None
+
+
+def waiting(envelope: Any) -> Waiting:
+    """From an ingest ``Envelope``; an unreadable date counts as long ago."""
+    stamp = envelope.update_date or envelope.submission_date
+    try:
+        since = datetime.fromisoformat(stamp) if stamp else None
+    except ValueError:
+        since = None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return Waiting(envelope.uuid, since)
+
+
 def decide(
-    environment: str, submission_uuids: Iterable[str], state_of: Callable[[str], str | None]
+    environment: str,
+    submissions: Iterable[Waiting],
+    state_of: Callable[[str], str | None],
+    now: datetime,
+    min_age: timedelta,
 ) -> list[SweepDecision]:
     """What to do with each submission in Archiving; ``state_of(run_id)`` is None for no run."""
     decisions = []
     seen = set()
-    for submission_uuid in submission_uuids:
+    for submission in submissions:
+        submission_uuid = submission.submission_uuid
         if submission_uuid in seen:
             continue
         seen.add(submission_uuid)
@@ -91,7 +136,13 @@ def decide(
             continue
         run_id = sweep_run_id(environment, submission_uuid)
         state = state_of(run_id)
-        if state is None:
+        if state is None and submission.since and now - submission.since < min_age:
+            reason, trigger = (
+                f"in Archiving since {submission.since:%Y-%m-%d %H:%M} UTC: "
+                f"a sweep waits {min_age} for a run started by hand",
+                False,
+            )
+        elif state is None:
             reason, trigger = "no run yet", True
         elif state in ACTIVE_STATES:
             reason, trigger = f"run {run_id} is {state}", False
@@ -149,8 +200,17 @@ def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
 
     extra = Variable.get(params_variable(environment), default=None, deserialize_json=True)
     params = run_params(environment, extra)
-    archiving = [envelope.uuid for envelope in HcaArchiveHook(environment).ingest.iter_envelopes()]
-    decisions = decide(environment, archiving, lambda run_id: run_state(context["ti"], run_id))
+    min_age = sweep_min_age()
+    archiving = [
+        waiting(envelope) for envelope in HcaArchiveHook(environment).ingest.iter_envelopes()
+    ]
+    decisions = decide(
+        environment,
+        archiving,
+        lambda run_id: run_state(context["ti"], run_id),
+        datetime.now(UTC),
+        min_age,
+    )
     triggered = [decision for decision in decisions if decision.trigger]
     log.info("%d submission(s) in Archiving in %s", len(decisions), environment)
     for decision in decisions:
