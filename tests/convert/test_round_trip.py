@@ -99,6 +99,18 @@ def test_irregular_reads_across_block_boundaries(tmp_path, monkeypatch, block_re
     round_trip(tmp_path, "10xV3", irregular_triplet().write(tmp_path / "in"))
 
 
+def test_r1_of_varying_lengths(tmp_path, monkeypatch):
+    triplet = make_triplet(60, r1_length=40)
+    for n, record in enumerate(triplet.reads["read1"]):
+        keep = 28 + n % 13  # 28 (barcode+UMI only) to 40 bases
+        record[1], record[3] = record[1][:keep], record[3][:keep]
+    monkeypatch.setattr(converter_module, "BLOCK_READS", 25)
+    _result, bam = round_trip(tmp_path, "10xV3", triplet.write(tmp_path / "in"))
+    with pysam.AlignmentFile(str(bam), check_sq=False) as handle:
+        rests = [record.get_tag("s1") if record.has_tag("s1") else "" for record in handle]
+    assert rests == [record[1][28:] for record in triplet.reads["read1"]]
+
+
 def test_crlf_line_endings(tmp_path):
     paths = make_triplet(20).write(tmp_path / "in", eol="\r\n")
     round_trip(tmp_path, "10xV3", paths)

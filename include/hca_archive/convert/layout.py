@@ -237,21 +237,34 @@ class BlockEncoder:
         if b" " in b"".join(quals2):
             return None
         seqs1, quals1 = columns["read1"]
-        r1_length = len(seqs1[0])
-        if r1_length < self.layout.schema.barcode_umi_length:
+        schema = self.layout.schema
+        bc, bu = schema.barcode_length, schema.barcode_umi_length
+        r1_lengths = list(map(len, seqs1))
+        if min(r1_lengths) < bu:
             return None
-        if list(map(len, seqs1)).count(r1_length) != k:
-            return None
-        parts = _r1_splitter(self.layout.schema, r1_length, k)
-        seq_parts = parts.unpack(b"".join(seqs1))
-        qual_parts = parts.unpack(b"".join(quals1))
-        step = 3 if r1_length > self.layout.schema.barcode_umi_length else 2
+        rest = None
+        if r1_lengths.count(r1_lengths[0]) == k:  # the usual case: cut all R1 in one call
+            cut = _r1_splitter(schema, r1_lengths[0], k)
+            seq_parts, qual_parts = cut.unpack(b"".join(seqs1)), cut.unpack(b"".join(quals1))
+            step = 3 if r1_lengths[0] > bu else 2
+            cr, ur = seq_parts[0::step], seq_parts[1::step]
+            cy, uy = qual_parts[0::step], qual_parts[1::step]
+            if step == 3:
+                rest = (seq_parts[2::3], qual_parts[2::3])
+        else:
+            cr, ur = [s[:bc] for s in seqs1], [s[bc:bu] for s in seqs1]
+            cy, uy = [q[:bc] for q in quals1], [q[bc:bu] for q in quals1]
+            extras.append(
+                [
+                    b"\ts1:Z:" + s[bu:] + b"\tq1:Z:" + q[bu:] if len(s) > bu else b""
+                    for s, q in zip(seqs1, quals1, strict=True)
+                ]
+            )
         row: list = [qnames, UNMAPPED, seqs2, b"\t", quals2]
         # Bases next to bases and qualities next to qualities compress a little better.
-        row += [b"\tCR:Z:", seq_parts[0::step], b"\tUR:Z:", seq_parts[1::step]]
-        row += [b"\tCY:Z:", qual_parts[0::step], b"\tUY:Z:", qual_parts[1::step]]
-        if step == 3:
-            row += [b"\ts1:Z:", seq_parts[2::step], b"\tq1:Z:", qual_parts[2::step]]
+        row += [b"\tCR:Z:", cr, b"\tUR:Z:", ur, b"\tCY:Z:", cy, b"\tUY:Z:", uy]
+        if rest is not None:
+            row += [b"\ts1:Z:", rest[0], b"\tq1:Z:", rest[1]]
         if "index1" in columns:
             seqs_i, quals_i = columns["index1"]
             row += [b"\tBC:Z:", seqs_i, b"\tQT:Z:", quals_i]
@@ -379,7 +392,13 @@ def _interleave(row: list, k: int) -> bytes:
 
 
 FAST_DECODE_TAGS = {b"CR:Z:", b"CY:Z:", b"UR:Z:", b"UY:Z:", b"s1:Z:", b"q1:Z:", b"BC:Z:", b"QT:Z:"}
-TAIL_TAGS = {f"t{suffix}:Z:".encode(): index for index, suffix in TAG_SUFFIX.items()}
+TAIL_TAGS = {f"t{suffix}".encode(): index for index, suffix in TAG_SUFFIX.items()}
+PER_READ_TAGS = {name + b":Z:" for name in (*TAIL_TAGS, b"s1", b"q1")}
+READ_TAGS = {
+    "read1": (b"CR", b"UR", b"s1", b"CY", b"UY", b"q1"),
+    "read2": (),
+    "index1": (b"BC", b"QT"),
+}
 
 
 def decode_block(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes]:
@@ -400,7 +419,8 @@ def decode_block(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes]:
 
 def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | None:
     """Bulk decoding of blocks whose records carry the same standard tags, in the same order,
-    and at most header tails (t1/t2/ti) after them, as the encoder's fast path writes them."""
+    and after them at most per-read header tails (t1/t2/ti) and R1 rests (s1/q1), as the
+    encoder's fast path writes them."""
     k = len(sam_lines)
     if not k:
         return dict.fromkeys(layout.files, b"")
@@ -411,7 +431,7 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
             break
         prefixes.append(field[:5])
     width = 11 + len(prefixes)
-    tails = {index: [file.tail] * k for index, file in layout.files.items()}
+    per_read: dict[bytes, list[bytes | None]] = {}  # tags that only some reads carry
     counts = list(map(bytes.count, sam_lines, [b"\t"] * k))
     if counts.count(width - 1) != k:
         sam_lines = list(sam_lines)
@@ -422,10 +442,9 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
                 *_standard, extra = sam_lines[i].split(b"\t", width)
                 sam_lines[i] = sam_lines[i][: -len(extra) - 1]
                 for tag in extra.split(b"\t"):
-                    index = TAIL_TAGS.get(tag[:5])
-                    if index is None or index not in tails:
+                    if tag[:5] not in PER_READ_TAGS:
                         return None
-                    tails[index][i] = tag[5:]
+                    per_read.setdefault(tag[:2], [None] * k)[i] = tag[5:]
     fields = b"\t".join(sam_lines).split(b"\t")
     qnames, seqs, quals = fields[0::width], fields[9::width], fields[10::width]
     if b"*" in seqs:
@@ -437,19 +456,27 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
         if not joined.startswith(prefix) or joined.count(separator) != k - 1:
             return None
         tags[prefix[:2]] = joined[5:].split(separator)
-    empty = [b""]
+    for name, values in per_read.items():
+        if name in tags:
+            return None
+        if name in TAIL_TAGS and TAIL_TAGS[name] not in layout.files:
+            return None
+        default = layout.files[TAIL_TAGS[name]].tail if name in TAIL_TAGS else b""
+        tags[name] = [default if value is None else value for value in values]
     texts = {}
     for index, file in layout.files.items():
+        column = {name: tags.get(name, [b""] * k) for name in READ_TAGS[index]}
         if index == "read2":
             seq_parts, qual_parts = [seqs], [quals]
         elif index == "read1":
-            seq_parts = [tags.get(name, empty * k) for name in (b"CR", b"UR", b"s1")]
-            qual_parts = [tags.get(name, empty * k) for name in (b"CY", b"UY", b"q1")]
+            seq_parts = [column[b"CR"], column[b"UR"], column[b"s1"]]
+            qual_parts = [column[b"CY"], column[b"UY"], column[b"q1"]]
         else:
-            seq_parts, qual_parts = [tags.get(b"BC", empty * k)], [tags.get(b"QT", empty * k)]
-        row = [b"@", qnames, tails[index], file.eol, *seq_parts, file.eol + b"+"]
+            seq_parts, qual_parts = [column[b"BC"]], [column[b"QT"]]
+        tail = tags.get(b"t" + TAG_SUFFIX[index].encode(), file.tail)
+        row = [b"@", qnames, tail, file.eol, *seq_parts, file.eol + b"+"]
         if file.plus_repeats_header:
-            row += [qnames, tails[index]]
+            row += [qnames, tail]
         row += [file.eol, *qual_parts, file.eol]
         texts[index] = _interleave(row, k)
     return texts
