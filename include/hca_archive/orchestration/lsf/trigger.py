@@ -68,17 +68,22 @@ class LsfJobTrigger(BaseTrigger):
             poller.unsubscribe(self.job_id, updates)
 
     def _event(self, update: Update) -> dict[str, Any]:
-        event = {"job_id": self.job_id, "job_name": self.job_name, "directory": self.directory}
-        if update.state is not None:
-            state = update.state
-            message = f"LSF job {self.job_id} is {state.stat}"
-            return {**event, "outcome": "finished", "stat": state.stat,
-                    "exit_code": state.exit_code, "message": message}  # fmt: skip
-        if update.missing:
-            message, outcome = f"LSF job {self.job_id} is not known to LSF (any more)", "missing"
+        state = update.state
+        if state is not None:
+            outcome, message = "finished", f"LSF job {self.job_id} is {state.stat}"
+        elif update.missing:
+            outcome, message = "missing", f"LSF job {self.job_id} is not known to LSF (any more)"
         else:
-            message, outcome = str(update.error), "error"
-        return {**event, "outcome": outcome, "stat": None, "exit_code": None, "message": message}
+            outcome, message = "error", str(update.error)
+        return {
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "directory": self.directory,
+            "outcome": outcome,
+            "stat": state.stat if state else None,
+            "exit_code": state.exit_code if state else None,
+            "message": message,
+        }
 
     async def on_kill(self) -> None:
         """The user killed the deferred task (mark failed, clear): stop the LSF job too."""
