@@ -153,7 +153,8 @@ class LsfFileJobOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resumed by the trigger: the event is a wake-up, the job's state is checked here."""
-        with recorded_step(context) as record:
+        start = getattr(context["ti"], "start_date", None)  # the step's time includes the wait
+        with recorded_step(context, start.timestamp() if start else None) as record:
             label = label_task(context, self.batch)
             job_id, name = str(event["job_id"]), str(event["job_name"])
             self._lsf_job_id, self._lsf_job_name = job_id, name
