@@ -35,6 +35,8 @@ DAG_ID = "archive_submission"
 JOBS = int(os.environ.get("BENCH_SCALEOUT_JOBS", "200"))
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "8"))
 READS = 20
+# The scheduled sweep would start a second run for the seeded submission.
+NO_SWEEP = {"HCA_ARCHIVE_SWEEP_SCHEDULE": "none"}
 RUN_TIMEOUT = 3600
 
 
@@ -86,7 +88,8 @@ def measure(name: str, make: Callable[[Path, dict[str, str]], Any], work: Path) 
     """Run one stack (made by ``make(home, connections)``) against a fresh sandbox."""
     print(f"{name}: starting ...", flush=True)
     with start_sandbox(work / f"sandbox-{name}") as sandbox:
-        stack = make(work / f"airflow-{name}", sandbox_connections(sandbox.endpoints))
+        connections = sandbox_connections(sandbox.endpoints)
+        stack = make(work / f"airflow-{name}", {**connections, **NO_SWEEP})
         api = stack.start()
         try:
             return archive(name, api, sandbox)

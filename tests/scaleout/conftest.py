@@ -17,6 +17,8 @@ from hca_archive.localnet import LOOPBACK
 from hca_archive.sandbox.process import SandboxInfo
 
 DAG_ID = "archive_submission"
+# The scheduled sweep would start a second run for the test's seeded submissions.
+NO_SWEEP = {"HCA_ARCHIVE_SWEEP_SCHEDULE": "none"}
 POSTGRES_PORT, REDIS_PORT = 5432, 6379
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
@@ -67,7 +69,7 @@ def celery_stack(
     pytest.importorskip("asyncpg", reason="asyncpg is needed by Airflow on Postgres")
     stack = AirflowCelery(
         tmp_path_factory.mktemp("airflow-celery"),
-        sandbox_connections(sandbox.endpoints),
+        {**sandbox_connections(sandbox.endpoints), **NO_SWEEP},
         CelerySettings(workers=2, concurrency=2, redis_db=7),
     )
     api = stack.start()
