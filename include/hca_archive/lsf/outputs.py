@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-ACTIVE_STATES = frozenset({"PEND", "PSUSP", "RUN", "USUSP", "SSUSP", "UNKWN", "WAIT", "PROV"})
+# PEND, PSUSP, RUN, USUSP, SSUSP, UNKWN, WAIT, PROV and states we do not know: not finished.
 FINISHED_STATES = frozenset({"DONE", "EXIT"})
 
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted to (?:default )?queue <([^>]*)>")
