@@ -26,9 +26,12 @@ def private_stack(
 ) -> Iterator[AirflowStack]:
     """A sandbox started with ``sandbox_options`` and an Airflow standalone wired to it."""
     with start_sandbox(sandbox_dir, *sandbox_options) as sandbox:
-        standalone = AirflowStandalone(
-            airflow_home, {**sandbox_connections(sandbox.endpoints), **(extra_env or {})}
-        )
+        env = {
+            **sandbox_connections(sandbox.endpoints),
+            "HCA_ARCHIVE_SWEEP_SCHEDULE": "none",  # only the runs a test starts
+            **(extra_env or {}),
+        }
+        standalone = AirflowStandalone(airflow_home, env)
         stack = AirflowStack(standalone, standalone.start(), sandbox)
         try:
             stack.api.wait_for_dag(DAG_ID)
