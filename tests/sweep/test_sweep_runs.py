@@ -1,40 +1,19 @@
-"""End to end: the sandbox sweep, triggered twice over the REST API, archives each submission once.
-
-A private sandbox and Airflow: the session sandbox holds Archiving submissions of other tests
-(which a sweep would pick up), and its Airflow must not sweep on a schedule.
-"""
+"""End to end: two sandbox sweeps, triggered over the REST API, archive each submission once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from hca_archive.devstack.airflow_standalone import AirflowStandalone
-from hca_archive.devstack.sandbox_connections import sandbox_connections
 from hca_archive.orchestration.sweep import sweep_run_id
-from hca_archive.sandbox.process import start_sandbox
 from tests.fixtures.airflow import DAG_ID, RUN_TIMEOUT, AirflowStack
+from tests.sweep.conftest import SWEEP, PrivateStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SWEEP = "archive_sweep_sandbox"
-
 
 @pytest.fixture(scope="module")
-def sweep_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    with start_sandbox(tmp_path_factory.mktemp("sweep-sandbox")) as sandbox:
-        env = sandbox_connections(sandbox.endpoints)
-        env["HCA_ARCHIVE_SWEEP_SCHEDULE"] = "none"
-        env["HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES"] = "0"  # seeded envelopes are brand new
-        standalone = AirflowStandalone(tmp_path_factory.mktemp("sweep-airflow"), env)
-        api = standalone.start()
-        try:
-            api.wait_for_dag(DAG_ID)
-            api.wait_for_dag(SWEEP)
-            yield AirflowStack(standalone, api, sandbox)
-        finally:
-            standalone.stop()
+def sweep_stack(private_stack: PrivateStack) -> AirflowStack:
+    return private_stack.airflow
 
 
 def sweep(stack: AirflowStack) -> str:
@@ -59,6 +38,8 @@ def test_two_sweeps_start_exactly_one_run_per_archiving_submission(
         assert run["conf"]["environment"] == "sandbox"
         finished = api.wait_for_run(DAG_ID, run["dag_run_id"], RUN_TIMEOUT)
         assert finished["state"] == "success", run["dag_run_id"]
+        # The audit record names the sweep through the run id.
+        assert sweep_stack.audit_record(run["dag_run_id"])["run_id"].startswith("sweep__sandbox__")
     for uuid in seeded:
         assert sweep_stack.sandbox.submission_summary(uuid)["envelope_state"] == "Archived"
 

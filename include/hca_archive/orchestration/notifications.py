@@ -123,6 +123,9 @@ class RunNotifier(BaseNotifier):
         self.succeeded = succeeded
         self.conn_id = conn_id
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing is templated here; skipping also spares ``dag.test()``'s serialized DAG."""
+
     def notify(self, context: Any) -> None:
         connection = configured_connection(self.conn_id)
         if connection is None:

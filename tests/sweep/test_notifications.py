@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from email import message_from_string
@@ -21,6 +20,7 @@ from hca_archive.orchestration.notifications import (
     describe_run,
     run_notifiers,
 )
+from tests.sweep.smtp_sink import SmtpSink
 
 UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
 PARAMS = {"submission_uuid": UUID, "environment": "dev", "runner": "local", "dry_run": False}
@@ -153,65 +153,10 @@ def test_run_notifiers_cover_both_channels_and_outcomes() -> None:
         assert all(n.succeeded is succeeded for n in callbacks[key])
 
 
-class SmtpSink:
-    """A minimal SMTP server on loopback that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server((LOOPBACK, 0))
-        self.port = self.server.getsockname()[1]
-        self.messages: list[str] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            with connection, connection.makefile("rb") as lines:
-                self._session(connection, lines)
-
-    def _session(self, connection: socket.socket, lines: Any) -> None:
-        connection.sendall(b"220 sink\r\n")
-        for raw in lines:
-            command = raw.decode().strip().upper()
-            if command.startswith("EHLO"):
-                connection.sendall(b"250-sink\r\n250 8BITMIME\r\n")
-            elif command == "DATA":
-                connection.sendall(b"354 go on\r\n")
-                body = []
-                for line in lines:
-                    if line == b".\r\n":
-                        break
-                    body.append(line.decode())
-                self.messages.append("".join(body))
-                connection.sendall(b"250 kept\r\n")
-            elif command == "QUIT":
-                connection.sendall(b"221 bye\r\n")
-                return
-            else:
-                connection.sendall(b"250 ok\r\n")
-
-    def close(self) -> None:
-        self.server.close()
-
-
 @pytest.fixture
 def smtp_sink(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
     sink = SmtpSink()
-    connection = {
-        "conn_type": "smtp",
-        "host": LOOPBACK,
-        "port": sink.port,
-        "extra": {
-            "to": ["wranglers@example.org"],
-            "from_email": "airflow@example.org",
-            "disable_ssl": True,
-            "disable_tls": True,
-            "retry_limit": 0,
-        },
-    }
+    connection = sink.connection(["wranglers@example.org"])
     monkeypatch.setenv("AIRFLOW_CONN_HCA_NOTIFY_SMTP", json.dumps(connection))
     yield sink
     sink.close()
