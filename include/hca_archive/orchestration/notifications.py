@@ -59,7 +59,8 @@ def describe_run(
         step, why = failing_step(report)
         outcome = f"FAILED at {step}" if step else "FAILED"
         details = [f"Failed step: {step}: {why}" if step else f"Reason: {reason or 'unknown'}"]
-        details += [f"Failed job {job['job']}: {job['error']}" for job in report["failed_jobs"]]
+        failed_jobs = report.get("failed_jobs", [])
+        details += [f"Failed job {job['job']}: {job['error']}" for job in failed_jobs]
     elif params.get("dry_run"):
         outcome, details = "dry run finished", []
     elif accessions:
