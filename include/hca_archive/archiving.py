@@ -67,7 +67,7 @@ def request_archive(
     exclude_types: list[str] | None,
     triggered_at: float | None,
     trigger_grace_seconds: float,
-    mark_triggered: Callable[[], None],
+    mark_triggered: Callable[[], bool],
     dry_run: bool = False,
 ) -> ArchiveRequest:
     """Ask the archiver to archive the submission's metadata, at most once per grace period.
@@ -76,7 +76,8 @@ def request_archive(
     appears once background work is done. So: reuse the latest record when there is one; and when
     an earlier attempt already triggered (``triggered_at``), wait for that one rather than trigger
     again, for ``trigger_grace_seconds``. ``mark_triggered`` records durably that we are about to
-    trigger, before the call, so a crash during the call cannot lead to a second one.
+    trigger, before the call, so a crash during the call cannot lead to a second one; it answers
+    False when another requester claimed the trigger at the same moment.
     """
     record = archiver.latest(submission_uuid)
     if record is not None:
@@ -85,7 +86,8 @@ def request_archive(
         return ArchiveRequest("dry-run")
     if triggered_at is not None and time.time() - triggered_at < trigger_grace_seconds:
         return ArchiveRequest("awaiting-earlier-trigger")
-    mark_triggered()
+    if not mark_triggered():
+        return ArchiveRequest("awaiting-earlier-trigger")
     archiver.trigger_archive(
         submission_uuid, alias_prefix=alias_prefix, exclude_types=exclude_types
     )

@@ -36,13 +36,17 @@ class Store:
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
 
+    def mark(self) -> bool:
+        self.values["triggered_at"] = time.time()
+        return True
+
     def request(self, archiver: SlowArchiver, **overrides: object) -> ArchiveRequest:
         options = {
             "alias_prefix": "HCA",
             "exclude_types": None,
             "triggered_at": self.values.get("triggered_at"),
             "trigger_grace_seconds": 3600,
-            "mark_triggered": lambda: self.values.__setitem__("triggered_at", time.time()),
+            "mark_triggered": self.mark,
         }
         options.update(overrides)
         return request_archive(archiver, UUID, **options)
@@ -82,6 +86,14 @@ def test_after_the_grace_period_a_lost_trigger_is_repeated() -> None:
     store.values["triggered_at"] -= 7200
     assert store.request(archiver).action == "triggered"
     assert archiver.triggers == [UUID, UUID]
+
+
+def test_a_lost_claim_waits_for_the_winner() -> None:
+    archiver = SlowArchiver()
+    assert Store().request(archiver, mark_triggered=lambda: False).action == (
+        "awaiting-earlier-trigger"
+    )
+    assert archiver.triggers == []
 
 
 def test_dry_run_never_triggers() -> None:

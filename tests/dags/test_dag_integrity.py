@@ -17,6 +17,7 @@ NETWORK_TASKS = {
     "check_metadata",
     "fetch_plan",
     "run_local",
+    "run_lsf",
     "run_kubernetes",
     "wait_for_validation",
     "complete_submission",
@@ -55,7 +56,7 @@ def test_network_tasks_retry_with_backoff(dagbag: DagBag) -> None:
     for task_id in NETWORK_TASKS:
         task = dag.get_task(task_id)
         assert task.retries >= 2, task_id
-    for task_id in NETWORK_TASKS - {"run_local", "run_kubernetes"}:
+    for task_id in NETWORK_TASKS - {"run_local", "run_lsf", "run_kubernetes"}:
         assert dag.get_task(task_id).retry_exponential_backoff, task_id
 
 

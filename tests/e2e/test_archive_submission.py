@@ -73,6 +73,17 @@ def test_rerunning_the_request_step_keeps_one_dsp_submission(
     only_dsp_submission(airflow_stack, submission_uuid)
 
 
+def test_two_runs_for_one_submission_make_one_dsp_submission(airflow_stack: AirflowStack) -> None:
+    """A wrangler's run and the sweep's may start together; only one asks the archiver."""
+    (submission_uuid,) = airflow_stack.sandbox.seed(jobs=["plain"], reads=50)
+    conf = {"submission_uuid": submission_uuid}
+    run_ids = [airflow_stack.api.trigger(DAG_ID, conf) for _ in range(2)]
+    runs = [airflow_stack.api.wait_for_run(DAG_ID, run_id, 600) for run_id in run_ids]
+    assert [run["state"] for run in runs] == ["success", "success"]
+    dsp = only_dsp_submission(airflow_stack, submission_uuid)
+    assert all(file["uploaded_exactly_once"] for file in dsp["files"]), dsp["files"]
+
+
 def test_an_archived_submission_is_reported_not_redone(
     airflow_stack: AirflowStack, archived
 ) -> None:
@@ -82,7 +93,9 @@ def test_an_archived_submission_is_reported_not_redone(
     states = airflow_stack.states(run_id)
     assert states["check_submission"] == ["skipped"]
     assert states["request_archive"] == ["skipped"]
-    assert "is Archived: already archived, nothing to do" in airflow_stack.task_log(run_id, "check_submission")
+    assert "is Archived: already archived, nothing to do" in airflow_stack.task_log(
+        run_id, "check_submission"
+    )
     only_dsp_submission(airflow_stack, submission_uuid)
 
 

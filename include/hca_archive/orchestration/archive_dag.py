@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from hca_archive import archiving
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
+from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
 from hca_archive.orchestration.report import build_and_publish_report
 from hca_archive.orchestration.request_operator import RequestArchiveOperator
 from hca_archive.orchestration.runners.kubernetes import KubernetesFileJobOperator
@@ -195,6 +196,14 @@ def build_archive_dag() -> DAG:
             retry_delay=timedelta(minutes=1),
             max_active_tis_per_dagrun=4,
         ).expand(batch=plan)
+        run_lsf = LsfFileJobOperator.partial(
+            task_id="run_lsf",
+            environment=ENVIRONMENT,
+            map_index_template="{{ job_label }}",
+            retries=2,
+            retry_delay=timedelta(minutes=1),
+            max_active_tis_per_dagrun=64,
+        ).expand(batch=plan)
         run_kubernetes = KubernetesFileJobOperator.partial(
             task_id="run_kubernetes",
             environment=ENVIRONMENT,
@@ -223,7 +232,7 @@ def build_archive_dag() -> DAG:
             poll_interval=15,
         )
         checked >> requested >> metadata >> plan >> runner
-        runner >> [run_local, run_kubernetes] >> validation >> completed >> completion
+        runner >> [run_local, run_lsf, run_kubernetes] >> validation >> completed >> completion
         # After every task, not only the last: a failed file job must not let the report run
         # while its sibling jobs are still going.
         dag.tasks >> report()

@@ -2,19 +2,20 @@
 
 The archiver's POST creates a new DSP submission each time and answers before doing the work, so
 "did my request arrive?" is only answered by the record appearing. The operator marks a request
-in Airflow's task state store before making it; a retry or a resumed deferral then waits for that
-request's record instead of asking again. Only when the archiver made nothing within the grace
-period is it asked again, at most ``max_requests`` times.
+in an Airflow Variable before making it; a retry, a resumed deferral or another run for the same
+submission then waits for that request's record instead of asking again. Only when the archiver
+made nothing within the grace period is it asked again, at most ``max_requests`` times.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Variable
 from airflow.sdk.exceptions import AirflowSkipException
 
 from hca_archive import archiving
@@ -25,13 +26,45 @@ log = logging.getLogger(__name__)
 
 TRIGGERED_AT = "triggered_at"
 REQUESTS = "requests"
+CLAIM = "claim"
+CLAIM_SETTLE_SECONDS = 2.0
 
 
-class _MemoryStore(dict):
-    """Stands in for the task state store where there is none (it then lasts one attempt)."""
+class RequestMarker:
+    """The durable note of our requests for one submission, in an Airflow Variable.
 
-    def set(self, key: str, value: Any, **kwargs: Any) -> None:
-        self[key] = value
+    A Variable, not the task's own state store, because two runs may archive one submission (a
+    wrangler's and the sweep's): whichever asks first, the other waits for that request's record.
+    """
+
+    def __init__(self, environment: str, submission_uuid: str) -> None:
+        self.key = f"hca_archive_request__{environment}__{submission_uuid}"
+
+    def _values(self) -> dict[str, Any]:
+        return Variable.get(self.key, default={}, deserialize_json=True)
+
+    def get(self, name: str) -> Any:
+        return self._values().get(name)
+
+    def clear(self) -> None:
+        Variable.delete(self.key)
+
+    def claim(self) -> bool:
+        """Note a request about to be made; False if another requester wrote after us.
+
+        Two runs may both find no record and no note in the same instant. Each writes its own
+        token, waits for writes to settle, and only the one whose token stayed asks the archiver.
+        """
+        token = uuid.uuid4().hex
+        values = self._values()
+        requests = int(values.get(REQUESTS) or 0) + 1
+        Variable.set(
+            self.key,
+            {**values, REQUESTS: requests, TRIGGERED_AT: time.time(), CLAIM: token},
+            serialize_json=True,
+        )
+        time.sleep(CLAIM_SETTLE_SECONDS)
+        return self.get(CLAIM) == token
 
 
 class RequestArchiveOperator(BaseOperator):
@@ -61,12 +94,8 @@ class RequestArchiveOperator(BaseOperator):
         self.max_requests = max_requests
         self.poll_interval = poll_interval
 
-    def _store(self, context: Any) -> Any:
-        store = context.get("task_state_store")
-        if store is None:
-            log.warning("no task state store: a retry cannot know whether this attempt asked")
-            store = _MemoryStore()
-        return store
+    def _store(self, context: Any) -> RequestMarker:
+        return RequestMarker(self.environment, self.submission_uuid)
 
     def execute(self, context: Any) -> Any:
         return self._request(context, time.time())
@@ -78,9 +107,8 @@ class RequestArchiveOperator(BaseOperator):
         self.grace = hook.request_grace()
         store = self._store(context)
 
-        def mark_requested() -> None:
-            store.set(REQUESTS, int(store.get(REQUESTS) or 0) + 1)
-            store.set(TRIGGERED_AT, time.time())
+        def mark_requested() -> bool:
+            return store.claim()
 
         with recorded_step(context, started) as record:
             request = archiving.request_archive(
@@ -94,6 +122,7 @@ class RequestArchiveOperator(BaseOperator):
                 dry_run=bool(self.dry_run),
             )
             if request.action == "reused":
+                store.clear()
                 record.outcome = f"DSP submission {request.record['dsp_uuid']} exists; reusing it"
                 log.info("%s", record.outcome)
                 return request.record
@@ -136,6 +165,7 @@ class RequestArchiveOperator(BaseOperator):
         if event["status"] == "timeout":
             requests = int(store.get(REQUESTS) or 0)
             if requests >= self.max_requests:
+                store.clear()
                 with recorded_step(context, started):
                     raise RunStopped(
                         f"the archiver made no DSP submission for {self.submission_uuid} after "
@@ -146,6 +176,7 @@ class RequestArchiveOperator(BaseOperator):
         with recorded_step(context, started) as record:
             if event["status"] != "done":
                 raise RunStopped(event["message"])
+            store.clear()
             record.outcome = event["message"]
             log.info("%s", record.outcome)
             return event["value"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
@@ -31,11 +31,11 @@ from hca_archive.lsf.resources import LsfSettings
 from hca_archive.orchestration.connections import conn_id
 from hca_archive.orchestration.extra_links import push_file_job_url
 from hca_archive.orchestration.file_job_results import check_result, label_task
-from hca_archive.orchestration.lsf.cluster import Cluster
-from hca_archive.orchestration.lsf.sizes import s3_input_bytes
-from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 from hca_archive.orchestration.step_record import recorded_step
 from hca_archive.plan import PlanJob, parse_plan
+
+if TYPE_CHECKING:  # SSH, S3 and trigger machinery load when a task runs, not when DAGs parse
+    from hca_archive.orchestration.lsf.cluster import Cluster
 
 CredentialsSource = Callable[[str], Mapping[str, str]]
 
@@ -117,7 +117,7 @@ class LsfFileJobOperator(BaseOperator):
             plan_jobs = parse_plan({"jobs": self.batch}).jobs  # PlanError names every problem
             ti = context["ti"]
             name = self._lsf_job_name = job_name(ti.dag_id, ti.run_id, ti.map_index)
-            with Cluster(self._ssh_conn_id()) as cluster:
+            with _connect(self._ssh_conn_id()) as cluster:
                 extra = cluster.extra
                 paths = job_paths(
                     self._settings(extra).work_root, ti.dag_id, ti.run_id, ti.map_index
@@ -160,7 +160,7 @@ class LsfFileJobOperator(BaseOperator):
             self._lsf_job_id, self._lsf_job_name = job_id, name
             self.log.info("Trigger: %s", event.get("message"))
             paths = JobPaths(str(event["directory"]))
-            with Cluster(self._ssh_conn_id()) as cluster:
+            with _connect(self._ssh_conn_id()) as cluster:
                 answer = cluster.run(bjobs_status_argv([job_id]))
                 states = parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
                 current = states.get(job_id)
@@ -176,7 +176,7 @@ class LsfFileJobOperator(BaseOperator):
         """Stop the LSF job with the task (known by id, or else by name)."""
         if not (self._lsf_job_id or self._lsf_job_name):
             return
-        with Cluster(self._ssh_conn_id()) as cluster:
+        with _connect(self._ssh_conn_id()) as cluster:
             job_ids = [self._lsf_job_id] if self._lsf_job_id else []
             if not job_ids and self._lsf_job_name:
                 named = _jobs_named(cluster, self._lsf_job_name)
@@ -257,6 +257,8 @@ class LsfFileJobOperator(BaseOperator):
         return oldest.job_id
 
     def _defer(self, job_id: str, name: str, paths: JobPaths) -> NoReturn:
+        from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
+
         self.defer(
             trigger=LsfJobTrigger(
                 self._ssh_conn_id(), job_id, name, paths.directory, poll_interval=self.poll_interval
@@ -313,6 +315,12 @@ def _credentials_file(values: Mapping[str, Any], environment: str) -> dict[str, 
     return secrets
 
 
+def _connect(ssh_conn_id: str) -> Cluster:
+    from hca_archive.orchestration.lsf.cluster import Cluster
+
+    return Cluster(ssh_conn_id)
+
+
 def _jobs_named(cluster: Cluster, name: str) -> tuple[JobState, ...]:
     result = cluster.run(bjobs_by_name_argv(name))
     return parse_bjobs_json(result.stdout, result.stderr, result.returncode).jobs
@@ -333,6 +341,8 @@ def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
 
 def _largest_input(plan_jobs: tuple[PlanJob, ...], credentials: Mapping[str, str]) -> int | None:
     """The jobs run one after the other, so memory follows the largest one."""
+    from hca_archive.orchestration.lsf.sizes import s3_input_bytes
+
     sizes = [s3_input_bytes(job, credentials) for job in plan_jobs]
     return None if None in sizes else max(sizes, default=None)
 
