@@ -47,6 +47,9 @@ def test_the_report_lists_files_and_accessions(airflow_stack: AirflowStack, arch
     assert {a["accession"] for a in record["accessions"]} == set(dsp["accessions"].values())
     assert record["params"]["submission_uuid"] == submission_uuid
     assert [step["step"] for step in record["steps"]][:2] == ["check_submission", "request_archive"]
+    note = airflow_stack.api.run(DAG_ID, run_id)["note"]
+    assert note.startswith(f"{submission_uuid} (sandbox): finished; DSP submission ")
+    assert all(accession in note for accession in dsp["accessions"].values())
     log = airflow_stack.task_log(run_id, "report")
     for name, md5 in uploaded.items():
         assert f"file {name}: " in log and md5 in log

@@ -74,6 +74,15 @@ class AirflowStandalone:
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "HCA_ARCHIVE_WORKDIR": str(self.home / "work"),
                 "HCA_ARCHIVE_AUDIT_URL": (self.home / "audit").as_uri(),
+                # lets the report task set the run's note through the REST API
+                "AIRFLOW_CONN_HCA_AIRFLOW_API": json.dumps(
+                    {
+                        "conn_type": "http",
+                        "host": self.base_url,
+                        "login": USERNAME,
+                        "password": self.password,
+                    }
+                ),
             }
         )
         env.update(self.extra_env)

@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from hca_archive import archiving
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
 from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
+from hca_archive.orchestration.notifications import run_notifiers
 from hca_archive.orchestration.report import build_and_publish_report
 from hca_archive.orchestration.request_operator import RequestArchiveOperator
 from hca_archive.orchestration.runners.kubernetes import KubernetesFileJobOperator
@@ -167,6 +168,7 @@ def build_archive_dag() -> DAG:
         render_template_as_native_obj=True,
         doc_md=__doc__,
         default_args={"owner": "hca-wranglers"},
+        **run_notifiers(),
     ) as dag:
         checked = check_submission()
         requested = RequestArchiveOperator(

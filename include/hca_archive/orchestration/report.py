@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
@@ -34,6 +36,8 @@ STEPS = (
 )
 FILE_JOB_STEPS = ("run_local", "run_lsf", "run_kubernetes")
 FAILED_STATES = {"failed", "upstream_failed"}
+NOTE_CONN_ID = "hca_airflow_api"
+NOTE_LIMIT = 1000  # characters Airflow keeps in a note
 
 
 def audit_root() -> ObjectStoragePath:
@@ -84,14 +88,20 @@ def collect_report(context: Any) -> dict[str, Any]:
         for job in result.get("jobs", [])
     ]
     completion = ti.xcom_pull(task_ids="wait_for_completion") or {}
+    run_type = getattr(dag_run, "run_type", None)
+    started = getattr(dag_run, "start_date", None)
+    ended = datetime.now(UTC)
     dsp = ti.xcom_pull(task_ids="request_archive") or {}
     return {
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "triggered_by": {
-            "run_type": str(getattr(dag_run, "run_type", "")),
+            "run_type": getattr(run_type, "value", run_type),
             "user": getattr(dag_run, "triggering_user_name", None),
         },
+        "started": started.isoformat() if started else None,
+        "ended": ended.isoformat(),
+        "seconds": round((ended - started).total_seconds(), 3) if started else None,
         "params": dict(context["params"]),
         "dsp_submission": dsp.get("dsp_uuid"),
         "steps": steps,
@@ -130,11 +140,60 @@ def render_story(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def render_note(report: dict[str, Any]) -> str:
+    """The report in the few hundred characters a run's note holds."""
+    failed = [step["step"] for step in report["steps"] if FAILED_STATES & set(step["states"])]
+    outcome = f"failed at {failed[0]}" if failed else "finished"
+    accessions = ", ".join(a["accession"] for a in report["accessions"] if a["accession"])
+    note = (
+        f"{report['params']['submission_uuid']} ({report['params']['environment']}): {outcome}; "
+        f"DSP submission {report['dsp_submission'] or '-'}; {len(report['files'])} files uploaded; "
+        f"accessions: {accessions or '-'}"
+    )
+    return note if len(note) <= NOTE_LIMIT else note[: NOTE_LIMIT - 3] + "..."
+
+
+def set_run_note(ti: Any, note: str) -> None:
+    """Put the report's gist on the run as its note, through Airflow's REST API.
+
+    Tasks cannot set a note themselves; connection ``hca_airflow_api`` (host: the API server's
+    URL, login and password of a user allowed to edit runs) lets them. Without it: no note.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(NOTE_CONN_ID)
+    except AirflowNotFoundException:
+        log.info("no connection %s: the report is not set as the run's note", NOTE_CONN_ID)
+        return
+    import requests
+
+    base = conn.host.rstrip("/")
+    credentials = {"username": conn.login, "password": conn.password}
+    try:
+        token = requests.post(f"{base}/auth/token", json=credentials, timeout=30)
+        token.raise_for_status()
+        response = requests.patch(
+            f"{base}/api/v2/dags/{ti.dag_id}/dagRuns/{quote(ti.run_id, safe='')}",
+            params={"update_mask": "note"},
+            json={"note": note},
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+    except requests.RequestException as error:
+        log.warning("could not set the run's note: %s", error)
+        return
+    log.info("report set as the run's note")
+
+
 def build_and_publish_report(context: Any) -> dict[str, Any]:
     ti = context["ti"]
     report = collect_report(context)
     for line in render_story(report):
         log.info("%s", line)
+    set_run_note(ti, render_note(report))
     target = audit_root() / ti.dag_id / f"{ti.run_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, default=str))

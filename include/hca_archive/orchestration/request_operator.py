@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from hca_archive import archiving
 from hca_archive.archiving import RunStopped
+from hca_archive.orchestration.extra_links import ArchiveSubmissionLink, DspSubmissionLink
 from hca_archive.orchestration.step_record import recorded_step
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class RequestArchiveOperator(BaseOperator):
     """Returns the archive record's summary (``dsp_uuid`` ...) once the DSP submission exists."""
 
     template_fields = ("environment", "submission_uuid", "alias_prefix", "exclude_types", "dry_run")
+    operator_extra_links = (ArchiveSubmissionLink(), DspSubmissionLink())
     ui_color = "#e8f4fd"
 
     def __init__(
