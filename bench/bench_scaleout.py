@@ -4,8 +4,8 @@ Archives one 200-job submission of tiny files (``plain`` jobs, 20 reads) on each
 a private sandbox, and prints side by side: wall time of the run, the span of its file-job phase
 (first run_local start to last end) and that per job, the mean run_local task duration (for tiny
 files nearly all overhead: task process start, API calls, run-job's start) and the mean wait
-between queued and started. The DAG runs at most 4 run_local tasks per run at once
-(max_active_tis_per_dagrun), so this measures overhead, not scale-out.
+between queued and started. The DAG caps run_local tasks per run (max_active_tis_per_dagrun), and
+one machine is one machine: this measures overhead, not scale-out.
 
 Target: both runs succeed with every file uploaded exactly once; times are reported, not judged.
 Needs the machine's Postgres and Redis (redis db BENCH_REDIS_DB, default 8). BENCH_SCALEOUT_JOBS
