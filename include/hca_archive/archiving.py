@@ -136,11 +136,17 @@ class PlanBatches:
     problems: list[str] = field(default_factory=list)
 
 
-def fetch_plan(archiver: ArchiverClient, dsp_uuid: str, max_tasks: int) -> PlanBatches:
-    """Fetch and validate the upload plan; batch it so no more than ``max_tasks`` tasks map."""
+def fetch_plan(
+    archiver: ArchiverClient, dsp_uuid: str, max_tasks: int, dsp_url: str | None = None
+) -> PlanBatches:
+    """Fetch and validate the upload plan; batch it so no more than ``max_tasks`` tasks map.
+
+    With ``dsp_url`` (the environment's DSP), a plan naming another DSP host is refused: the file
+    jobs would send that host our AAP token.
+    """
     data = archiver.file_upload_plan(dsp_uuid)
     try:
-        plan = parse_plan(data)
+        plan = parse_plan(data, dsp_url=dsp_url)
     except PlanError as error:
         raise RunStopped(f"upload plan of DSP submission {dsp_uuid} is invalid:\n{error}") from None
     jobs = [job.to_dict() for job in plan.jobs]

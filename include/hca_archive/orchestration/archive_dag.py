@@ -116,7 +116,8 @@ def fetch_plan(**context: Any) -> list[list[dict[str, Any]]]:
     """The plan's jobs in batches, one batch per mapped file-job task."""
     dsp_uuid = context["ti"].xcom_pull(task_ids="request_archive")["dsp_uuid"]
     with recorded_step(context) as record:
-        plan = archiving.fetch_plan(_hook(context).archiver, dsp_uuid, MAX_MAPPED_TASKS)
+        hook = _hook(context)
+        plan = archiving.fetch_plan(hook.archiver, dsp_uuid, MAX_MAPPED_TASKS, hook.dsp.root)
         record.outcome = f"upload plan: {plan.job_count} jobs in {len(plan.batches)} tasks"
         log.info("%s", record.outcome)
         return plan.batches
