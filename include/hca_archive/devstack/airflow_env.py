@@ -60,6 +60,15 @@ def airflow_environment(home: Path, port: int, executor: str) -> dict[str, str]:
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "HCA_ARCHIVE_WORKDIR": str(home / "work"),
             "HCA_ARCHIVE_AUDIT_URL": (home / "audit").as_uri(),
+            # lets the report task set the run's note through the REST API
+            "AIRFLOW_CONN_HCA_AIRFLOW_API": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": base_url(port),
+                    "login": USERNAME,
+                    "password": admin_password(home),
+                }
+            ),
         }
     )
     return env

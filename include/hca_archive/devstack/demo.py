@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from hca_archive.devstack.airflow_standalone import REPO_ROOT, USERNAME, AirflowStandalone
+from hca_archive.devstack.airflow_env import REPO_ROOT, USERNAME
+from hca_archive.devstack.airflow_standalone import AirflowStandalone
 from hca_archive.devstack.sandbox_connections import sandbox_connections
 from hca_archive.sandbox.process import SandboxInfo
 
