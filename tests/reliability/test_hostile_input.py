@@ -117,7 +117,6 @@ def run_job(
     return finished, workdir
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_run_job_refuses_a_hostile_plan_before_any_download(
     sandbox: SandboxInfo, real_job, tmp_path: Path, case: HostileCase
