@@ -159,6 +159,18 @@ def _wait(task_id: str, check: str, awaiting: str, timeout: timedelta, **kwargs:
     )
 
 
+def _file_jobs(operator: type, task_id: str, plan: Any, **options: Any) -> Any:
+    """One mapped task per plan batch, named in the UI after its job."""
+    return operator.partial(
+        task_id=task_id,
+        environment=ENVIRONMENT,
+        map_index_template="{{ job_label }}",
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        **options,
+    ).expand(batch=plan)
+
+
 def build_archive_dag() -> DAG:
     with DAG(
         dag_id=DAG_ID,
@@ -191,31 +203,15 @@ def build_archive_dag() -> DAG:
         )
         plan = fetch_plan()
         runner = choose_runner()
-        run_local = LocalFileJobOperator.partial(
-            task_id="run_local",
-            environment=ENVIRONMENT,
-            map_index_template="{{ job_label }}",
-            retries=2,
-            retry_delay=timedelta(minutes=1),
-            max_active_tis_per_dagrun=4,
-        ).expand(batch=plan)
-        run_lsf = LsfFileJobOperator.partial(
-            task_id="run_lsf",
-            environment=ENVIRONMENT,
-            map_index_template="{{ job_label }}",
-            retries=2,
-            retry_delay=timedelta(minutes=1),
-            max_active_tis_per_dagrun=64,
-        ).expand(batch=plan)
-        run_kubernetes = KubernetesFileJobOperator.partial(
-            task_id="run_kubernetes",
-            environment=ENVIRONMENT,
-            map_index_template="{{ job_label }}",
-            retries=2,
-            retry_delay=timedelta(minutes=1),
+        run_local = _file_jobs(LocalFileJobOperator, "run_local", plan, max_active_tis_per_dagrun=4)
+        run_lsf = _file_jobs(LsfFileJobOperator, "run_lsf", plan, max_active_tis_per_dagrun=64)
+        run_kubernetes = _file_jobs(
+            KubernetesFileJobOperator,
+            "run_kubernetes",
+            plan,
             execution_timeout=timedelta(hours=24),
             max_active_tis_per_dagrun=16,
-        ).expand(batch=plan)
+        )
         validation = _wait(
             "wait_for_validation",
             "validation",

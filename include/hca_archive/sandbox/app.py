@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hca_archive.localnet import free_port
 from hca_archive.sandbox import archiver, dsp, filestate
 from hca_archive.sandbox.aap import TokenIssuer, aap_router
 from hca_archive.sandbox.admin import AdminApi
@@ -64,12 +65,6 @@ def _port_if_free(port: int) -> int:
         except OSError:
             return 0
     return port
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -140,7 +135,7 @@ class Sandbox:
 
     def start(self) -> dict[str, object]:
         ctx = self.ctx
-        self.moto, ctx.urls.s3 = start_moto(self._port("s3") or _free_port())
+        self.moto, ctx.urls.s3 = start_moto(self._port("s3") or free_port())
         client = s3_client(
             ctx, self.credentials["aws_access_key_id"], self.credentials["aws_secret_access_key"]
         )
