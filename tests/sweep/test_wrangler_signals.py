@@ -30,20 +30,24 @@ def failed_run(private_stack: PrivateStack) -> str:
     return run_id
 
 
-def next_mail(private_stack: PrivateStack, timeout: float = 180) -> Message:
-    """The first mail the sink got; the callback runs in the DAG processor after the run ends."""
+def mail_about(private_stack: PrivateStack, submission_uuid: str, timeout: float = 180) -> Message:
+    """The first mail about ``submission_uuid`` (runs of other tests in this stack mail too); the
+    callback runs in the DAG processor after the run ends."""
     deadline = time.monotonic() + timeout
-    while not private_stack.mails.messages:
+    while True:
+        for text in list(private_stack.mails.messages):
+            mail = message_from_string(text)
+            if submission_uuid in (mail["Subject"] or ""):
+                return mail
         if time.monotonic() > deadline:
-            pytest.fail(f"no mail within {timeout}s")
+            pytest.fail(f"no mail about {submission_uuid} within {timeout}s")
         time.sleep(1)
-    return message_from_string(private_stack.mails.messages[0])
 
 
 def test_a_failed_run_mails_the_wranglers_the_failing_step(
     private_stack: PrivateStack, failed_run: str
 ) -> None:
-    mail = next_mail(private_stack)
+    mail = mail_about(private_stack, SUBMISSION_UUID)
     assert mail["To"] == ", ".join(WRANGLERS)
     assert mail["Subject"] == (
         f"[hca-archive sandbox] submission {SUBMISSION_UUID}: FAILED at check_metadata"
