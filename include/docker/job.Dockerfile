@@ -21,6 +21,7 @@ RUN pip install --only-binary=:all: \
         botocore==1.44.8 \
         certifi==2026.10.19.post1 \
         charset-normalizer==3.5.3 \
+        deflate==0.9.0 \
         idna==3.20 \
         jmespath==1.1.0 \
         pysam==0.24.1 \

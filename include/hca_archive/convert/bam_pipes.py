@@ -1,7 +1,7 @@
-"""SAM text in and out of BAM through pysam's bundled samtools, in a child process.
+"""SAM text in and out of BAM through pysam's bundled samtools, in child processes.
 
-The child does the BGZF (de)compression in htslib's C threads while this process parses FASTQ;
-a pipe between them keeps the memory bounded. The samtools binary is never used.
+Children do the BAM encoding and BGZF (de)compression while this process parses FASTQ; pipes
+between them keep the memory bounded. The samtools binary is never used.
 """
 
 from __future__ import annotations
@@ -33,42 +33,66 @@ def _last_error_line(errors) -> str:
 
 
 class BamWriter:
-    """Compresses SAM text into a BAM file with `threads` threads at zlib `level`."""
+    """Compresses SAM text into a BAM file with `threads` threads at BGZF `level`.
+
+    samtools turns the SAM text into stored (level-0) BGZF on a pipe; a second child
+    (hca_archive.convert.bgzf) compresses it with libdeflate into the file.
+    """
 
     def __init__(self, path: Path, threads: int, level: int):
         self.path = path
-        args = [
-            "--no-PG",
-            "-@",
-            str(max(threads, 1)),
-            "-O",
-            f"bam,level={level}",
-            "-o",
-            os.path.abspath(path),
-        ]
-        self._child, self._errors = _view([*args, "-"], stdin=subprocess.PIPE, bufsize=PIPE_BUFFER)
+        self._encoder, self._encoder_errors = _view(
+            ["--no-PG", "-O", "bam,level=0", "-o", "-", "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=PIPE_BUFFER,
+        )
+        self._compressor_errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reap
+        compressor_args = ["--level", str(level), "--threads", str(max(threads, 1))]
+        self._compressor = subprocess.Popen(
+            [sys.executable, "-m", "hca_archive.convert.bgzf", *compressor_args, path.absolute()],
+            stdin=self._encoder.stdout,
+            stderr=self._compressor_errors,
+        )
+        self._encoder.stdout.close()  # the compressor holds the read end now
+        self._problem: str | None = None
 
     def write(self, sam_text: bytes) -> None:
         try:
-            self._child.stdin.write(sam_text)
+            self._encoder.stdin.write(sam_text)
         except BrokenPipeError:
-            self._child.wait()
-            raise OSError(f"writing {self.path} failed: {_last_error_line(self._errors)}") from None
+            raise OSError(f"writing {self.path} failed: {self._reap()}") from None
 
     def close(self) -> None:
-        """Wait for the BAM to be complete; raises OSError if the child failed."""
+        """Wait for the BAM to be complete; raises OSError if either child failed."""
         with contextlib.suppress(BrokenPipeError):
-            self._child.stdin.close()
-        if self._child.wait() != 0:
-            raise OSError(f"writing {self.path} failed: {_last_error_line(self._errors)}")
-        self._errors.close()
+            self._encoder.stdin.close()
+        if problem := self._reap():
+            raise OSError(f"writing {self.path} failed: {problem}")
 
     def abort(self) -> None:
-        self._child.kill()
+        self._encoder.kill()
+        self._compressor.kill()
         with contextlib.suppress(BrokenPipeError):
-            self._child.stdin.close()
-        self._child.wait()
-        self._errors.close()
+            self._encoder.stdin.close()
+        self._reap()
+
+    def _reap(self) -> str:
+        """Wait for both children; their error messages, or "" when both succeeded.
+
+        The compressor's comes first: when it fails, the encoder only sees a broken pipe.
+        """
+        if self._problem is None:
+            problems = []
+            for child, errors in (
+                (self._compressor, self._compressor_errors),
+                (self._encoder, self._encoder_errors),
+            ):
+                if child.wait() != 0:
+                    problems.append(_last_error_line(errors))
+                errors.close()
+            self._problem = "; ".join(problems)
+        return self._problem
 
 
 def sam_lines(bam: Path, threads: int = 2) -> Iterator[list[bytes]]:

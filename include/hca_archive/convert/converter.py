@@ -16,7 +16,7 @@ from hca_archive.convert.layout import LABELS, BlockEncoder, Layout, infer_file_
 from hca_archive.convert.schema import get_schema
 
 BLOCK_READS = 5_000
-DEFAULT_LEVEL = 6  # BGZF (zlib) compression level, samtools' default
+DEFAULT_LEVEL = 6  # BGZF compression level, samtools' default
 
 
 @dataclass(frozen=True)
