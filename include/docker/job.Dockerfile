@@ -23,6 +23,7 @@ RUN pip install --only-binary=:all: \
         charset-normalizer==3.5.3 \
         deflate==0.9.0 \
         idna==3.20 \
+        isal==1.9.1 \
         jmespath==1.1.0 \
         pysam==0.24.1 \
         python-dateutil==2.9.0.post0 \

