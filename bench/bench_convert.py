@@ -6,11 +6,11 @@ RSS of the whole process tree, BAM size and the time merely decompressing the in
 floor), then peak RSS of ours at 0.5 and 4 million reads to show memory does not grow with input.
 
 Targets: time ratio to samtools import <= 1.0 (> 1.5 fails), BAM no larger than samtools
-import's, peak RSS <= 200 MB at every size. Debian's samtools is built with libdeflate, pysam's
-htslib with zlib, so pysam's own `samtools import` (fqimport) is shown as the like-for-like
-reference too. Each command runs BENCH_REPEAT times (default 2, taking turns) and the fastest
-run counts: the machine may be shared. Environment: BENCH_THREADS (default 2), BENCH_LEVEL
-(default 6), BENCH_REPEAT.
+import's, peak RSS <= 200 MB at every size. Like Debian's samtools, ours compresses BGZF with
+libdeflate; pysam's own `samtools import` (fqimport), whose htslib uses zlib, is shown too. Each
+command runs BENCH_REPEAT times (default 2, taking turns) and the fastest run counts: the machine
+may be shared, so CPU seconds (user + system, whole process tree) are printed beside wall time.
+Environment: BENCH_THREADS (default 2), BENCH_LEVEL (default 6), BENCH_REPEAT.
 """
 
 from __future__ import annotations
@@ -169,8 +169,9 @@ def compare(title: str, schema: str, files: dict[str, Path], work: Path) -> list
     like = runs["pysam.samtools.fqimport"]
     print(
         f"ours / samtools import: time {mine.seconds / reference.seconds:.2f}, "
+        f"CPU {mine.cpu_seconds / reference.cpu_seconds:.2f}, "
         f"size {mine.output_bytes / reference.output_bytes:.3f}; "
-        f"ours / pysam fqimport (same htslib and zlib): time {mine.seconds / like.seconds:.2f}, "
+        f"ours / pysam fqimport: time {mine.seconds / like.seconds:.2f}, "
         f"size {mine.output_bytes / like.output_bytes:.3f}"
     )
     misses = []
