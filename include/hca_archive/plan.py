@@ -9,8 +9,11 @@ Rules beyond the shape of services.md section 4:
 - File, input, output names and manifest ids must be usable as ONE path component: not empty, not
   ``.``/``..``, no ``/`` or ``\\``, no control or invisible format characters (newlines, NUL, bidi
   overrides), at most 255 bytes of UTF-8, and not starting with ``-`` (a name handed to a command
-  must not read as an option). Shell metacharacters are allowed: no plan value goes through a
-  shell.
+  must not read as an option). They must also hold no shell metacharacters
+  (:data:`SHELL_METACHARACTERS`: ``; & | < > ` $ ( ) { } [ ] * ? ! " ' # ~``) and no space but
+  U+0020. No plan value goes through a shell, but no real file needs these, and a name someone
+  copies into a terminal must not run anything. Letters, digits, plain spaces and
+  ``. _ - + = @ , % :`` stay allowed (``SRR1234_S1_L001_R1_001.fastq.gz``, ``donor 1.fastq.gz``).
 - ``read_index`` is read1, read2, index1 or index2. index2 (a dual-index run's I2) is accepted for
   files uploaded as they are, but not as a conversion input: the 10x BAM layout has no slot for it.
 - ``cloud_url`` is ``s3://<bucket>/<key>`` with a valid bucket name and a key with no ``.``/``..``
@@ -221,6 +224,11 @@ def parse_s3_url(url: Any) -> tuple[str, str]:
     return bucket, key
 
 
+# No plan value reaches a shell; names with these are refused anyway (see the module docstring).
+# A backslash is refused as a path separator, and tabs and newlines as control characters.
+SHELL_METACHARACTERS = frozenset(";&|<>`$(){}[]*?!\"'#~")
+
+
 def name_problems(name: str) -> list[str]:
     """What makes ``name`` unusable as one path component (empty when it is fine)."""
     if not name:
@@ -238,7 +246,19 @@ def name_problems(name: str) -> list[str]:
         problems.append(f"is {len(name.encode())} bytes in UTF-8 (at most {MAX_NAME_BYTES})")
     if name.startswith("-"):
         problems.append("starts with '-' (would read as a command-line option)")
+    shell = sorted(set(name) & SHELL_METACHARACTERS)
+    if shell:
+        problems.append(f"contains shell metacharacters {' '.join(shell)}")
+    spaces = () if name.isascii() else sorted({ch for ch in name if _other_space(ch)})
+    if spaces:
+        described = ", ".join(f"U+{ord(ch):04X}" for ch in spaces)
+        problems.append(f"contains a space other than U+0020 ({described})")
     return problems
+
+
+def _other_space(ch: str) -> bool:
+    """A space separator that is not U+0020: no-break, em, ideographic and the like."""
+    return ch != " " and unicodedata.category(ch) == "Zs"
 
 
 def _bad_characters(text: str) -> str | None:

@@ -17,8 +17,10 @@ HOSTILE = "m1;$(touch pwned)`id`'\"{{ 7 * 7 }}"
 SECRET_VALUES = ("pw-Zq7-very-secret", "aws-secret-Xy9-value", "env-secret-Kp4-value")
 
 
-def plan_job(tag: str = HOSTILE, bucket: str = "b-1") -> dict[str, Any]:
-    """A valid plan job whose untrusted names would do harm in a shell or a template."""
+def plan_job(
+    tag: str = "m1 donor+1", bucket: str = "b-1", read1: str = "R1 lane=1@x.fastq.gz"
+) -> dict[str, Any]:
+    """A valid plan job with unusual (but legal) names."""
     return {
         "dsp_api_url": "http://127.0.0.1:1",
         "submission_url": "http://127.0.0.1:1/api/submissions/sub-1",
@@ -29,7 +31,7 @@ def plan_job(tag: str = HOSTILE, bucket: str = "b-1") -> dict[str, Any]:
             "schema": "10xV2",
             "inputs": [
                 {
-                    "name": "R1 $(id).fastq.gz",
+                    "name": read1,
                     "read_index": "read1",
                     "cloud_url": f"s3://{bucket}/R1",
                 },
@@ -37,6 +39,13 @@ def plan_job(tag: str = HOSTILE, bucket: str = "b-1") -> dict[str, Any]:
             ],
         },
     }
+
+
+def hostile_job(bucket: str = "b-1") -> dict[str, Any]:
+    """A job whose names would do harm in a shell or a template. The operator refuses it (plan.py
+    refuses shell syntax); ``build_pod_request`` alone does not validate, so it shows that even
+    such names never reach the pod's command or environment."""
+    return plan_job(HOSTILE, bucket, read1="R1 $(id).fastq.gz")
 
 
 def result_document(batch: list[dict[str, Any]], *, failed: bool = False) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -14,13 +13,14 @@ from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
 from hca_archive.archiving import batch_label
-from hca_archive.orchestration.runners import kubernetes as runner
 from hca_archive.orchestration.runners.kubernetes import KubernetesFileJobOperator, pod_name
+from hca_archive.plan import PlanError
 from tests.kubernetes.conftest import (
     NAMESPACE,
     SECRET_VALUES,
     FakeKubernetes,
     context,
+    hostile_job,
     plan_job,
     pushed,
     result_document,
@@ -215,11 +215,27 @@ def test_unsized_jobs_are_sized_from_s3(monkeypatch: pytest.MonkeyPatch, connect
 def test_the_batch_is_never_rendered_as_a_template(cluster: FakeKubernetes) -> None:
     batch = [plan_job("m {{ 7 * 7 }}")]
     assert "batch" not in KubernetesFileJobOperator.template_fields
-    defer(operator(batch), context())
+    op = operator(batch)
 
-    (created,) = cluster.created
-    plan = json.loads(created["metadata"]["annotations"][runner.PLAN_ANNOTATION])
-    assert plan["jobs"][0]["manifest_id"] == "m {{ 7 * 7 }}"
+    op.render_template_fields({"ds": "2026-11-29"})
+
+    assert op.batch == batch
+    assert op.batch[0]["manifest_id"] == "m {{ 7 * 7 }}"
+
+
+def test_a_batch_with_shell_syntax_in_a_name_never_creates_a_pod(cluster: FakeKubernetes) -> None:
+    batch = [plan_job("m-ok"), hostile_job()]
+
+    with pytest.raises(PlanError) as refused:
+        operator(batch).execute(context())
+
+    problems = refused.value.problems
+    assert all(p.startswith("job 1 (manifest m1;$(touch pwned)") for p in problems), problems
+    for field in ("manifest_id", "files[0].name", "conversion.output_name"):
+        assert any(f"): {field}: contains shell metacharacters" in p for p in problems), problems
+    read1 = "): conversion.inputs[0].name: contains shell metacharacters $ ( )"
+    assert any(p.endswith(read1) for p in problems), problems
+    assert cluster.created == []
 
 
 def test_importing_the_runner_leaves_the_provider_and_client_unloaded() -> None:

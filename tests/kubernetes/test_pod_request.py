@@ -25,7 +25,7 @@ from hca_archive.orchestration.runners.kubernetes import (
     default_image,
     pod_name,
 )
-from tests.kubernetes.conftest import HOSTILE, plan_job
+from tests.kubernetes.conftest import HOSTILE, hostile_job, plan_job
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -54,7 +54,7 @@ def job_container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_runs_the_job_image_with_fixed_words_and_reads_the_plan_from_a_file() -> None:
-    batch = [plan_job(), plan_job("m2", bucket="b-2")]
+    batch = [hostile_job(), plan_job("m2", bucket="b-2")]
     pod = serialized(batch)
     container = job_container(pod)
 

@@ -28,17 +28,18 @@ SECRET_VALUES = ("pw-Zq7-very-secret", "aws-secret-Xy9-value")
 
 
 def plan_job(tag: str, sleep: float = 0, status: str = "succeeded") -> dict[str, Any]:
-    """A valid plan job with hostile names; the fake job reads its behaviour from manifest_id."""
+    """A valid plan job with unusual (but legal) names; the fake job reads its behaviour from
+    manifest_id. Names with shell syntax are refused before the cluster: see test_operator."""
     return {
         "dsp_api_url": "http://127.0.0.1:1",
         "submission_url": "http://127.0.0.1:1/api/submissions/sub-1",
-        "manifest_id": f"{tag};sleep={sleep};status={status};$(touch pwned)",
-        "files": [{"name": f"{tag}; rm -rf `id`.bam"}],
+        "manifest_id": f"{tag},sleep={sleep},status={status}",
+        "files": [{"name": f"{tag} donor 1+2.bam"}],
         "conversion": {
-            "output_name": f"{tag}; rm -rf `id`.bam",
+            "output_name": f"{tag} donor 1+2.bam",
             "schema": "10xV2",
             "inputs": [
-                {"name": "R1'$(id)'.fastq.gz", "read_index": "read1", "cloud_url": "s3://b-1/R1"},
+                {"name": "R1 lane=1@x.fastq.gz", "read_index": "read1", "cloud_url": "s3://b-1/R1"},
                 {"name": "R2.fastq.gz", "read_index": "read2", "cloud_url": "s3://b-1/R2"},
             ],
         },

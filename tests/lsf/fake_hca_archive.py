@@ -1,8 +1,9 @@
 """Stands in for ``hca-archive`` on the cluster in LSF tests: ``run-job`` as the operator calls it.
 
 It reads and deletes the credentials file like the real job, then runs every job of the plan:
-each follows the ``key=value`` fields of its manifest id (``sleep=SECONDS;status=succeeded|
-failed|crash``) and writes its durable ``result-<i>.json``; ``crash`` stops at once.
+each follows the comma-separated ``key=value`` fields of its manifest id (``<tag>,sleep=SECONDS,
+status=succeeded|failed|crash``; a comma, as plan.py refuses ``;`` in names) and writes its durable
+``result-<i>.json``; ``crash`` stops at once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main() -> int:
         args.credentials_file.unlink()
     statuses = []
     for index, job in enumerate(json.loads(args.plan.read_text())["jobs"]):
-        fields = job["manifest_id"].split(";")
+        fields = job["manifest_id"].split(",")
         behaviour = dict(field.split("=", 1) for field in fields if "=" in field)
         print(f"fake job {index} {fields[0]} starting", flush=True)
         scratch = args.workdir / f"job-{index}" / "inputs"

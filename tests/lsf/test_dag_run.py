@@ -53,4 +53,4 @@ def test_a_mapped_dag_run_defers_and_resumes_through_airflow(
 
     assert run.state == "success"
     labels = sorted(ti.rendered_map_index for ti in run.get_task_instances())
-    assert labels[0].startswith("dagrun-a;") and labels[1].endswith("(+1 more jobs)")
+    assert labels[0].startswith("dagrun-a,") and labels[1].endswith("(+1 more jobs)")

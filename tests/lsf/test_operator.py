@@ -85,7 +85,7 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     assert entry["threads"] == 2  # as many conversion threads as cores requested
     key, step = ctx["ti"].pushed[-1]  # the record the run's report reads
     assert (key, step["state"]) == ("step", "succeeded")
-    assert ctx["job_label"].startswith("manifest-ok;")
+    assert ctx["job_label"].startswith("manifest-ok,")
     assert entry["manifest_id"] == job["manifest_id"]
     assert entry["credentials_mode"] == "0600"
     assert "HCA_AAP_PASSWORD" in entry["credentials_keys"]
@@ -94,7 +94,7 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     assert Path(paths.result(0)).exists()  # the durable marker stays
     assert not any(secret in json.dumps(result) for secret in SECRET_VALUES)
     record = json.dumps(hpc.command_record())
-    for forbidden in (*SECRET_VALUES, "manifest-ok", "rm -rf", "s3://", "submissions/", "$("):
+    for forbidden in (*SECRET_VALUES, "manifest-ok", "donor 1", "lane=1", "s3://", "submissions/"):
         assert forbidden not in record
     (bsub,) = submissions(hpc, job_name("lsf_test", "ok", 0))
     assert "--credentials-file" in bsub
@@ -108,7 +108,7 @@ def test_plan_content_is_never_rendered_as_a_template(hpc_connection):
     op = operator(hpc_connection, job)
     op.render_template_fields({"ds": "2026-11-29"})
     assert op.batch == [job]
-    assert op.batch[0]["manifest_id"].startswith("{{ 7 * 7 }};")
+    assert op.batch[0]["manifest_id"].startswith("{{ 7 * 7 }},")
 
 
 def test_the_cluster_connection_defaults_to_the_environments(hpc, monkeypatch):
@@ -131,13 +131,34 @@ def test_the_job_page_is_pushed_for_the_task_link(hpc, monkeypatch):
     hpc.run(["bkill", job_id])
 
 
-def test_an_invalid_job_never_reaches_the_cluster(lsf_quick, hpc_connection):
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("files", "../escape.bam", r"files\[0\]\.name: contains '/'"),
+        ("files", "x; rm -rf `id`.bam", r"files\[0\]\.name: contains shell metacharacters ; `"),
+        ("input", "R1'$(touch pwned)'.fastq.gz", r"inputs\[0\]\.name: contains shell metach"),
+        ("manifest_id", "m;sleep=0;$(touch pwned)", r"manifest_id: contains shell metach"),
+    ],
+    ids=["parent-path-file", "shell-file", "shell-input", "shell-manifest-id"],
+)
+def test_an_invalid_job_never_reaches_the_cluster(
+    lsf_quick, hpc_connection, tmp_path, monkeypatch, field, value, problem
+):
+    monkeypatch.chdir(tmp_path)  # where a shell running ``touch pwned`` would leave its file
     job = plan_job("manifest-invalid")
-    job["files"] = [{"name": "../escape.bam"}]
+    if field == "files":
+        job["files"] = [{"name": value}]
+        job["conversion"]["output_name"] = value
+    elif field == "input":
+        job["conversion"]["inputs"][0]["name"] = value
+    else:
+        job["manifest_id"] = value
     commands_before = len(lsf_quick.command_record())
-    with pytest.raises(PlanError, match=r"job 0 .*files\[0\]\.name: contains '/'"):
+    with pytest.raises(PlanError, match=rf"job 0 \(manifest .*\): .*{problem}"):
         operator(hpc_connection, job).execute(context("invalid"))
     assert len(lsf_quick.command_record()) == commands_before
+    assert not list(tmp_path.rglob("pwned*"))
+    assert not list(Path(lsf_quick.work_root).rglob("pwned*"))
 
 
 def test_credentials_with_unknown_keys_are_refused_without_showing_values(

@@ -58,20 +58,60 @@ def test_unsafe_input_names_are_rejected(name, reason):
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "shown"),
     [
-        "R2;rm -rf ~.fastq.gz",
-        "$(curl evil).fastq.gz",
-        "`id`.fastq.gz",
-        'it\'s "quoted".fastq.gz',
-        "R2 with spaces.fastq.gz",
-        "x" * 255,
-        "é" * 127,
-        "lane|1&2>3<4*?.fastq.gz",
+        ("R2;rm -rf ~.fastq.gz", "; ~"),
+        ("$(curl evil).fastq.gz", "$ ( )"),
+        ("`id`.fastq.gz", "`"),
+        ('it\'s "quoted".fastq.gz', "\" '"),
+        ("lane|1&2>3<4*?.fastq.gz", "& * < > ? |"),
+        ("R2{1,2}[ab]!#.fastq.gz", "! # [ ] { }"),
     ],
 )
-def test_shell_metacharacters_are_kept_verbatim(name):
-    """Nothing runs plan values through a shell, so these names are legal and must not change."""
+def test_shell_metacharacters_are_refused_naming_job_and_field(name, shown):
+    problems = problems_of([with_input_name(name)])
+    field = "job 0 (manifest 1f2e3d4c): conversion.inputs[1].name"
+    assert f"{field}: contains shell metacharacters {shown}" in problems, problems
+
+
+@pytest.mark.parametrize(
+    "field", ["manifest_id", "files[0].name", "conversion.output_name", "conversion.inputs[0].name"]
+)
+def test_shell_metacharacters_are_refused_in_every_name_field(field):
+    job = conversion_job()
+    hostile = "x;$(touch pwned)"
+    if field == "manifest_id":
+        job["manifest_id"] = hostile
+    elif field == "conversion.inputs[0].name":
+        job["conversion"]["inputs"][0]["name"] = hostile
+    else:
+        job["files"][0]["name"] = job["conversion"]["output_name"] = hostile
+    problems = problems_of([job])
+    assert any(
+        p.startswith("job 0 (manifest ")
+        and f": {field}: contains shell metacharacters $ ( ) ;" in p
+        for p in problems
+    ), problems
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u2003", "\u3000"])
+def test_spaces_other_than_u0020_are_refused(space):
+    problems = problems_of([with_input_name(f"R2{space}.fastq.gz")])
+    what = f"contains a space other than U+0020 (U+{ord(space):04X})"
+    assert f"job 0 (manifest 1f2e3d4c): conversion.inputs[1].name: {what}" in problems, problems
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SRR1234_S1_L001_R1_001.fastq.gz",
+        "R2 with spaces.fastq.gz",
+        "donor 1 +lane=2@run,50%:x.fastq.gz",
+        "x" * 255,
+        "é" * 127,
+    ],
+)
+def test_unusual_but_harmless_names_are_kept_verbatim(name):
     [job] = parse_plan([with_input_name(name)]).jobs
     assert job.conversion.inputs[1].name == name
     assert parse_plan([job.to_dict()]).jobs[0] == job

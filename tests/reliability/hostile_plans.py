@@ -110,9 +110,24 @@ CASES = [
             f"'{job['files'][0]['name']}' is also uploaded by job 0"
         ),
     ),
+    HostileCase(
+        "command-substitution-name",
+        _renamed("$(touch pwned-a).fastq.gz"),
+        _first("files[0].name", "contains shell metacharacters $ ( )"),
+    ),
+    HostileCase(
+        "backticks-and-semicolon-name",
+        _renamed("`touch pwned-b`;touch pwned-c"),
+        _first("files[0].name", "contains shell metacharacters ; `"),
+    ),
+    HostileCase(
+        "quotes-and-operators-name",
+        _renamed('it\'s "quoted" & |'),
+        _first("files[0].name", "contains shell metacharacters \" & ' |"),
+    ),
     HostileCase("empty-plan", lambda job: [], lambda job: "plan has no jobs"),
 ]
 
-# Names a shell would act on but a file system takes as they are: no plan value reaches a shell,
-# so these are legal (plan.py's documented rule) and must arrive on DSP byte for byte.
+# Names a shell would act on (a shell running one would leave a ``pwned-*`` file): plan.py refuses
+# them, so the job fails before any download.
 SHELL_NAMES = ["$(touch pwned-a).fastq.gz", "`touch pwned-b`;touch pwned-c", 'it\'s "quoted" & |']

@@ -134,28 +134,35 @@ def test_run_job_refuses_a_hostile_plan_before_any_download(
         assert job["files"] == [] and job["inputs"] == []
         downloaded = [p.name for p in workdir.rglob("*") if p.is_file()]
         assert downloaded == [f"result-{job['index']}.json"], downloaded
+        assert not list(tmp_path.rglob("pwned*"))
     else:
         assert finished.returncode == 2
         assert expected in finished.stderr
         assert not workdir.exists()
 
 
-def test_shell_metacharacters_in_names_never_reach_a_shell(
+def test_shell_metacharacters_in_names_are_refused_in_every_job_before_anything_runs(
     sandbox: SandboxInfo, real_job, tmp_path: Path
 ) -> None:
-    """Such names are legal (plan.py): they are downloaded and uploaded as they are, and no
-    command in them runs (a shell would have created ``pwned-*`` in the working directory)."""
+    """A plan of three jobs, each naming a file with shell syntax: each job fails, naming itself
+    and the field; nothing is downloaded or uploaded, and nothing in the names runs (a shell would
+    have created ``pwned-*`` in the working directory)."""
     jobs = []
     for number, name in enumerate(SHELL_NAMES):
         job = copy.deepcopy(real_job)
         job["manifest_id"] = f"{real_job['manifest_id']}-shell-{number}"
         job["files"][0]["name"] = name
         jobs.append(job)
-    finished, _ = run_job(sandbox, jobs, tmp_path)
-    assert finished.returncode == 0, finished.stderr
+    finished, workdir = run_job(sandbox, jobs, tmp_path)
+    assert finished.returncode == 1, finished.stderr
     results = json.loads(finished.stdout)["jobs"]
-    uploaded = {file["name"]: file["upload"] for result in results for file in result["files"]}
-    assert uploaded == dict.fromkeys(SHELL_NAMES, "uploaded")
+    assert [result["status"] for result in results] == ["failed"] * len(SHELL_NAMES)
+    for number, result in enumerate(results):
+        prefix = f"job {number} (manifest {real_job['manifest_id']}-shell-{number})"
+        assert f"{prefix}: files[0].name: contains shell metacharacters" in result["error"]
+        assert result["files"] == [] and result["inputs"] == []
+    downloaded = sorted(p.name for p in workdir.rglob("*") if p.is_file())
+    assert downloaded == [f"result-{number}.json" for number in range(len(SHELL_NAMES))]
     assert not list(tmp_path.rglob("pwned*"))
     assert not list(Path.cwd().glob("pwned*"))
 
