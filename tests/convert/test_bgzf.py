@@ -11,7 +11,7 @@ import zlib
 import pysam
 import pytest
 
-from hca_archive.convert import convert_fastqs
+from hca_archive.convert import bgzf, convert_fastqs
 from hca_archive.convert.bam_pipes import BamWriter
 from hca_archive.convert.bgzf import (
     EOF_BLOCK,
@@ -93,7 +93,7 @@ def test_compressor_failure_is_reported_by_the_writer(tmp_path):
 
 def test_command_line_refuses_a_non_bgzf_stream(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "hca_archive.convert.bgzf", "--level", "6", tmp_path / "x.bam"],
+        [sys.executable, bgzf.__file__, "--level", "6", tmp_path / "x.bam"],
         input=zlib.compress(b"not bgzf"),
         capture_output=True,
     )

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hca_archive.convert import bgzf
+
 # pysam.samtools.view raises on failure; its captured stderr then ends up in the traceback.
 # Paths are passed absolute so that none can be taken for an option.
 _VIEW = "import sys, pysam; pysam.samtools.view(*sys.argv[1:], catch_stdout=False)"
@@ -42,8 +44,9 @@ def _last_error_line(errors) -> str:
 class BamWriter:
     """Compresses SAM text into a BAM file with `threads` threads at BGZF `level`.
 
-    samtools turns the SAM text into stored (level-0) BGZF on a pipe; a second child
-    (hca_archive.convert.bgzf) compresses it with libdeflate into the file.
+    samtools turns the SAM text into stored (level-0) BGZF on a pipe; a second child compresses
+    it with libdeflate into the file. That child runs bgzf.py by its path: it starts in half the
+    time when it imports neither this package nor pysam, which counts on small inputs.
     """
 
     def __init__(self, path: Path, threads: int, level: int):
@@ -59,7 +62,7 @@ class BamWriter:
         self._compressor_errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reap
         compressor_args = ["--level", str(level), "--threads", str(max(threads, 1))]
         self._compressor = subprocess.Popen(
-            [sys.executable, "-m", "hca_archive.convert.bgzf", *compressor_args, path.absolute()],
+            [sys.executable, bgzf.__file__, *compressor_args, path.absolute()],
             stdin=self._encoder.stdout,
             stderr=self._compressor_errors,
         )

@@ -3,9 +3,10 @@
 pysam's htslib compresses with zlib, which took three quarters of the converter's CPU time;
 libdeflate gives the same ratio at level 6 in about a third of the time. So samtools writes
 level-0 (stored) BGZF into a pipe and this module re-compresses each block, keeping htslib's
-block boundaries. It runs as a separate process (`python -m hca_archive.convert.bgzf`) because
-its threads, sharing a GIL with the converter's busy main thread, would wait for it at every
-64 KB block.
+block boundaries. It runs as a separate process because its threads, sharing a GIL with the
+converter's busy main thread, would wait for it at every 64 KB block. It imports nothing but the
+standard library and deflate, so that it can run by its path (`python .../bgzf.py`) and start
+quickly.
 """
 
 from __future__ import annotations
