@@ -15,12 +15,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hca_archive.convert import bgzf
-
 # pysam.samtools.view raises on failure; its captured stderr then ends up in the traceback.
 # Paths are passed absolute so that none can be taken for an option.
 _VIEW = "import sys, pysam; pysam.samtools.view(*sys.argv[1:], catch_stdout=False)"
 PIPE_BUFFER = 1 << 20
+COMPRESSOR = Path(__file__).with_name("bgzf.py")
 
 
 def _view(args: list[str], **popen) -> tuple[subprocess.Popen, tempfile.TemporaryFile]:
@@ -62,7 +61,7 @@ class BamWriter:
         self._compressor_errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reap
         compressor_args = ["--level", str(level), "--threads", str(max(threads, 1))]
         self._compressor = subprocess.Popen(
-            [sys.executable, bgzf.__file__, *compressor_args, path.absolute()],
+            [sys.executable, COMPRESSOR, *compressor_args, path.absolute()],
             stdin=self._encoder.stdout,
             stderr=self._compressor_errors,
         )
