@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -253,3 +254,26 @@ def test_importing_the_runner_leaves_the_provider_and_client_unloaded() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert done.stdout.split("\n")[-2] == "[] False False"
+
+
+def test_the_pod_link_is_pushed_only_when_the_connection_names_a_pod_page(
+    cluster: FakeKubernetes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = context(map_index=2)
+    defer(operator([plan_job()]), ctx)
+    assert pushed(ctx, "file_job_url") == []
+
+    kubernetes = {
+        "conn_type": "kubernetes",
+        "extra": {
+            "namespace": NAMESPACE,
+            "job_pod_url": "https://console.example.org/ns/{namespace}/pods/{pod}",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_HCA_SANDBOX_KUBERNETES", json.dumps(kubernetes))
+    ctx = context(map_index=2)
+    defer(operator([plan_job()]), ctx)
+    name = pod_name("archive_submission", ctx["run_id"], 2)
+    assert pushed(ctx, "file_job_url") == [
+        f"https://console.example.org/ns/{NAMESPACE}/pods/{name}"
+    ]

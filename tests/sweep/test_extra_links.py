@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from types import SimpleNamespace
 from typing import Any
@@ -95,3 +96,17 @@ def test_links_are_serialised_as_xcom_keys_so_no_plugin_is_needed() -> None:
         "DSP submission": "_link_DspSubmissionLink",
         "LSF job / pod": "_link_FileJobLink",
     }
+
+
+@pytest.mark.parametrize("module_name", ["lsf.operator", "runners.kubernetes"])
+def test_the_file_job_operators_show_the_job_link(module_name: str) -> None:
+    module = importlib.import_module(f"hca_archive.orchestration.{module_name}")
+    (operator_class,) = [
+        value
+        for name, value in vars(module).items()
+        if name.endswith("FileJobOperator") and value.__module__ == module.__name__
+    ]
+    serialised = OperatorSerialization.serialize_operator(
+        operator_class(task_id="file_job", batch=[], environment="sandbox")
+    )
+    assert serialised["_operator_extra_links"] == {"LSF job / pod": "_link_FileJobLink"}

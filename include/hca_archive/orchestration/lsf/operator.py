@@ -29,7 +29,7 @@ from hca_archive.lsf.outputs import (
 )
 from hca_archive.lsf.resources import LsfSettings
 from hca_archive.orchestration.connections import conn_id
-from hca_archive.orchestration.extra_links import push_file_job_url
+from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
 from hca_archive.orchestration.file_job_results import check_result, label_task
 from hca_archive.orchestration.step_record import recorded_step
 from hca_archive.plan import PlanJob, parse_plan
@@ -70,6 +70,7 @@ class LsfFileJobOperator(BaseOperator):
     # Not the batch: plan content is untrusted and must never go through Jinja.
     template_fields = ("environment", "lsf_queue", "memory_mb", "wall_time", "input_bytes")
     ui_color = "#e8f0fd"
+    operator_extra_links = (FileJobLink(),)
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 from hca_archive.filejob.credentials import ENVIRONMENT_NAMES, REQUIRED
 from hca_archive.lsf import resources
 from hca_archive.orchestration.connections import conn_id
+from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
 from hca_archive.orchestration.file_job_results import check_result, label_task
 from hca_archive.orchestration.step_record import recorded_step
 from hca_archive.plan import PlanJob, parse_plan
@@ -267,8 +268,9 @@ class KubernetesFileJobOperator(BaseOperator):
     :param batch: plan jobs (``fileUploadPlan`` entries), run one after the other in one pod.
     :param environment: deployment environment; names the connection ``hca_<env>_kubernetes``
         (the cluster, for KPO; its extra may set ``job_image``, ``job_cpu``, ``job_memory_mb``,
-        ``job_disk_gib``, ``job_credentials_secret``, ``job_service_account_name``) and the
-        default credentials Secret ``hca-archive-<env>-credentials``.
+        ``job_disk_gib``, ``job_credentials_secret``, ``job_service_account_name``, and
+        ``job_pod_url``, a pod's web page with ``{namespace}`` and ``{pod}`` in it, for the
+        "LSF job / pod" link) and the default credentials Secret ``hca-archive-<env>-credentials``.
     :param image, cpu, memory_mb, disk_gib, credentials_secret, service_account_name: override
         the connection's extra. Unset memory and disk are sized from the jobs' inputs (S3 HEAD
         with the environment's AWS connection), or defaults when they cannot be read.
@@ -276,6 +278,7 @@ class KubernetesFileJobOperator(BaseOperator):
 
     template_fields = ("environment", "image", "cpu", "memory_mb", "disk_gib")
     ui_color = "#e8fdf0"
+    operator_extra_links = (FileJobLink(),)
 
     def __init__(
         self,
@@ -320,6 +323,7 @@ class KubernetesFileJobOperator(BaseOperator):
                 container.image,
                 container.resources.limits,
             )
+            self._push_pod_url(context, pod)
             self._pod_operator = self._build_pod_operator(pod)
             # KPO.execute in deferrable mode, without the guard against operators nested by DAG
             # authors (it would warn in every task log); defers unless the pod already ended.
@@ -372,6 +376,14 @@ class KubernetesFileJobOperator(BaseOperator):
 
     def _conn_id(self) -> str:
         return self.kubernetes_conn_id or conn_id(self.environment, "kubernetes")
+
+    def _push_pod_url(self, context: Context, pod: k8s.V1Pod) -> None:
+        extra = BaseHook.get_connection(self._conn_id()).extra_dejson
+        if template := extra.get("job_pod_url"):
+            # The namespace as KPO resolves it when the pod request names none.
+            namespace = pod.metadata.namespace or extra.get("namespace") or "default"
+            url = str(template).replace("{namespace}", namespace)
+            push_file_job_url(context["ti"], url.replace("{pod}", pod.metadata.name))
 
     def _input_bytes(self, plan_jobs: tuple[PlanJob, ...]) -> list[int | None]:
         """Each job's download size, asked of S3 with the environment's AWS connection."""
