@@ -21,6 +21,11 @@ from hca_archive.devstack.airflow_env import (
 from hca_archive.localnet import free_port
 
 START_TIMEOUT = 240.0
+# How long an SQLite connection waits for another process's write lock before "database is
+# locked". Python's default of 5 s is too short on a loaded 2-core machine: the scheduler, the DAG
+# processor, the triggerer and the API server all write to the one file, and the API answered
+# "500 Database error" to a trigger or an unpause when a write waited longer.
+SQLITE_CONNECT_ARGS = {"timeout": 60.0}
 
 
 class AirflowStandalone:
@@ -41,6 +46,9 @@ class AirflowStandalone:
 
     def environment(self) -> dict[str, str]:
         env = airflow_environment(self.home, self.port, "LocalExecutor")
+        connect_args = f"{__name__}.SQLITE_CONNECT_ARGS"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = connect_args
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = connect_args
         env.update(self.extra_env)
         return env
 
