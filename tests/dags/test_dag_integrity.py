@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.exceptions import ParamValidationError
 
+from hca_archive.orchestration.archive_dag import build_archive_dag
 from hca_archive.orchestration.report import STEPS
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -50,6 +52,24 @@ def test_network_tasks_retry_with_backoff(dagbag: DagBag) -> None:
         assert task.retries >= 2, task_id
     for task_id in NETWORK_TASKS - {"run_local", "run_lsf", "run_kubernetes"}:
         assert dag.get_task(task_id).retry_exponential_backoff, task_id
+
+
+def test_file_job_retry_delay_is_a_minute_unless_the_environment_says(
+    dagbag: DagBag, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for task_id in ("run_local", "run_lsf", "run_kubernetes"):
+        assert dagbag.dags["archive_submission"].get_task(task_id).retry_delay == timedelta(
+            minutes=1
+        )
+    monkeypatch.setenv("HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS", "5")
+    shortened = build_archive_dag()
+    for task_id in ("run_local", "run_lsf", "run_kubernetes"):
+        assert shortened.get_task(task_id).retry_delay == timedelta(seconds=5)
+    monkeypatch.setenv("HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS", "soon")
+    with pytest.raises(
+        ValueError, match="HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS must be a number"
+    ):
+        build_archive_dag()
 
 
 def test_report_runs_whatever_happened(dagbag: DagBag) -> None:

@@ -29,6 +29,8 @@ PLAN_DELAY = "15"
 HEARTBEAT = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    # a file job killed with its worker is retried without the production minute's wait
+    "HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS": "5",
 }
 RUN_TIMEOUT = 900
 SECRET_FIELDS = ("archiver_api_key", "aap_password", "aws_access_key_id", "aws_secret_access_key")

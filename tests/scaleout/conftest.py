@@ -17,8 +17,12 @@ from hca_archive.localnet import LOOPBACK
 from hca_archive.sandbox.process import SandboxInfo
 
 DAG_ID = "archive_submission"
-# The scheduled sweep would start a second run for the test's seeded submissions.
-NO_SWEEP = {"HCA_ARCHIVE_SWEEP_SCHEDULE": "none"}
+TEST_SETTINGS = {
+    # the scheduled sweep would start a second run for the test's seeded submissions
+    "HCA_ARCHIVE_SWEEP_SCHEDULE": "none",
+    # the job of a killed worker is retried without the production minute's wait
+    "HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS": "5",
+}
 POSTGRES_PORT, REDIS_PORT = 5432, 6379
 REDIS_START = [
     "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
@@ -73,7 +77,7 @@ def celery_stack(
         pytest.skip(f"the Celery provider does not load with this celery: {error}")
     stack = AirflowCelery(
         tmp_path_factory.mktemp("airflow-celery"),
-        {**sandbox_connections(sandbox.endpoints), **NO_SWEEP},
+        {**sandbox_connections(sandbox.endpoints), **TEST_SETTINGS},
         CelerySettings(workers=2, concurrency=2, redis_db=7),
     )
     api = stack.start()

@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from hca_archive import archiving
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
+from hca_archive.orchestration.env_durations import env_duration
 from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
 from hca_archive.orchestration.notifications import run_notifiers
 from hca_archive.orchestration.report import build_and_publish_report
@@ -38,6 +39,9 @@ NETWORK_RETRIES = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }
+# A file job killed with its worker is retried after this delay; tests that kill workers shorten it.
+FILE_JOB_RETRY_DELAY_ENV = "HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS"
+DEFAULT_FILE_JOB_RETRY_DELAY = timedelta(minutes=1)
 DSP_UUID = "{{ ti.xcom_pull(task_ids='request_archive')['dsp_uuid'] }}"
 SUBMISSION_UUID = "{{ params.submission_uuid }}"
 ENVIRONMENT = "{{ params.environment }}"
@@ -166,7 +170,7 @@ def _file_jobs(operator: type, task_id: str, plan: Any, **options: Any) -> Any:
         environment=ENVIRONMENT,
         map_index_template="{{ job_label }}",
         retries=2,
-        retry_delay=timedelta(minutes=1),
+        retry_delay=env_duration(FILE_JOB_RETRY_DELAY_ENV, DEFAULT_FILE_JOB_RETRY_DELAY, "seconds"),
         **options,
     ).expand(batch=plan)
 

@@ -38,6 +38,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, task
 
 from hca_archive.orchestration.connections import ENVIRONMENTS
+from hca_archive.orchestration.env_durations import env_duration
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,7 @@ class SweepDecision:
 
 def sweep_min_age(environ: dict[str, str] | None = None) -> timedelta:
     """How long an envelope must have been unchanged before a sweep starts its run."""
-    environ = os.environ if environ is None else environ
-    value = environ.get(MIN_AGE_ENV)
-    if value is None:
-        return DEFAULT_MIN_AGE
-    try:
-        minutes = float(value)
-    except ValueError:
-        minutes = -1
-    if not 0 <= minutes < 60 * 24 * 365:
-        raise ValueError(f"{MIN_AGE_ENV} must be a number of minutes, got {value!r}")
-    return timedelta(minutes=minutes)
+    return env_duration(MIN_AGE_ENV, DEFAULT_MIN_AGE, "minutes", environ)
 
 
 @dataclass(frozen=True)
