@@ -1,7 +1,7 @@
-"""SAM text in and out of BAM through pysam's bundled samtools, in child processes.
+"""BAM out of this process, and SAM text back in, through child processes.
 
-Children do the BAM encoding and BGZF (de)compression while this process parses FASTQ; pipes
-between them keep the memory bounded. The samtools binary is never used.
+The children compress (libdeflate) or decode (pysam's bundled samtools) while this process works
+on FASTQ; the pipes between them keep the memory bounded. The samtools binary is never used.
 """
 
 from __future__ import annotations
@@ -41,68 +41,51 @@ def _last_error_line(errors) -> str:
 
 
 class BamWriter:
-    """Compresses SAM text into a BAM file with `threads` threads at BGZF `level`.
+    """Compresses an uncompressed BAM stream into a BGZF file with `threads` threads at `level`.
 
-    samtools turns the SAM text into stored (level-0) BGZF on a pipe; a second child compresses
-    it with libdeflate into the file. That child runs bgzf.py by its path: it starts in half the
-    time when it imports neither this package nor pysam, which counts on small inputs.
+    A child process cuts the stream into BGZF blocks and compresses them with libdeflate. It
+    runs bgzf.py by its path: imported as part of this package it would start more slowly, which
+    counts on small inputs.
     """
 
     def __init__(self, path: Path, threads: int, level: int):
         self.path = path
-        self._encoder, self._encoder_errors = _view(
-            ["--no-PG", "-O", "bam,level=0", "-o", "-", "-"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=PIPE_BUFFER,
-        )
-        for pipe in (self._encoder.stdin, self._encoder.stdout):
-            _widen(pipe)
-        self._compressor_errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reap
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reap
         compressor_args = ["--level", str(level), "--threads", str(max(threads, 1))]
         self._compressor = subprocess.Popen(
             [sys.executable, COMPRESSOR, *compressor_args, path.absolute()],
-            stdin=self._encoder.stdout,
-            stderr=self._compressor_errors,
+            stdin=subprocess.PIPE,
+            stderr=self._errors,
+            bufsize=PIPE_BUFFER,
         )
-        self._encoder.stdout.close()  # the compressor holds the read end now
+        _widen(self._compressor.stdin)
         self._problem: str | None = None
 
-    def write(self, sam_text: bytes) -> None:
+    def write(self, data: bytes) -> None:
         try:
-            self._encoder.stdin.write(sam_text)
+            self._compressor.stdin.write(data)
         except BrokenPipeError:
             raise OSError(f"writing {self.path} failed: {self._reap()}") from None
 
     def close(self) -> None:
-        """Wait for the BAM to be complete; raises OSError if either child failed."""
+        """Wait for the BAM to be complete; raises OSError if the compressor failed."""
         with contextlib.suppress(BrokenPipeError):
-            self._encoder.stdin.close()
+            self._compressor.stdin.close()
         if problem := self._reap():
             raise OSError(f"writing {self.path} failed: {problem}")
 
     def abort(self) -> None:
-        self._encoder.kill()
         self._compressor.kill()
         with contextlib.suppress(BrokenPipeError):
-            self._encoder.stdin.close()
+            self._compressor.stdin.close()
         self._reap()
 
     def _reap(self) -> str:
-        """Wait for both children; their error messages, or "" when both succeeded.
-
-        The compressor's comes first: when it fails, the encoder only sees a broken pipe.
-        """
+        """Wait for the compressor; its error message, or "" when it succeeded."""
         if self._problem is None:
-            problems = []
-            for child, errors in (
-                (self._compressor, self._compressor_errors),
-                (self._encoder, self._encoder_errors),
-            ):
-                if child.wait() != 0:
-                    problems.append(_last_error_line(errors))
-                errors.close()
-            self._problem = "; ".join(problems)
+            failed = self._compressor.wait() != 0
+            self._problem = _last_error_line(self._errors) if failed else ""
+            self._errors.close()
         return self._problem
 
 

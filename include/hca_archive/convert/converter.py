@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hca_archive import __version__
+from hca_archive.convert import bam_encoding
 from hca_archive.convert.bam_pipes import BamWriter
 from hca_archive.convert.errors import ConversionError
 from hca_archive.convert.fastq_stream import FastqDigest, FastqStream
@@ -61,7 +62,8 @@ def convert_fastqs(
             {index: infer_file_layout(paths[index].name, block[index][:4]) for index in paths},
         )
         encoder = BlockEncoder(layout, streams)
-        writer.write(("\n".join(layout.header_lines(__version__)) + "\n").encode())
+        header_text = "\n".join(layout.header_lines(__version__)) + "\n"
+        writer.write(bam_encoding.header(header_text.encode()))
         read_count = 0
         while True:
             counts = {index: len(lines) // 4 for index, lines in block.items()}

@@ -35,6 +35,8 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hca_archive.convert import bam_encoding
+from hca_archive.convert.bam_encoding import SEQ_BASES, hex_tag, interleave, z_tag
 from hca_archive.convert.errors import ConversionError
 from hca_archive.convert.schema import Schema, get_schema
 
@@ -48,11 +50,9 @@ TENX_COMMENTS = {
     "read2": "10x_bam_to_fastq:R2(SEQ:QUAL)",
     "index1": "10x_bam_to_fastq:I1(BC:QT)",
 }
-UNMAPPED = b"\t4\t*\t0\t0\t*\t*\t0\t0\t"
 MAX_QNAME = 254
 PRINTABLE = bytes(range(0x20, 0x7F))
 PRINTABLE_TABS_LINES = PRINTABLE + b"\t\n"
-SEQ_BASES = b"=ACMGRSVTWYHKDBN"  # what BAM's 4-bit SEQ stores exactly
 _HEADER = re.compile(rb"@([^ \t]*?)(?:/[0-9])?(?=[ \t]|$)")
 
 
@@ -216,9 +216,9 @@ class BlockEncoder:
             elif file.tail.startswith(b" "):
                 parted = [header.partition(b" ") for header in headers]
                 names = b"\n" + b"\n".join([p[0][1:] for p in parted]) + b"\n"
-                tag = f"\tt{TAG_SUFFIX[index]}:Z:".encode()
+                name = f"t{TAG_SUFFIX[index]}".encode()
                 tails = [p[1] + p[2] for p in parted]
-                extras.append([b"" if t == file.tail else tag + t for t in tails])
+                extras.append([b"" if t == file.tail else z_tag(name, t) for t in tails])
             else:
                 return None
             if names_blob is None:
@@ -256,40 +256,40 @@ class BlockEncoder:
             cy, uy = [q[:bc] for q in quals1], [q[bc:bu] for q in quals1]
             extras.append(
                 [
-                    b"\ts1:Z:" + s[bu:] + b"\tq1:Z:" + q[bu:] if len(s) > bu else b""
+                    z_tag(b"s1", s[bu:]) + z_tag(b"q1", q[bu:]) if len(s) > bu else b""
                     for s, q in zip(seqs1, quals1, strict=True)
                 ]
             )
-        row: list = [qnames, UNMAPPED, seqs2, b"\t", quals2]
         # Bases next to bases and qualities next to qualities compress a little better.
-        row += [b"\tCR:Z:", cr, b"\tUR:Z:", ur, b"\tCY:Z:", cy, b"\tUY:Z:", uy]
+        tags = [b"CRZ", cr, b"\x00URZ", ur, b"\x00CYZ", cy, b"\x00UYZ", uy, b"\x00"]
         if rest is not None:
-            row += [b"\ts1:Z:", rest[0], b"\tq1:Z:", rest[1]]
+            tags += [b"s1Z", rest[0], b"\x00q1Z", rest[1], b"\x00"]
         if "index1" in columns:
             seqs_i, quals_i = columns["index1"]
-            row += [b"\tBC:Z:", seqs_i, b"\tQT:Z:", quals_i]
+            tags += [b"BCZ", seqs_i, b"\x00QTZ", quals_i, b"\x00"]
         if len(extras) == 1:
-            row.append(extras[0])
+            tags.append(extras[0])
         elif extras:
-            row.append([b"".join(parts) for parts in zip(*extras, strict=True)])
-        row.append(b"\n")
-        return _interleave(row, k)
+            tags.append([b"".join(parts) for parts in zip(*extras, strict=True)])
+        return bam_encoding.records(qnames, seqs2, quals2, tags, k)
 
     def _encode_slow(
         self, lines: dict[str, list[bytes]], first_read: int, last_without_newline: set[str]
     ) -> bytes:
         k = len(lines["read2"]) // 4
-        out = []
+        reads = []
         for i in range(k):
             records = {}
             for index, block in lines.items():
                 four = block[4 * i : 4 * i + 4]
                 no_final_newline = index in last_without_newline and i == k - 1
                 records[index] = (four, no_final_newline)
-            out.append(self._encode_read(records, first_read + i))
-        return b"".join(out)
+            reads.append(self._encode_read(records, first_read + i))
+        qnames, seqs, quals, tags = map(list, zip(*reads, strict=True))
+        return bam_encoding.records(qnames, seqs, quals, [tags], k)
 
-    def _encode_read(self, records: dict, read_number: int) -> bytes:
+    def _encode_read(self, records: dict, read_number: int) -> tuple[bytes, bytes, bytes, bytes]:
+        """(read name, SEQ, QUAL as in FASTQ, binary tags) of one read."""
         parsed = {}
         for index, (four, no_final_newline) in records.items():
             parsed[index] = self._parse_record(index, four, no_final_newline, read_number)
@@ -307,13 +307,12 @@ class BlockEncoder:
                 f"{where}: read name {qname.decode('latin-1')!r} cannot be a BAM read name "
                 f"(1 to {MAX_QNAME} printable characters without spaces)"
             )
-        fields = [qname, UNMAPPED.strip(b"\t")]
         tags: list[bytes] = []
         _name, tail, seq, plus, qual, raw = parsed["read2"]
         if _seq_safe(seq, qual) or (not seq and not qual):
-            fields += [seq or b"*", qual or b"*"]
+            stored = (seq, qual)
         else:
-            fields += [b"*", b"*"]
+            stored = (b"", b"")  # SEQ and QUAL '*'
             seq = qual = b"\xff"  # forces the original record into o2
         self._add_file_tags(tags, "read2", qname, tail, seq, plus, qual, raw)
         r1 = parsed["read1"]
@@ -321,11 +320,11 @@ class BlockEncoder:
         if "index1" in parsed:
             _name, tail, seq, plus, qual, raw = parsed["index1"]
             if _z_safe(seq + qual):
-                tags += [b"BC:Z:" + seq, b"QT:Z:" + qual]
+                tags += [z_tag(b"BC", seq), z_tag(b"QT", qual)]
             else:
                 seq = qual = b"\xff"  # forces the original record into oi
             self._add_file_tags(tags, "index1", qname, tail, seq, plus, qual, raw)
-        return b"\t".join(fields + tags) + b"\n"
+        return qname, *stored, b"".join(tags)
 
     def _add_r1_tags(self, tags, qname, tail, seq, plus, qual, raw, read_number) -> None:
         schema = self.layout.schema
@@ -333,10 +332,10 @@ class BlockEncoder:
             self.short_r1_reads += 1
         if _z_safe(seq + qual):
             bc, bu = schema.barcode_length, schema.barcode_umi_length
-            tags += [b"CR:Z:" + seq[:bc], b"UR:Z:" + seq[bc:bu]]
-            tags += [b"CY:Z:" + qual[:bc], b"UY:Z:" + qual[bc:bu]]
+            tags += [z_tag(b"CR", seq[:bc]), z_tag(b"UR", seq[bc:bu])]
+            tags += [z_tag(b"CY", qual[:bc]), z_tag(b"UY", qual[bc:bu])]
             if len(seq) > bu:
-                tags += [b"s1:Z:" + seq[bu:], b"q1:Z:" + qual[bu:]]
+                tags += [z_tag(b"s1", seq[bu:]), z_tag(b"q1", qual[bu:])]
         else:
             seq = qual = b"\xff"
         self._add_file_tags(tags, "read1", qname, tail, seq, plus, qual, raw)
@@ -345,16 +344,16 @@ class BlockEncoder:
         """Tags for what the file's defaults miss; the original record if even that falls short."""
         file = self.layout.files[index]
         suffix = TAG_SUFFIX[index].encode()
-        extra = []
+        extra = {}
         if tail != file.tail:
-            extra.append(b"t" + suffix + b":Z:" + tail)
+            extra[b"t" + suffix] = tail
         if plus != file.default_plus(qname, tail):
-            extra.append(b"p" + suffix + b":Z:" + plus)
+            extra[b"p" + suffix] = plus
         exact = file.render(qname, tail, seq, plus, qual) == raw
-        if exact and all(_z_safe(tag[5:]) for tag in extra):
-            tags += extra
+        if exact and all(map(_z_safe, extra.values())):
+            tags += [z_tag(name, value) for name, value in extra.items()]
         else:
-            tags.append(b"o" + suffix + b":H:" + raw.hex().upper().encode())
+            tags.append(hex_tag(b"o" + suffix, raw))
 
     def _parse_record(self, index, four, no_final_newline, read_number):
         """(name, tail, seq, plus, qual, original text) of one record, or a ConversionError."""
@@ -380,15 +379,6 @@ def _r1_splitter(schema: Schema, r1_length: int, reads: int) -> struct.Struct:
     rest = r1_length - schema.barcode_umi_length
     one = f"{schema.barcode_length}s{schema.umi_length}s" + (f"{rest}s" if rest else "")
     return struct.Struct(one * reads)
-
-
-def _interleave(row: list, k: int) -> bytes:
-    """Join k rows whose cells come from columns (sequences of k values) or constants."""
-    width = len(row)
-    cells: list[bytes] = [b""] * (k * width)
-    for position, column in enumerate(row):
-        cells[position::width] = [column] * k if isinstance(column, bytes) else column
-    return b"".join(cells)
 
 
 FAST_DECODE_TAGS = {b"CR:Z:", b"CY:Z:", b"UR:Z:", b"UY:Z:", b"s1:Z:", b"q1:Z:", b"BC:Z:", b"QT:Z:"}
@@ -478,7 +468,7 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
         if file.plus_repeats_header:
             row += [qnames, tail]
         row += [file.eol, *qual_parts, file.eol]
-        texts[index] = _interleave(row, k)
+        texts[index] = interleave(row, k)
     return texts
 
 
