@@ -52,7 +52,12 @@ def test_incompressible_block_is_stored_and_still_fits():
 def test_records_are_byte_for_byte_what_htslib_makes_of_the_same_sam(tmp_path):
     """Our BAM -> SAM text -> samtools' BAM: the uncompressed streams must be identical, for
     regular reads and for every oddity the slow path stores (empty SEQ, hex tags, ...)."""
-    for name, triplet in {"regular": make_triplet(300), "irregular": irregular_triplet()}.items():
+    triplets = {
+        "odd R2 length": make_triplet(300, r2_length=91),
+        "even R2 length": make_triplet(300, r2_length=90),
+        "irregular": irregular_triplet(),
+    }
+    for name, triplet in triplets.items():
         paths = triplet.write(tmp_path / name)
         ours = tmp_path / f"{name}.bam"
         convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], ours)

@@ -127,8 +127,8 @@ def test_verification_catches_a_digest_mismatch(tmp_path):
     bam = tmp_path / "out.bam"
     result = convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
     original = result.inputs["read1"]
-    result.inputs["read1"] = FastqDigest(original.path, "0" * 32, original.bytes, original.reads)
-    with pytest.raises(VerificationError, match=r"R1 \(s_L001_R1_001.fastq.gz\): rebuilt md5"):
+    result.inputs["read1"] = FastqDigest(original.path, "0" * 64, original.bytes, original.reads)
+    with pytest.raises(VerificationError, match=r"R1 \(s_L001_R1_001.fastq.gz\): rebuilt SHA-256"):
         verify_bam(bam, result)
     result.inputs["read1"] = original
     verify_bam(bam, result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from binascii import unhexlify
+from functools import lru_cache
 from operator import add
 
 SEQ_BASES = b"=ACMGRSVTWYHKDBN"  # BAM's 4-bit base codes, in code order
@@ -37,18 +38,29 @@ def hex_tag(name: bytes, value: bytes) -> bytes:
     return name + b"H" + value.hex().upper().encode() + b"\x00"
 
 
-def packed_bases(seqs: list[bytes]) -> list[bytes]:
-    """Each sequence as BAM's SEQ: two 4-bit codes a byte. Bases must be in SEQ_BASES."""
-    if len(set(map(len, seqs))) == 1 and not len(seqs[0]) & 1:  # the usual case: one call
-        length = len(seqs[0])
-        packed = unhexlify(b"".join(seqs).translate(NIBBLES))
-        return list(struct.unpack(f"{length // 2}s" * len(seqs), packed))
+@lru_cache(maxsize=16)
+def fixed_width(length: int, count: int) -> struct.Struct:
+    """Cuts `count` concatenated values of `length` bytes apart in one call."""
+    return struct.Struct(f"{length}s" * count)
+
+
+def packed_bases(seqs: list[bytes], length: int | None) -> list[bytes]:
+    """Each sequence as BAM's SEQ: two 4-bit codes a byte. Bases must be in SEQ_BASES.
+    `length`: that of every sequence, when they all have the same."""
+    if length is not None:  # the usual case: a few calls for all
+        # an odd length gets a 0 code after its last base, as BAM wants
+        joined = b"0".join(seqs) + b"0" if length & 1 else b"".join(seqs)
+        packed = unhexlify(joined.translate(NIBBLES))
+        return list(fixed_width((length + 1) // 2, len(seqs)).unpack(packed))
     codes = [seq.translate(NIBBLES) for seq in seqs]
     return [unhexlify(code + b"0" if len(code) & 1 else code) for code in codes]
 
 
-def phred_scores(quals: list[bytes]) -> list[bytes]:
+def phred_scores(quals: list[bytes], length: int | None) -> list[bytes]:
     """FASTQ quality strings (Phred+33) as BAM's QUAL bytes."""
+    if length is not None:
+        scores = b"".join(quals).translate(PHRED)
+        return list(fixed_width(length, len(quals)).unpack(scores))
     return [qual.translate(PHRED) for qual in quals]
 
 
@@ -60,23 +72,35 @@ def records(
 
     An empty sequence is stored as SEQ and QUAL `*` (l_seq 0).
     """
+    lengths = list(map(len, seqs))
+    length = lengths[0] if lengths.count(lengths[0]) == count else None
     body = [
         UNPLACED,
         [LENGTH_BYTES[len(name) + 1] for name in qnames],
         UNMAPPED_FLAGS,
-        list(map(INT32.pack, map(len, seqs))),
+        list(map(INT32.pack, lengths)) if length is None else INT32.pack(length),
         NO_MATE,
         qnames,
         b"\x00",
-        packed_bases(seqs),
-        phred_scores(quals),
+        packed_bases(seqs, length),
+        phred_scores(quals, length),
         *tags,
     ]
-    constant = sum(len(cell) for cell in body if isinstance(cell, bytes))
-    sizes = [constant] * count
+    # block_size: the constant part, plus each column's lengths where they vary
+    size = 0
+    varying = []
     for cell in body:
-        if not isinstance(cell, bytes):
-            sizes = list(map(add, sizes, map(len, cell)))
+        if isinstance(cell, bytes):
+            size += len(cell)
+            continue
+        cell_lengths = list(map(len, cell))
+        if cell_lengths.count(cell_lengths[0]) == count:
+            size += cell_lengths[0]
+        else:
+            varying.append(cell_lengths)
+    sizes = [size] * count
+    for cell_lengths in varying:
+        sizes = list(map(add, sizes, cell_lengths))
     return interleave([list(map(INT32.pack, sizes)), *body], count)
 
 

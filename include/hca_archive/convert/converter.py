@@ -71,7 +71,9 @@ def convert_fastqs(
             if reads:  # reads present in every file first, so errors come in read order
                 common = {index: lines[: 4 * reads] for index, lines in block.items()}
                 ragged = {i for i, s in streams.items() if s.missing_final_newline}
-                writer.write(encoder.encode(common, read_count + 1, ragged))
+                whole = all(count == reads for count in counts.values())
+                texts = {index: stream.text for index, stream in streams.items()} if whole else None
+                writer.write(encoder.encode(common, read_count + 1, ragged, texts))
                 read_count += reads
             if max(counts.values()) > reads:
                 raise _ran_out(streams, counts, read_count)

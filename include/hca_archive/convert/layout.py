@@ -167,18 +167,25 @@ class BlockEncoder:
         self.short_r1_reads = 0
 
     def encode(
-        self, lines: dict[str, list[bytes]], first_read: int, last_without_newline: set[str]
+        self,
+        lines: dict[str, list[bytes]],
+        first_read: int,
+        last_without_newline: set[str],
+        texts: dict[str, bytes] | None = None,
     ) -> bytes:
-        """SAM lines for one block; `first_read` numbers its first read from 1."""
+        """BAM records for one block; `first_read` numbers its first read from 1. `texts`, when
+        given, holds each file's lines joined by line breaks."""
         if not last_without_newline:
-            fast = self._encode_fast(lines)
+            fast = self._encode_fast(lines, texts)
             if fast is not None:
                 return fast
         return self._encode_slow(lines, first_read, last_without_newline)
 
     # The fast path handles blocks in which every record is well formed and follows its file's
     # defaults (per-read comments may vary). It uses only bulk operations on whole columns.
-    def _encode_fast(self, lines: dict[str, list[bytes]]) -> bytes | None:
+    def _encode_fast(
+        self, lines: dict[str, list[bytes]], texts: dict[str, bytes] | None
+    ) -> bytes | None:
         files = self.layout.files
         k = len(lines["read2"]) // 4
         columns: dict[str, tuple[list[bytes], ...]] = {}
@@ -191,7 +198,7 @@ class BlockEncoder:
                 if ends.count(b"\r") != len(block):
                     return None
                 block = [line[:-1] for line in block]
-            text = b"\n".join(block)
+            text = texts[index] if texts and file.eol == b"\n" else b"\n".join(block)
             # Tabs only where the file's default header tail has them (checked below).
             if text.translate(None, PRINTABLE_TABS_LINES):
                 return None
@@ -200,27 +207,30 @@ class BlockEncoder:
             headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
             if list(map(len, seqs)) != list(map(len, quals)):
                 return None
+            # Each header holds one line break: a replacement that shortens the text by one
+            # character (by the tail's length) per header found them all at line starts (ends).
             joined = b"\n" + b"\n".join(headers) + b"\n"
-            if joined.count(b"\n@") != k:
+            unprefixed = joined.replace(b"\n@", b"\n")
+            if len(unprefixed) != len(joined) - k:
                 return None
             if file.plus_repeats_header:
                 if pluses != [b"+" + header[1:] for header in headers]:
                     return None
             elif pluses.count(b"+") != k:
                 return None
-            tail_eol = file.tail + b"\n"
-            if file.tail and joined.count(tail_eol) == k:
-                names = joined.replace(tail_eol, b"\n").replace(b"\n@", b"\n")
-            elif not file.tail and b" " not in joined:
-                names = joined.replace(b"\n@", b"\n")
-            elif file.tail.startswith(b" "):
+            if file.tail:
+                names = unprefixed.replace(file.tail + b"\n", b"\n")
+                all_default = len(names) == len(unprefixed) - k * len(file.tail)
+            else:
+                names, all_default = unprefixed, b" " not in joined
+            if not all_default:  # per-read tails after a space go into t1/t2/ti
+                if not file.tail.startswith(b" "):
+                    return None
                 parted = [header.partition(b" ") for header in headers]
                 names = b"\n" + b"\n".join([p[0][1:] for p in parted]) + b"\n"
                 name = f"t{TAG_SUFFIX[index]}".encode()
                 tails = [p[1] + p[2] for p in parted]
                 extras.append([b"" if t == file.tail else z_tag(name, t) for t in tails])
-            else:
-                return None
             if names_blob is None:
                 names_blob = names
                 if b" " in names or b"\n\n" in names:

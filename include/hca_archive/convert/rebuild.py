@@ -36,7 +36,7 @@ def fastq_blocks(bam: Path, layout: Layout) -> Iterator[tuple[int, dict[str, byt
 def _overlapped(
     blocks: Iterator[tuple[int, dict[str, bytes]]], sinks: dict, method: str
 ) -> Iterator[tuple[int, dict[str, bytes]]]:
-    """Feed each block's texts to `sinks[index].<method>` in threads (gzip and md5 release the
+    """Feed each block's texts to `sinks[index].<method>` in threads (gzip and SHA-256 release the
     GIL) while the next block is decoded; a block's calls end before the next block's begin, so
     every sink gets its texts in order."""
     with ThreadPoolExecutor(max_workers=len(sinks)) as pool:
@@ -94,7 +94,7 @@ def verify_bam(bam: Path | str, result: ConversionResult) -> None:
         raise VerificationError(
             f"{bam}: holds reads {sorted(layout.files)}, expected {sorted(result.inputs)}"
         )
-    digests = {index: hashlib.md5(usedforsecurity=False) for index in layout.files}
+    digests = {index: hashlib.sha256() for index in layout.files}
     sizes = dict.fromkeys(layout.files, 0)
     reads = 0
     try:
@@ -107,10 +107,10 @@ def verify_bam(bam: Path | str, result: ConversionResult) -> None:
     problems = []
     for index, expected in result.inputs.items():
         rebuilt = (digests[index].hexdigest(), sizes[index], reads)
-        if rebuilt != (expected.md5, expected.bytes, expected.reads):
+        if rebuilt != (expected.sha256, expected.bytes, expected.reads):
             problems.append(
-                f"{LABELS[index]} ({expected.path.name}): rebuilt md5 {rebuilt[0]}, "
-                f"{rebuilt[1]} bytes, {rebuilt[2]} reads; input md5 {expected.md5}, "
+                f"{LABELS[index]} ({expected.path.name}): rebuilt SHA-256 {rebuilt[0]}, "
+                f"{rebuilt[1]} bytes, {rebuilt[2]} reads; input SHA-256 {expected.sha256}, "
                 f"{expected.bytes} bytes, {expected.reads} reads"
             )
     if problems:
