@@ -51,9 +51,9 @@ class BamWriter:
     def __init__(self, path: Path, threads: int, level: int):
         self.path = path
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _reap
-        compressor_args = ["--level", str(level), "--threads", str(max(threads, 1))]
+        compressor_args = [str(level), str(max(threads, 1)), path.absolute()]
         self._compressor = subprocess.Popen(
-            [sys.executable, COMPRESSOR, *compressor_args, path.absolute()],
+            [sys.executable, COMPRESSOR, *compressor_args],
             stdin=subprocess.PIPE,
             stderr=self._errors,
             bufsize=PIPE_BUFFER,

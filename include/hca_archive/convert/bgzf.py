@@ -3,20 +3,20 @@
 The converter writes uncompressed BAM into a pipe; this cuts it into blocks of htslib's size and
 compresses them in threads. libdeflate gives zlib's ratio at level 6 in about a third of the
 time. It runs as a separate process because its threads, sharing a GIL with the converter's busy
-main thread, would wait for it at every 64 KB block. It imports nothing but the standard library
-and deflate, so that it can run by its path (`python .../bgzf.py`) and start quickly.
+main thread, would wait for it at every 64 KB block. It imports nothing but what it needs
+from the standard library, and deflate, so that it can run by its path (`python .../bgzf.py`)
+and start quickly: no argparse, no concurrent.futures (logging).
 """
 
 from __future__ import annotations
 
-import argparse
+import io
+import queue
 import struct
 import sys
+import threading
 import zlib
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
 
 import deflate
 
@@ -28,7 +28,7 @@ BLOCK_PAYLOAD = 0xFF00  # uncompressed bytes per block, as htslib writes them
 EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 
-def payloads(source: BinaryIO) -> Iterator[bytes]:
+def payloads(source: io.BufferedIOBase) -> Iterator[bytes]:
     """`source` in pieces of BLOCK_PAYLOAD bytes (the last one shorter)."""
     while payload := source.read(BLOCK_PAYLOAD):
         yield payload
@@ -43,29 +43,60 @@ def compress_block(payload: bytes, level: int) -> bytes:
     return header + data + TRAILER.pack(deflate.crc32(payload), len(payload))
 
 
-def compress(source: BinaryIO, target: BinaryIO, level: int, threads: int) -> None:
-    """Write what `source` holds to `target` as BGZF at `level`, with the EOF block."""
+def _compress_each(inbox: queue.SimpleQueue, outbox: queue.SimpleQueue, level: int) -> None:
+    while (payload := inbox.get()) is not None:
+        try:
+            outbox.put(compress_block(payload, level))
+        except Exception as error:  # handed to the writing thread
+            outbox.put(error)
+
+
+def compress(
+    source: io.BufferedIOBase, target: io.BufferedIOBase, level: int, threads: int
+) -> None:
+    """Write what `source` holds to `target` as BGZF at `level`, with the EOF block.
+
+    Block i goes to thread i % threads; taking the results in the same turn keeps their order.
+    """
+    inboxes = [queue.SimpleQueue() for _ in range(threads)]
+    outboxes = [queue.SimpleQueue() for _ in range(threads)]
+    workers = [
+        threading.Thread(target=_compress_each, args=(inbox, outbox, level), daemon=True)
+        for inbox, outbox in zip(inboxes, outboxes, strict=True)
+    ]
+    for worker in workers:
+        worker.start()
     in_flight = 4 * threads  # bounds memory; keeps every thread busy
-    with ThreadPoolExecutor(threads) as pool:
-        pending: deque = deque()
+    submitted = written = 0
+
+    def write_next() -> None:
+        nonlocal written
+        block = outboxes[written % threads].get()
+        if isinstance(block, Exception):
+            raise block
+        target.write(block)
+        written += 1
+
+    try:
         for payload in payloads(source):
-            pending.append(pool.submit(compress_block, payload, level))
-            if len(pending) >= in_flight:
-                target.write(pending.popleft().result())
-        while pending:
-            target.write(pending.popleft().result())
+            inboxes[submitted % threads].put(payload)
+            submitted += 1
+            if submitted - written > in_flight:
+                write_next()
+        while written < submitted:
+            write_next()
+    finally:
+        for inbox in inboxes:
+            inbox.put(None)
     target.write(EOF_BLOCK)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="data on stdin -> BGZF file")
-    parser.add_argument("--level", type=int, required=True, choices=range(13))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("output")
-    args = parser.parse_args(argv)
+def main(argv: list[str]) -> int:
+    """`bgzf.py LEVEL THREADS OUTPUT`: the data on stdin -> BGZF file OUTPUT."""
+    level, threads, output = int(argv[0]), int(argv[1]), argv[2]
     try:
-        with open(args.output, "wb") as target:
-            compress(sys.stdin.buffer, target, args.level, max(args.threads, 1))
+        with open(output, "wb") as target:
+            compress(sys.stdin.buffer, target, level, max(threads, 1))
     except OSError as error:
         print(f"bgzf: {error}", file=sys.stderr)
         return 1
@@ -73,4 +104,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
