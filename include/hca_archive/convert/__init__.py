@@ -1,16 +1,27 @@
-"""10x FASTQ <-> lossless unaligned BAM, and the check that a BAM rebuilds its inputs."""
+"""10x FASTQ <-> lossless unaligned BAM, and the check that a BAM rebuilds its inputs.
 
-from hca_archive.convert.converter import ConversionResult, convert_fastqs
-from hca_archive.convert.errors import ConversionError, VerificationError
-from hca_archive.convert.fastq_stream import FastqDigest
-from hca_archive.convert.rebuild import rebuild_fastqs, verify_bam
+The names below are imported on first use: `hca-archive convert` then loads only the converter,
+whose start-up counts on small inputs.
+"""
 
-__all__ = [
-    "ConversionError",
-    "ConversionResult",
-    "FastqDigest",
-    "VerificationError",
-    "convert_fastqs",
-    "rebuild_fastqs",
-    "verify_bam",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "ConversionError": "errors",
+    "ConversionResult": "converter",
+    "FastqDigest": "fastq_stream",
+    "VerificationError": "errors",
+    "convert_fastqs": "converter",
+    "rebuild_fastqs": "rebuild",
+    "verify_bam": "rebuild",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from hca_archive import __version__
 from hca_archive.convert import bam_encoding
@@ -20,8 +20,7 @@ BLOCK_READS = 5_000
 DEFAULT_LEVEL = 6  # BGZF compression level, samtools' default
 
 
-@dataclass(frozen=True)
-class ConversionResult:
+class ConversionResult(NamedTuple):
     schema: str
     output: Path
     read_count: int

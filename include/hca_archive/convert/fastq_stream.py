@@ -11,8 +11,8 @@ import contextlib
 import hashlib
 import queue
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from isal import isal_zlib
 
@@ -24,8 +24,7 @@ QUEUE_DEPTH = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-@dataclass(frozen=True)
-class FastqDigest:
+class FastqDigest(NamedTuple):
     """What was read from one input: SHA-256 and size of the decompressed content, record count.
 
     SHA-256 rather than MD5: with the CPU's SHA extensions it hashes twice as fast here."""

@@ -32,8 +32,8 @@ from __future__ import annotations
 import json
 import re
 import struct
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from hca_archive.convert import bam_encoding
 from hca_archive.convert.bam_encoding import SEQ_BASES, hex_tag, interleave, z_tag
@@ -56,8 +56,7 @@ PRINTABLE_TABS_LINES = PRINTABLE + b"\t\n"
 _HEADER = re.compile(rb"@([^ \t]*?)(?:/[0-9])?(?=[ \t]|$)")
 
 
-@dataclass(frozen=True)
-class FileLayout:
+class FileLayout(NamedTuple):
     """Defaults shared by most reads of one FASTQ file."""
 
     name: str
@@ -90,8 +89,7 @@ class FileLayout:
         return qname + tail if self.plus_repeats_header else b""
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):
     schema: Schema
     files: dict[str, FileLayout]  # by read index, in READ_INDEXES order
 
@@ -189,7 +187,7 @@ class BlockEncoder:
         files = self.layout.files
         k = len(lines["read2"]) // 4
         columns: dict[str, tuple[list[bytes], ...]] = {}
-        names_blob = None
+        qnames: list[bytes] | None = None
         extras: list[list[bytes]] = []
         for index, file in files.items():
             block = lines[index]
@@ -207,38 +205,37 @@ class BlockEncoder:
             headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
             if list(map(len, seqs)) != list(map(len, quals)):
                 return None
-            # Each header holds one line break: a replacement that shortens the text by one
-            # character (by the tail's length) per header found them all at line starts (ends).
-            joined = b"\n" + b"\n".join(headers) + b"\n"
-            unprefixed = joined.replace(b"\n@", b"\n")
-            if len(unprefixed) != len(joined) - k:
-                return None
             if file.plus_repeats_header:
                 if pluses != [b"+" + header[1:] for header in headers]:
                     return None
             elif pluses.count(b"+") != k:
                 return None
-            if file.tail:
-                names = unprefixed.replace(file.tail + b"\n", b"\n")
-                all_default = len(names) == len(unprefixed) - k * len(file.tail)
-            else:
-                names, all_default = unprefixed, b" " not in joined
-            if not all_default:  # per-read tails after a space go into t1/t2/ti
+            # Each header holds one line break, so one split yields the read names and, when it
+            # makes k names, proves that every header starts with '@' and ends with the tail.
+            joined = b"\n".join(headers)
+            names = (joined[1:] + b"\n@").split(file.tail + b"\n@")
+            starts_right = joined[:1] == b"@"
+            if len(names) == k + 1 and starts_right:
+                names.pop()
+                if joined.count(b" ") != k * file.tail.count(b" "):  # spaces in names
+                    return None
+            else:  # per-read tails after a space go into t1/t2/ti
+                if not (starts_right and joined.count(b"\n@") == k - 1):
+                    return None
                 if not file.tail.startswith(b" "):
                     return None
                 parted = [header.partition(b" ") for header in headers]
-                names = b"\n" + b"\n".join([p[0][1:] for p in parted]) + b"\n"
+                names = [p[0][1:] for p in parted]
                 name = f"t{TAG_SUFFIX[index]}".encode()
                 tails = [p[1] + p[2] for p in parted]
                 extras.append([b"" if t == file.tail else z_tag(name, t) for t in tails])
-            if names_blob is None:
-                names_blob = names
-                if b" " in names or b"\n\n" in names:
+            if qnames is None:
+                qnames = names
+                if b"" in names:
                     return None
-            elif names != names_blob:
+            elif names != qnames:
                 return None
             columns[index] = (seqs, quals)
-        qnames = names_blob[1:-1].split(b"\n")
         if max(map(len, qnames)) > MAX_QNAME:
             return None
         seqs2, quals2 = columns["read2"]

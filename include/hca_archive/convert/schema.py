@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hca_archive.convert.errors import ConversionError
 
 
-@dataclass(frozen=True)
-class Schema:
+class Schema(NamedTuple):
     name: str
     barcode_length: int
     umi_length: int
