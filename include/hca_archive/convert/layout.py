@@ -157,7 +157,7 @@ def _seq_safe(seq: bytes, qual: bytes) -> bool:
 
 
 class BlockEncoder:
-    """Turns blocks of FASTQ lines (same reads in every file) into SAM text."""
+    """Turns blocks of FASTQ lines (same reads in every file) into binary BAM records."""
 
     def __init__(self, layout: Layout, streams: dict):
         self.layout = layout
