@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from hca_archive.convert.bam_pipes import sam_lines
 from hca_archive.convert.converter import ConversionResult
 from hca_archive.convert.errors import VerificationError
 from hca_archive.convert.gc_pause import without_gc
 from hca_archive.convert.layout import LABELS, Layout, decode_block
+from hca_archive.convert.sam_reader import sam_lines
 
 REBUILD_LEVEL = 6
 
