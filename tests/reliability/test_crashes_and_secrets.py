@@ -31,6 +31,9 @@ HEARTBEAT = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     # a file job killed with its worker is retried without the production minute's wait
     "HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS": "5",
+    # A restarted scheduler takes over a dead one's running tasks only once that one's heartbeat
+    # is 30 s old, and looks again after this interval (300 s by default).
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
 }
 RUN_TIMEOUT = 900
 SECRET_FIELDS = ("archiver_api_key", "aap_password", "aws_access_key_id", "aws_secret_access_key")
