@@ -185,6 +185,27 @@ def test_empty_inputs(tmp_path):
     assert result.read_count == 0
 
 
+@pytest.mark.parametrize("moved_to", ["R2 quality", "read name", "R1 bases"])
+def test_a_tab_moved_out_of_the_header_tail(tmp_path, moved_to):
+    """The file's default tail holds a tab; one read lacks it there and has one elsewhere. The
+    block's tab count still matches, but the tab must not reach a field SAM text cannot hold."""
+    triplet = make_triplet(4, comments=False, i1_length=None)
+    for number, records in (("1", triplet.reads["read1"]), ("3", triplet.reads["read2"])):
+        for record in records:
+            record[0] += f" {number}:N:0\tx"
+        records[1][0] = records[1][0].replace("\t", "")
+    r1, r2 = triplet.reads["read1"][1], triplet.reads["read2"][1]
+    if moved_to == "R2 quality":
+        r2[3] = r2[3][:2] + "\t" + r2[3][3:]
+        r1[0] = r1[0].replace("0x", "0\tx")
+    elif moved_to == "read name":
+        r1[0], r2[0] = (line.replace(":", "\t", 1) for line in (r1[0], r2[0]))
+    else:
+        r1[1] = r1[1][:3] + "\t" + r1[1][4:]
+        r2[0] = r2[0].replace("0x", "0\tx")
+    round_trip(tmp_path, "10xV3", triplet.write(tmp_path / "in"))
+
+
 ODDITIES = [
     lambda rec, rng: rec.__setitem__(0, rec[0].replace(":N:", ":Y:")),
     lambda rec, rng: rec.__setitem__(0, rec[0].split(" ")[0]),

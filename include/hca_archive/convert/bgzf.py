@@ -96,8 +96,8 @@ def compress(
 
 
 def main(argv: list[str]) -> int:
-    os.nice(NICENESS)
     """`bgzf.py LEVEL THREADS OUTPUT`: the data on stdin -> BGZF file OUTPUT."""
+    os.nice(NICENESS)
     level, threads, output = int(argv[0]), int(argv[1]), argv[2]
     try:
         with open(output, "wb") as target:

@@ -222,7 +222,8 @@ class BlockEncoder:
             else:  # per-read tails after a space go into t1/t2/ti
                 if not (starts_right and joined.count(b"\n@") == k - 1):
                     return None
-                if not file.tail.startswith(b" "):
+                # with a tab in the default tail, the tab count no longer proves where tabs are
+                if not file.tail.startswith(b" ") or b"\t" in file.tail:
                     return None
                 parted = [header.partition(b" ") for header in headers]
                 names = [p[0][1:] for p in parted]
