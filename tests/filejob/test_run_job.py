@@ -315,3 +315,40 @@ def test_an_invalid_job_fails_alone_and_says_why(sandbox, sandbox_env, tmp_path)
     assert bad["status"] == "failed" and "conversion.schema" in bad["error"]
     assert "10xV1" in bad["error"] and bad["error"].startswith("invalid plan entry: job 0")
     assert good["status"] == "succeeded"
+
+
+def test_two_runs_copies_of_one_job_take_turns_and_upload_once(
+    sandbox_faults, sandbox_env, tmp_path
+):
+    """A wrangler's run and the sweep's, started together, each run the job in its own work
+    directory: sharing a lock directory, the second waits and then finds the file on DSP."""
+    sandbox = sandbox_faults
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
+    name = jobs[0]["files"][0]["name"]
+    sandbox.set_faults("dsp", latency=0.1)  # slow chunks: the second copy starts mid-upload
+    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--chunk-size", "4K"]
+    command += ["--lock-dir", str(tmp_path / "job-locks"), "--workdir"]
+
+    def start(run: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*command, str(tmp_path / run)],
+            env=job_environment(sandbox_env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first = start("run-1")
+    state_file = tmp_path / "run-1" / "job-0" / "uploads" / f"{name}.tus.json"
+    wait_for("the first copy's upload to start", lambda: _upload_url(state_file), timeout=120)
+    second = start("run-2")
+    outputs = [copy.communicate(timeout=300) for copy in (first, second)]
+    sandbox.clear_faults()
+    for copy, (_stdout, stderr) in zip((first, second), outputs, strict=True):
+        assert copy.returncode == 0, stderr
+        assert_no_secrets(sandbox, stderr)
+    uploads = [json.loads(stdout)["jobs"][0]["files"][0]["upload"] for stdout, _ in outputs]
+    assert uploads == ["uploaded", "already-on-dsp"]
+    assert "another run is running this job for the same DSP submission" in outputs[1][1]
+    on_dsp = uploaded_files(sandbox, submission, [name])[name]
+    assert on_dsp["uploads_created"] == 1 and on_dsp["uploaded_exactly_once"]

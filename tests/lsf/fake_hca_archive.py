@@ -24,6 +24,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--credentials-file", type=Path, required=True)
     parser.add_argument("--delete-credentials-file", action="store_true")
+    parser.add_argument("--lock-dir", type=Path, required=True)
     parser.add_argument("--threads", type=int, required=True)
     args = parser.parse_args()
     mode = stat.S_IMODE(os.stat(args.credentials_file).st_mode)

@@ -51,6 +51,7 @@ def test_job_paths_stay_under_the_work_root():
     assert paths.result(3) == f"{paths.directory}/result-3.json"
     assert paths.scratch(3) == f"{paths.directory}/job-3"
     assert paths.credentials == f"{paths.directory}/credentials.json"
+    assert paths.lock_dir == "/scratch/hca/job-locks"  # one for every run's jobs
 
 
 @pytest.mark.parametrize("root", ["relative/dir", "/with space", "/semi;colon", "/$HOME"])
@@ -138,7 +139,8 @@ def test_bsub_argv_carries_resources_paths_and_only_generated_words():
     assert command == [
         "singularity", "run", "docker://quay.io/humancellatlas/hca-archive:latest", "hca-archive",
         "run-job", "--plan", paths.plan, "--workdir", paths.directory,
-        "--credentials-file", paths.credentials, "--delete-credentials-file", "--threads", "3",
+        "--credentials-file", paths.credentials, "--delete-credentials-file",
+        "--lock-dir", "/scratch/job-locks", "--threads", "3",
     ]  # fmt: skip
     # The remote shell and LSF's re-joining both see exactly these words.
     assert shlex.split(shlex.join(argv)) == argv

@@ -9,6 +9,7 @@ has left ``bjobs``. The exit status is 1 when any job failed, 2 when nothing cou
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -72,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="threads for the conversion")
     parser.add_argument(
+        "--lock-dir",
+        type=Path,
+        help="directory shared by every run's jobs: a copy of a job (same DSP submission and "
+        "manifest) that another run is running waits for it there, then finds its files on DSP",
+    )
+    parser.add_argument(
         "--progress-interval",
         type=float,
         default=10.0,
@@ -113,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     runner = _build_runner(args, credentials)
     with _stop_on_signals():
         for job in jobs:
-            outcomes.append(_run_one(runner, job, args.workdir))
+            outcomes.append(_run_one(runner, job, args.workdir, args.lock_dir))
     document = result_document(sorted(outcomes, key=lambda outcome: outcome.index))
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -130,15 +137,41 @@ def result_document(outcomes: list[JobOutcome]) -> dict[str, Any]:
     }
 
 
-def _run_one(runner: JobRunner, job: PlanJob, workdir: Path) -> JobOutcome:
+def _run_one(runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | None) -> JobOutcome:
     """Run ``job`` unless another process runs it; only its runner writes its result file."""
     with exclusive(workdir / f"job-{int(job.index)}.lock") as held:
         if not held:
             return _not_run(job, f"another run-job process is running it in {workdir}")
-        (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
-        outcome = _not_run(job, runner.stopped) if runner.stopped else runner.run(job, workdir)
-        _write_result(workdir, outcome)
-        return outcome
+        with _after_other_runs(job, lock_dir):
+            (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # stale marker
+            outcome = _not_run(job, runner.stopped) if runner.stopped else runner.run(job, workdir)
+            _write_result(workdir, outcome)
+            return outcome
+
+
+@contextmanager
+def _after_other_runs(job: PlanJob, lock_dir: Path | None) -> Iterator[None]:
+    """Wait while another run (a wrangler's and the sweep's, started together) runs this job.
+
+    Both runs share the submission's DSP submission: the second copy then finds the files on DSP
+    instead of uploading them again.
+    """
+    if lock_dir is None:
+        yield
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{job.submission_url}#{job.manifest_id}".encode()).hexdigest()
+
+    def waiting() -> None:
+        log.info(
+            "job %d (%s): another run is running this job for the same DSP submission; "
+            "waiting for it",
+            job.index,
+            job.label,
+        )
+
+    with exclusive(lock_dir / f"{key}.lock", on_busy=waiting):
+        yield
 
 
 def _not_run(job: PlanJob, reason: str) -> JobOutcome:

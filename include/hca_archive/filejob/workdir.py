@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,18 +95,26 @@ def read_json(path: Path) -> Any | None:
 
 
 @contextmanager
-def exclusive(lock_path: Path) -> Iterator[bool]:
-    """Hold an exclusive ``flock`` on ``lock_path`` if no other process does; yields whether held.
+def exclusive(lock_path: Path, on_busy: Callable[[], None] | None = None) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``lock_path``; yields whether held.
 
-    Two copies of one job (an LSF retry while the first still runs) must not write the same
-    partial files. A file system without ``flock`` support gives no protection, only a warning.
+    When another process holds it: yields False at once, or, given ``on_busy``, calls it and
+    waits for the lock. Two copies of one job (an LSF retry while the first still runs) must not
+    write the same partial files. A file system without ``flock`` support gives no protection,
+    only a warning.
     """
     with open(lock_path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
-            if error.errno in (errno.EAGAIN, errno.EACCES):
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                log.warning(
+                    "cannot lock %s (%s); running without a lock", lock_path, error.strerror
+                )
+            elif on_busy is None:
                 yield False
                 return
-            log.warning("cannot lock %s (%s); running without a lock", lock_path, error.strerror)
+            else:
+                on_busy()
+                fcntl.flock(handle, fcntl.LOCK_EX)
         yield True

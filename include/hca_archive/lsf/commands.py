@@ -17,7 +17,8 @@ STATUS_FIELDS = "jobid stat exit_code job_name"
 
 def job_command(prefix: Sequence[str], paths: JobPaths, threads: int) -> list[str]:
     """``<prefix> run-job`` on every job of the staged plan, one after the other, converting with
-    the cores LSF gives it; the job deletes its credentials file once read."""
+    the cores LSF gives it; the job deletes its credentials file once read, and waits for another
+    run's copy of a job on the work root's shared lock directory."""
     command = [
         *prefix,
         "run-job",
@@ -28,6 +29,8 @@ def job_command(prefix: Sequence[str], paths: JobPaths, threads: int) -> list[st
         "--credentials-file",
         paths.credentials,
         "--delete-credentials-file",
+        "--lock-dir",
+        paths.lock_dir,
         "--threads",
         str(threads),
     ]

@@ -43,6 +43,12 @@ class JobPaths:
     directory: str
 
     @property
+    def lock_dir(self) -> str:
+        """``<work_root>/job-locks``, shared by every run: two runs' copies of one plan job take
+        turns there."""
+        return posixpath.join(posixpath.dirname(posixpath.dirname(self.directory)), "job-locks")
+
+    @property
     def plan(self) -> str:
         return posixpath.join(self.directory, "plan.json")
 

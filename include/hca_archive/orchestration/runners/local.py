@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -12,8 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +25,6 @@ KILL_GRACE_SECONDS = 10
 def default_work_root() -> Path:
     airflow_home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
     return Path(os.environ.get("HCA_ARCHIVE_WORKDIR", airflow_home / "hca-archive-work"))
-
-
-@contextmanager
-def one_copy_at_a_time(batch: list[dict[str, Any]], log: Any) -> Iterator[None]:
-    """Hold a lock per job of ``batch`` on this machine's work root.
-
-    Two runs for one submission (a wrangler's and the sweep's, started together) share its DSP
-    submission; a job's copy in the second run waits here for the first, then finds the files
-    on DSP instead of uploading them a second time.
-    """
-    lock_dir = default_work_root() / "job-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    keys = sorted(  # always in the same order: two batches never wait for each other in a cycle
-        {
-            hashlib.sha256(f"{job['submission_url']}#{job['manifest_id']}".encode()).hexdigest()
-            for job in batch
-        }
-    )
-    with ExitStack() as locks:
-        for key in keys:
-            handle = locks.enter_context(open(lock_dir / f"{key}.lock", "a"))
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("another run is running this job for the same submission; waiting")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 def write_private(path: Path, text: str) -> None:
@@ -91,8 +60,7 @@ class LocalFileJobOperator(BaseOperator):
             from hca_archive.orchestration.hooks import HcaArchiveHook
 
             credentials = HcaArchiveHook(self.environment).file_job_credentials()
-            with one_copy_at_a_time(self.batch, self.log):
-                result = self._run(workdir, plan_path, credentials)
+            result = self._run(workdir, plan_path, credentials)
             check_result(result, self.log)
             record.outcome = f"{label}: {result.get('succeeded', 0)} job(s) archived"
             shutil.rmtree(workdir)  # inputs and BAMs are on DSP now; a failed job keeps them
@@ -113,6 +81,9 @@ class LocalFileJobOperator(BaseOperator):
             "--credentials-file",
             str(credentials_path),
             "--delete-credentials-file",
+            # two runs' copies of one job, on any worker sharing the work root, take turns
+            "--lock-dir",
+            str(default_work_root() / "job-locks"),
         ]
         self.log.info("running %s", " ".join(command[2:]))
         try:
