@@ -79,8 +79,8 @@ class FastqStream:
         self._bytes = 0
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
         self._stop = threading.Event()
-        self._pending: list[bytes] = []
-        self._pending_newlines = 0
+        self._lines: list[bytes] = []  # whole lines read and not yet handed out
+        self._unfinished: list[bytes] = []  # pieces of the line after them
         self._eof = False
         if not self.path.is_file():
             raise ConversionError(f"{read_index} ({self.path}): no such file")
@@ -118,36 +118,38 @@ class FastqStream:
         """Lines (without line breaks) of the next `reads` records; fewer only at end of file.
 
         `text` holds them joined by line breaks, as the file has them, for checks on the whole.
+        Each chunk is split into lines once, as it arrives: what a block leaves over is never
+        copied again.
         """
         wanted = 4 * reads
-        while self._pending_newlines < wanted and not self._eof:
+        while len(self._lines) < wanted and not self._eof:
             chunk = self._next_chunk()
             if chunk is None:
                 self._eof = True
-            elif chunk:
-                self._pending.append(chunk)
-                self._pending_newlines += chunk.count(b"\n")
-        data = b"".join(self._pending)
-        lines = data.split(b"\n", wanted)
-        if len(lines) > wanted:
-            rest = lines.pop()
-            self._pending = [rest]
-            self._pending_newlines -= wanted
-            self.text = data[: len(data) - len(rest) - 1]
+                continue
+            pieces = chunk.split(b"\n")
+            if len(pieces) > 1 and self._unfinished:
+                pieces[0] = b"".join([*self._unfinished, pieces[0]])
+                self._unfinished = []
+            self._unfinished.append(pieces.pop())
+            self._lines += pieces
+        if len(self._lines) >= wanted:
+            lines = self._lines[:wanted]
+            del self._lines[:wanted]
         else:
-            self._pending = []
-            self._pending_newlines = 0
-            last = lines.pop()
+            lines, self._lines = self._lines, []
+            last = b"".join(self._unfinished)
+            self._unfinished = []
             if last:
                 lines.append(last)
                 self.missing_final_newline = True
-            self.text = data if last else data[:-1]
             if len(lines) % 4:
                 first = self.reads + len(lines) // 4 + 1
                 raise ConversionError(
                     f"{self.describe(first)}: incomplete record at end of file "
                     f"({len(lines) % 4} of 4 lines)"
                 )
+        self.text = b"\n".join(lines)
         self.reads += len(lines) // 4
         return lines
 
