@@ -52,7 +52,8 @@ TENX_COMMENTS = {
 }
 MAX_QNAME = 254
 PRINTABLE = bytes(range(0x20, 0x7F))
-PRINTABLE_TABS_LINES = PRINTABLE + b"\t\n"
+PRINTABLE_LINES = PRINTABLE + b"\n"
+PRINTABLE_TABS_LINES = PRINTABLE_LINES + b"\t"
 _HEADER = re.compile(rb"@([^ \t]*?)(?:/[0-9])?(?=[ \t]|$)")
 
 
@@ -197,10 +198,11 @@ class BlockEncoder:
                     return None
                 block = [line[:-1] for line in block]
             text = texts[index] if texts and file.eol == b"\n" else b"\n".join(block)
-            # Tabs only where the file's default header tail has them (checked below).
-            if text.translate(None, PRINTABLE_TABS_LINES):
+            # Tabs only where the file's default header tail has them: none at all, usually.
+            tabs = file.tail.count(b"\t")
+            if text.translate(None, PRINTABLE_TABS_LINES if tabs else PRINTABLE_LINES):
                 return None
-            if text.count(b"\t") != k * file.tail.count(b"\t"):
+            if tabs and text.count(b"\t") != k * tabs:
                 return None
             headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
             if list(map(len, seqs)) != list(map(len, quals)):
@@ -213,10 +215,14 @@ class BlockEncoder:
             # Each header holds one line break, so one split yields the read names and, when it
             # makes k names, proves that every header starts with '@' and ends with the tail.
             joined = b"\n".join(headers)
-            names = (joined[1:] + b"\n@").split(file.tail + b"\n@")
+            names = joined.split(file.tail + b"\n@")
             starts_right = joined[:1] == b"@"
-            if len(names) == k + 1 and starts_right:
-                names.pop()
+            whole = len(names) == k and starts_right and names[0] != b""
+            if whole:
+                names[0] = names[0][1:]  # first: the tail must not overlap this '@'
+                whole = names[-1].endswith(file.tail)
+            if whole:
+                names[-1] = names[-1][: len(names[-1]) - len(file.tail)]
                 if joined.count(b" ") != k * file.tail.count(b" "):  # spaces in names
                     return None
             else:  # per-read tails after a space go into t1/t2/ti
