@@ -317,38 +317,68 @@ def test_an_invalid_job_fails_alone_and_says_why(sandbox, sandbox_env, tmp_path)
     assert good["status"] == "succeeded"
 
 
+def start_copy(
+    sandbox_env: dict[str, str], plan: Path, tmp_path: Path, run: str
+) -> subprocess.Popen[str]:
+    """One run's copy of the plan's jobs, in its own work directory, on the shared lock
+    directory, in small chunks; its stderr goes to ``<run>.log``."""
+    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--chunk-size", "4K"]
+    command += ["--lock-dir", str(tmp_path / "job-locks"), "--workdir", str(tmp_path / run)]
+    with (tmp_path / f"{run}.log").open("w") as log:
+        return subprocess.Popen(
+            command, env=job_environment(sandbox_env), stdout=subprocess.PIPE, stderr=log, text=True
+        )
+
+
+def start_two_copies(sandbox, sandbox_env, tmp_path):
+    """The second copy starts while the first is uploading (DSP is slowed down for that)."""
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
+    name = jobs[0]["files"][0]["name"]
+    sandbox.set_faults("dsp", latency=0.1)
+    first = start_copy(sandbox_env, plan, tmp_path, "run-1")
+    state_file = tmp_path / "run-1" / "job-0" / "uploads" / f"{name}.tus.json"
+    wait_for("the first copy's upload to start", lambda: _upload_url(state_file), timeout=120)
+    return submission, name, first, start_copy(sandbox_env, plan, tmp_path, "run-2")
+
+
 def test_two_runs_copies_of_one_job_take_turns_and_upload_once(
     sandbox_faults, sandbox_env, tmp_path
 ):
     """A wrangler's run and the sweep's, started together, each run the job in its own work
     directory: sharing a lock directory, the second waits and then finds the file on DSP."""
     sandbox = sandbox_faults
-    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
-    name = jobs[0]["files"][0]["name"]
-    sandbox.set_faults("dsp", latency=0.1)  # slow chunks: the second copy starts mid-upload
-    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--chunk-size", "4K"]
-    command += ["--lock-dir", str(tmp_path / "job-locks"), "--workdir"]
-
-    def start(run: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [*command, str(tmp_path / run)],
-            env=job_environment(sandbox_env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    first = start("run-1")
-    state_file = tmp_path / "run-1" / "job-0" / "uploads" / f"{name}.tus.json"
-    wait_for("the first copy's upload to start", lambda: _upload_url(state_file), timeout=120)
-    second = start("run-2")
-    outputs = [copy.communicate(timeout=300) for copy in (first, second)]
+    submission, name, first, second = start_two_copies(sandbox, sandbox_env, tmp_path)
+    stdouts = [copy.communicate(timeout=300)[0] for copy in (first, second)]
     sandbox.clear_faults()
-    for copy, (_stdout, stderr) in zip((first, second), outputs, strict=True):
-        assert copy.returncode == 0, stderr
-        assert_no_secrets(sandbox, stderr)
-    uploads = [json.loads(stdout)["jobs"][0]["files"][0]["upload"] for stdout, _ in outputs]
+    logs = [(tmp_path / f"{run}.log").read_text() for run in ("run-1", "run-2")]
+    for copy, log in zip((first, second), logs, strict=True):
+        assert copy.returncode == 0, log
+        assert_no_secrets(sandbox, log)
+    uploads = [json.loads(stdout)["jobs"][0]["files"][0]["upload"] for stdout in stdouts]
     assert uploads == ["uploaded", "already-on-dsp"]
-    assert "another run is running this job for the same DSP submission" in outputs[1][1]
+    waited = re.search(
+        r"another run is running this job for the same DSP submission \((.*)\)", logs[1]
+    )
+    assert waited and f"work directory {tmp_path / 'run-1'}" in waited.group(1), logs[1]
     on_dsp = uploaded_files(sandbox, submission, [name])[name]
     assert on_dsp["uploads_created"] == 1 and on_dsp["uploaded_exactly_once"]
+
+
+def test_a_copy_stopped_while_waiting_for_another_still_writes_its_result(
+    sandbox_faults, sandbox_env, tmp_path
+):
+    sandbox = sandbox_faults
+    _submission, _name, first, second = start_two_copies(sandbox, sandbox_env, tmp_path)
+    second_log = tmp_path / "run-2.log"
+    wait_for("the second copy to wait", lambda: "waiting for it" in second_log.read_text())
+    second.send_signal(signal.SIGTERM)
+    stdout, _ = second.communicate(timeout=60)
+    assert second.returncode == 1, second_log.read_text()
+    (job,) = result_of(subprocess.CompletedProcess([], 1, stdout))["jobs"]
+    assert job["status"] == "failed"
+    assert "stopped by SIGTERM while waiting for another run's copy of this job" in job["error"]
+    marker = json.loads((tmp_path / "run-2" / "result-0.json").read_text())
+    assert marker["jobs"][0]["error"] == job["error"]
+    first.communicate(timeout=300)
+    sandbox.clear_faults()
+    assert first.returncode == 0, (tmp_path / "run-1.log").read_text()

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,35 +143,45 @@ def _run_one(runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | No
     with exclusive(workdir / f"job-{int(job.index)}.lock") as held:
         if not held:
             return _not_run(job, f"another run-job process is running it in {workdir}")
-        with _after_other_runs(job, lock_dir):
-            (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # stale marker
-            outcome = _not_run(job, runner.stopped) if runner.stopped else runner.run(job, workdir)
-            _write_result(workdir, outcome)
-            return outcome
+        (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
+        outcome = None
+        try:
+            if not runner.stopped:
+                with _after_other_runs(job, lock_dir, workdir):
+                    outcome = runner.run(job, workdir)
+        except Interrupted as error:  # stopped while waiting for another run's copy
+            runner.stopped = f"{error} while waiting for another run's copy of this job"
+        if outcome is None:
+            outcome = _not_run(job, str(runner.stopped))
+        _write_result(workdir, outcome)
+        return outcome
 
 
 @contextmanager
-def _after_other_runs(job: PlanJob, lock_dir: Path | None) -> Iterator[None]:
+def _after_other_runs(job: PlanJob, lock_dir: Path | None, workdir: Path) -> Iterator[None]:
     """Wait while another run (a wrangler's and the sweep's, started together) runs this job.
 
     Both runs share the submission's DSP submission: the second copy then finds the files on DSP
-    instead of uploading them again.
+    instead of uploading them again. The key is what the job uploads, unique in a plan.
     """
     if lock_dir is None:
         yield
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(f"{job.submission_url}#{job.manifest_id}".encode()).hexdigest()
+    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    uploads = "\n".join(sorted(job.uploads))
+    key = hashlib.sha256(f"{job.submission_url}\n{uploads}".encode()).hexdigest()
 
-    def waiting() -> None:
+    def waiting(holder: str) -> None:
         log.info(
-            "job %d (%s): another run is running this job for the same DSP submission; "
+            "job %d (%s): another run is running this job for the same DSP submission (%s); "
             "waiting for it",
             job.index,
             job.label,
+            holder or "no details",
         )
 
-    with exclusive(lock_dir / f"{key}.lock", on_busy=waiting):
+    holder = f"host {socket.gethostname()}, pid {os.getpid()}, work directory {workdir}"
+    with exclusive(lock_dir / f"{key}.lock", on_busy=waiting, holder=holder):
         yield
 
 

@@ -95,15 +95,19 @@ def read_json(path: Path) -> Any | None:
 
 
 @contextmanager
-def exclusive(lock_path: Path, on_busy: Callable[[], None] | None = None) -> Iterator[bool]:
+def exclusive(
+    lock_path: Path, on_busy: Callable[[str], None] | None = None, holder: str = ""
+) -> Iterator[bool]:
     """Hold an exclusive ``flock`` on ``lock_path``; yields whether held.
 
-    When another process holds it: yields False at once, or, given ``on_busy``, calls it and
-    waits for the lock. Two copies of one job (an LSF retry while the first still runs) must not
-    write the same partial files. A file system without ``flock`` support gives no protection,
-    only a warning.
+    When another process holds it: yields False at once, or, given ``on_busy``, calls it with
+    what that process wrote in the file (its ``holder``) and waits for the lock. Two copies of
+    one job (an LSF retry while the first still runs) must not write the same partial files.
+    The file is private to its owner. A file system without ``flock`` support gives no
+    protection, only a warning.
     """
-    with open(lock_path, "a") as handle:
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -115,6 +119,11 @@ def exclusive(lock_path: Path, on_busy: Callable[[], None] | None = None) -> Ite
                 yield False
                 return
             else:
-                on_busy()
+                on_busy(handle.read(1000).strip())
                 fcntl.flock(handle, fcntl.LOCK_EX)
+        if holder:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(holder)
+            handle.flush()
         yield True

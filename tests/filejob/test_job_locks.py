@@ -1,0 +1,49 @@
+"""Two runs' copies of one plan job take turns on run-job's lock directory; other jobs do not."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from hca_archive.filejob.cli import _after_other_runs
+from hca_archive.plan import parse_plan
+from tests.plan.builders import conversion_job
+
+
+def lane_jobs():
+    """Two lanes of one manifest: same submission and manifest id, different BAMs."""
+    lanes = [conversion_job(), conversion_job()]
+    second_bam = f"{lanes[1]['manifest_id']}_2.bam"
+    lanes[1]["conversion"]["output_name"] = lanes[1]["files"][0]["name"] = second_bam
+    for lane in lanes[1]["conversion"]["inputs"]:
+        lane["name"] = "L2_" + lane["name"]
+    return parse_plan({"jobs": lanes}).jobs
+
+
+def test_a_copy_of_a_job_waits_and_another_lane_of_its_manifest_does_not(tmp_path: Path):
+    lane1, lane2 = lane_jobs()
+    assert lane1.manifest_id == lane2.manifest_id
+    locks = tmp_path / "job-locks"
+    events: list[str] = []
+
+    def second_copy_of_lane1() -> None:
+        with _after_other_runs(lane1, locks, tmp_path / "run-2"):
+            events.append("second copy of lane 1 ran")
+
+    def run_lane2() -> None:
+        with _after_other_runs(lane2, locks, tmp_path / "run-1"):
+            events.append("lane 2 ran")
+
+    with _after_other_runs(lane1, locks, tmp_path / "run-1"):
+        waiter = threading.Thread(target=second_copy_of_lane1, daemon=True)
+        waiter.start()
+        other_lane = threading.Thread(target=run_lane2, daemon=True)
+        other_lane.start()
+        other_lane.join(5)
+        assert not other_lane.is_alive(), "lane 2 waited for lane 1"
+        waiter.join(0.5)
+        events.append("first copy of lane 1 done")
+    waiter.join(5)
+    assert events == ["lane 2 ran", "first copy of lane 1 done", "second copy of lane 1 ran"]
+    assert (locks.stat().st_mode & 0o777) == 0o700
+    assert all((lock.stat().st_mode & 0o777) == 0o600 for lock in locks.iterdir())
