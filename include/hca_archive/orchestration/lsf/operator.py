@@ -285,7 +285,7 @@ class LsfFileJobOperator(BaseOperator):
         if state is not None and state.stat == "EXIT":
             raise AirflowException(describe_exit(job_id, state.exit_code) + _job_errors(result))
         if missing == len(plan_jobs):
-            known = "DONE" if state is not None else "no longer known to LSF"
+            known = state.stat if state is not None else "no longer known to LSF"
             raise AirflowException(
                 f"LSF job {job_id} is {known} but left no result file in {paths.directory}"
             )
