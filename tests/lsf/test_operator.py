@@ -296,6 +296,33 @@ def test_lsf_forgetting_a_job_without_result_fails_clearly(lsf_quick, hpc_connec
         op.execute_complete(ctx, wake_up(deferred.trigger))
 
 
+def test_results_of_another_batch_in_the_directory_are_not_taken(lsf_quick, hpc_connection):
+    """A run cleared after its upload plan changed: same task, same directory, other jobs."""
+    hpc = lsf_quick
+    ctx = context("replanned")
+    old = operator(hpc_connection, plan_job("manifest-old"))
+    assert run_deferred(old, defer(old, ctx), ctx)["succeeded"] == 1
+    new = operator(hpc_connection, plan_job("manifest-new"))
+    result = run_deferred(new, defer(new, ctx), ctx)
+    assert result["jobs"][0]["manifest_id"].startswith("manifest-new")
+    assert len(submissions(hpc, job_name("lsf_test", "replanned", 0))) == 2
+
+
+def test_a_running_job_of_another_batch_is_ended_before_the_new_one(lsf_quick, hpc_connection):
+    hpc = lsf_quick
+    ctx = context("replanned-running")
+    old = operator(hpc_connection, plan_job("manifest-old", sleep=60))
+    old_job = defer(old, ctx).trigger.job_id
+    new = operator(hpc_connection, plan_job("manifest-new"))
+    deferred = defer(new, ctx)
+    assert deferred.trigger.job_id != old_job
+    states = parse_bjobs_json(
+        hpc.run(["bjobs", "-o", "jobid stat", "-json", old_job]).stdout, "", 0
+    )
+    assert not states.by_id()[old_job].active
+    assert run_deferred(new, deferred, ctx)["jobs"][0]["manifest_id"].startswith("manifest-new")
+
+
 def test_killing_the_task_kills_the_job(lsf_quick, hpc_connection):
     op, ctx = operator(hpc_connection, plan_job("manifest-kill", sleep=60)), context("kill")
     deferred = defer(op, ctx)

@@ -10,6 +10,7 @@ of starting a second copy; only after EXIT (or failed results) is the batch subm
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # SSH, S3 and trigger machinery load when a task runs, not wh
     from hca_archive.orchestration.lsf.cluster import Cluster
 
 CredentialsSource = Callable[[str], Mapping[str, str]]
+KILL_WAIT_SECONDS = 120
 
 
 class LsfFileJobOperator(BaseOperator):
@@ -124,6 +126,14 @@ class LsfFileJobOperator(BaseOperator):
                     self._settings(extra).work_root, ti.dag_id, ti.run_id, ti.map_index
                 )
                 existing = _pick_existing(_jobs_named(cluster, name))
+                stale = not _staged_plan_is(cluster, paths, self.batch)
+                if stale:  # the run was cleared after its upload plan changed: start afresh
+                    self.log.warning(
+                        "%s holds another batch than this task's: submitting anew", paths.directory
+                    )
+                    if existing is not None and existing.active:
+                        self._end(cluster, existing.job_id)
+                    existing = None
                 if existing is not None and existing.stat == "DONE":
                     self.log.info(
                         "LSF job %s (%s) already finished: adopting it", existing.job_id, name
@@ -131,7 +141,7 @@ class LsfFileJobOperator(BaseOperator):
                     result = self._conclude(cluster, paths, plan_jobs, existing.job_id, existing)
                     record.outcome = _outcome(label, result)
                     return result
-                if existing is None:
+                if existing is None and not stale:
                     result, _ = _collect_results(cluster, paths, plan_jobs)
                     if _all_succeeded(result):
                         self.log.info(
@@ -241,6 +251,20 @@ class LsfFileJobOperator(BaseOperator):
             paths.directory,
         )
         return submission.job_id
+
+    def _end(self, cluster: Cluster, job_id: str) -> None:
+        """bkill a job of another batch and wait until LSF has ended it: its run-job must not
+        still hold the work directory when the new job starts."""
+        killed = cluster.run(bkill_argv([job_id]))
+        self.log.info("bkill: %s", parse_bkill(killed.stdout, killed.stderr))
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            answer = cluster.run(bjobs_status_argv([job_id]))
+            states = parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
+            if job_id not in states or not states[job_id].active:
+                return
+            time.sleep(1)
+        raise AirflowException(f"LSF job {job_id} did not end {KILL_WAIT_SECONDS} s after bkill")
 
     def _keep_oldest(self, cluster: Cluster, name: str, job_id: str) -> str:
         """If another worker submitted the same job meanwhile, keep its (older) job, kill ours."""
@@ -369,6 +393,17 @@ def _collect_results(
         entries.append(entry)
     succeeded = sum(entry.get("status") == "succeeded" for entry in entries)
     return {"jobs": entries, "succeeded": succeeded, "failed": len(entries) - succeeded}, missing
+
+
+def _staged_plan_is(cluster: Cluster, paths: JobPaths, batch: list[dict[str, Any]]) -> bool:
+    """Whether the plan staged in the job's directory is ``batch`` (or none is staged yet)."""
+    raw = cluster.read(paths.plan)
+    if raw is None:
+        return True
+    try:
+        return json.loads(raw) == {"jobs": batch}
+    except ValueError:
+        return False
 
 
 def _read_entry(cluster: Cluster, path: str) -> dict[str, Any] | None:
