@@ -29,10 +29,14 @@ AN_HOUR_AGO = NOW - timedelta(hours=1)
 
 
 def sweep(
-    run_states: dict[str, str], *uuids: str, since: datetime | None = AN_HOUR_AGO
+    run_states: dict[str, str],
+    *uuids: str,
+    since: datetime | None = AN_HOUR_AGO,
+    claims: dict[str, str] | None = None,
 ) -> list[SweepDecision]:
     submissions = [Waiting(uuid, since) for uuid in uuids]
-    return decide("dev", submissions, run_states.get, NOW, timedelta(minutes=30))
+    claimant = (claims or {}).get
+    return decide("dev", submissions, run_states.get, NOW, timedelta(minutes=30), claimant)
 
 
 def decisions_for(run_states: dict[str, str], *uuids: str) -> dict[str, tuple[bool, str]]:
@@ -63,6 +67,24 @@ def test_an_active_run_is_left_alone(state: str) -> None:
     assert reason == f"run sweep__dev__{FIRST} is {state}"
 
 
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_a_run_started_by_hand_and_still_at_work_is_left_alone(state: str) -> None:
+    """Even after the wait for a wrangler: a big submission's run outlasts it."""
+    by_hand = "manual__2026-11-29T10:00:00+00:00"
+    (decision,) = sweep({by_hand: state}, FIRST, claims={FIRST: by_hand})
+    assert not decision.trigger
+    assert decision.reason == f"run {by_hand} is {state}"
+
+
+@pytest.mark.parametrize("state", ["success", "failed", None])
+def test_the_claim_of_a_run_that_ended_is_ignored(state: str | None) -> None:
+    by_hand = "manual__2026-11-29T10:00:00+00:00"
+    states = {by_hand: state} if state else {}
+    (decision,) = sweep(states, FIRST, claims={FIRST: by_hand})
+    assert decision.trigger
+    assert decision.reason == "no run yet"
+
+
 def test_a_successful_run_is_not_repeated() -> None:
     trigger, reason = decisions_for({sweep_run_id("dev", FIRST): "success"}, FIRST)[FIRST]
     assert not trigger
@@ -85,7 +107,7 @@ def test_a_malformed_uuid_from_ingest_is_skipped_without_asking_for_runs(bad: st
     def no_lookup(run_id: str) -> None:
         raise AssertionError(f"looked up {run_id}")
 
-    (decision,) = decide("dev", [Waiting(bad, None)], no_lookup, NOW, timedelta(0))
+    (decision,) = decide("dev", [Waiting(bad, None)], no_lookup, NOW, timedelta(0), no_lookup)
     assert not decision.trigger
     assert decision.reason == "ingest gave a malformed uuid"
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hca_archive.orchestration.run_claims import claim_key
 from hca_archive.orchestration.sweep import sweep_run_id
 from tests.fixtures.airflow import DAG_ID, RUN_TIMEOUT, AirflowStack
+from tests.sandbox.helpers import wait_for
 from tests.sweep.conftest import SWEEP, PrivateStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -67,3 +69,25 @@ def test_a_submission_whose_run_succeeded_is_skipped_with_the_reason(
     assert sweep_stack.api.xcom(SWEEP, sweep_id, "find_submissions") == []
     assert f"skipping {uuid}: run {run_id} succeeded" in sweep_log(sweep_stack, sweep_id)
     assert sweep_stack.sandbox.submission_summary(uuid)["envelope_state"] == "Archiving"
+
+
+def test_a_run_started_by_hand_and_still_at_work_is_left_alone(sweep_stack: AirflowStack) -> None:
+    """A big submission's run outlasts the sweep's wait for wranglers: its claim keeps a sweep
+    from starting a second run (on another runner, it would upload every file again)."""
+    (uuid,) = sweep_stack.sandbox.seed(jobs=["plain"], reads=50)
+    sweep_stack.sandbox.set_faults("archiver", latency=20)  # keeps the run at work meanwhile
+    try:
+        by_hand = sweep_stack.api.trigger(DAG_ID, {"submission_uuid": uuid})
+        wait_for(
+            "the run to claim the submission",
+            lambda: sweep_stack.states(by_hand).get("check_submission") == ["success"],
+            timeout=RUN_TIMEOUT,
+        )
+        sweep_id = sweep(sweep_stack)
+    finally:
+        sweep_stack.sandbox.clear_faults()
+    assert sweep_stack.api.xcom(SWEEP, sweep_id, "find_submissions") == []
+    assert f"skipping {uuid}: run {by_hand} is running" in sweep_log(sweep_stack, sweep_id)
+    assert sweep_stack.api.wait_for_run(DAG_ID, by_hand, RUN_TIMEOUT)["state"] == "success"
+    claim = sweep_stack.api.request("GET", f"/variables/{claim_key('sandbox', uuid)}")
+    assert claim.status_code == 404, claim.text  # released when the run reported

@@ -15,6 +15,7 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from hca_archive import archiving
+from hca_archive.orchestration import run_claims
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
 from hca_archive.orchestration.env_durations import env_duration
 from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
@@ -112,6 +113,8 @@ def check_submission(**context: Any) -> dict[str, str]:
         if envelope.state == archiving.ARCHIVED:
             raise AirflowSkipException(record.outcome)
         log.info("%s", record.outcome)
+        if not params["dry_run"]:
+            run_claims.claim(context)  # the sweep leaves the submission to this run
         return {"uuid": envelope.uuid, "state": envelope.state}
 
 
@@ -148,6 +151,7 @@ def complete_submission(**context: Any) -> str:
 
 @task(task_id="report", trigger_rule="all_done")
 def report(**context: Any) -> dict[str, Any]:
+    run_claims.release(context)
     return build_and_publish_report(context)
 
 

@@ -8,7 +8,8 @@ state Archiving and triggers ``archive_submission`` for it under a deterministic
   (``HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES``, default 30): a wrangler who starts a run by hand as the
   submission reaches Archiving gets there first, instead of racing a sweep run (two runs could
   each ask the archiver, making two DSP submissions);
-- a queued or running run: skip (it is at work);
+- a queued or running run: skip (it is at work); a run a wrangler started by hand, found by the
+  claim it makes on the submission (``run_claims``), counts too;
 - a successful run: skip (archived);
 - a failed run: skip and say so. A wrangler fixes the cause and clears the run, which reruns it
   under the same id; retrying on its own every sweep would repeat the failure (and its
@@ -37,6 +38,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
 
+from hca_archive.orchestration import run_claims
 from hca_archive.orchestration.connections import ENVIRONMENTS
 from hca_archive.orchestration.env_durations import env_duration
 
@@ -111,8 +113,10 @@ def decide(
     state_of: Callable[[str], str | None],
     now: datetime,
     min_age: timedelta,
+    claimant_of: Callable[[str], str | None],
 ) -> list[SweepDecision]:
-    """What to do with each submission in Archiving; ``state_of(run_id)`` is None for no run."""
+    """What to do with each submission in Archiving; ``state_of(run_id)`` is None for no run,
+    ``claimant_of(submission_uuid)`` the run that claimed the submission (run_claims), if any."""
     decisions = []
     seen = set()
     for submission in submissions:
@@ -127,7 +131,11 @@ def decide(
             continue
         run_id = sweep_run_id(environment, submission_uuid)
         state = state_of(run_id)
-        if state is None and submission.since and now - submission.since < min_age:
+        claimant = claimant_of(submission_uuid) if state is None else None
+        claimant_state = state_of(claimant) if claimant else None
+        if claimant_state in ACTIVE_STATES:
+            reason, trigger = f"run {claimant} is {claimant_state}", False
+        elif state is None and submission.since and now - submission.since < min_age:
             reason, trigger = (
                 f"in Archiving since {submission.since:%Y-%m-%d %H:%M} UTC: "
                 f"a sweep waits {min_age} for a run started by hand",
@@ -201,6 +209,7 @@ def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
         lambda run_id: run_state(context["ti"], run_id),
         datetime.now(UTC),
         min_age,
+        lambda submission_uuid: run_claims.claiming_run(environment, submission_uuid),
     )
     triggered = [decision for decision in decisions if decision.trigger]
     log.info("%d submission(s) in Archiving in %s", len(decisions), environment)
