@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.utils.state import DagRunState
 
+from hca_archive.orchestration import run_claims
+from hca_archive.orchestration.run_claims import run_state
 from hca_archive.orchestration.sweep import (
     DEFAULT_SCHEDULE,
     SweepDecision,
@@ -15,7 +17,6 @@ from hca_archive.orchestration.sweep import (
     build_sweep_dags,
     decide,
     run_params,
-    run_state,
     sweep_min_age,
     sweep_run_id,
     sweep_schedule,
@@ -203,11 +204,36 @@ class RunsTi:
 
 def test_run_states_are_plain_words_and_none_without_a_run() -> None:
     ti = RunsTi({"sweep__dev__x": DagRunState.RUNNING})
-    assert run_state(ti, "sweep__dev__x") == "running"
-    assert run_state(ti, "sweep__dev__y") is None
+    assert run_state(ti, "archive_submission", "sweep__dev__x") == "running"
+    assert run_state(ti, "archive_submission", "sweep__dev__y") is None
 
 
 def test_listing_the_submissions_retries_with_backoff() -> None:
     find = build_sweep_dags()["archive_sweep_prod"].get_task("find_submissions")
     assert find.retries >= 2
     assert find.retry_exponential_backoff
+
+
+@pytest.mark.parametrize(
+    ("claimant", "state", "expected"),
+    [
+        (None, None, None),  # nobody claimed the submission
+        ("this-run", DagRunState.RUNNING, None),  # our own claim, from an earlier try
+        ("by-hand", DagRunState.RUNNING, "by-hand"),
+        ("by-hand", DagRunState.QUEUED, "by-hand"),
+        ("by-hand", DagRunState.FAILED, None),  # a stale claim
+        ("by-hand", DagRunState.SUCCESS, None),
+    ],
+)
+def test_a_run_leaves_its_submission_to_another_run_at_work(
+    monkeypatch: pytest.MonkeyPatch, claimant: str | None, state: DagRunState | None, expected
+) -> None:
+    monkeypatch.setattr(run_claims, "claiming_run", lambda environment, uuid: claimant)
+    ti = RunsTi({claimant: state} if claimant and state else {})
+    ti.dag_id = "archive_submission"
+    context = {
+        "params": {"environment": "dev", "submission_uuid": FIRST},
+        "run_id": "this-run",
+        "ti": ti,
+    }
+    assert run_claims.other_run_at_work(context) == expected

@@ -71,7 +71,9 @@ def test_a_submission_whose_run_succeeded_is_skipped_with_the_reason(
     assert sweep_stack.sandbox.submission_summary(uuid)["envelope_state"] == "Archiving"
 
 
-def test_a_run_started_by_hand_and_still_at_work_is_left_alone(sweep_stack: AirflowStack) -> None:
+def test_a_run_started_by_hand_and_still_at_work_is_left_to_itself(
+    sweep_stack: AirflowStack,
+) -> None:
     """A big submission's run outlasts the sweep's wait for wranglers: its claim keeps a sweep
     from starting a second run (on another runner, it would upload every file again)."""
     (uuid,) = sweep_stack.sandbox.seed(jobs=["plain"], reads=50)
@@ -84,10 +86,16 @@ def test_a_run_started_by_hand_and_still_at_work_is_left_alone(sweep_stack: Airf
             timeout=RUN_TIMEOUT,
         )
         sweep_id = sweep(sweep_stack)
+        again, run = sweep_stack.archive(uuid)  # a second wrangler, unaware of the first
     finally:
         sweep_stack.sandbox.clear_faults()
     assert sweep_stack.api.xcom(SWEEP, sweep_id, "find_submissions") == []
     assert f"skipping {uuid}: run {by_hand} is running" in sweep_log(sweep_stack, sweep_id)
+    assert run["state"] == "success"
+    assert sweep_stack.states(again)["check_submission"] == ["skipped"]
+    assert f"run {by_hand} is archiving it; this run leaves it to that one" in (
+        sweep_stack.task_log(again, "check_submission")
+    )
     assert sweep_stack.api.wait_for_run(DAG_ID, by_hand, RUN_TIMEOUT)["state"] == "success"
     claim = sweep_stack.api.request("GET", f"/variables/{claim_key('sandbox', uuid)}")
     assert claim.status_code == 404, claim.text  # released when the run reported

@@ -112,9 +112,12 @@ def check_submission(**context: Any) -> dict[str, str]:
             record.outcome += ": already archived, nothing to do"
         if envelope.state == archiving.ARCHIVED:
             raise AirflowSkipException(record.outcome)
-        log.info("%s", record.outcome)
         if not params["dry_run"]:
-            run_claims.claim(context)  # the sweep leaves the submission to this run
+            if other := run_claims.other_run_at_work(context):
+                record.outcome += f": run {other} is archiving it; this run leaves it to that one"
+                raise AirflowSkipException(record.outcome)
+            run_claims.claim(context)  # the sweep, and later runs, leave the submission to this one
+        log.info("%s", record.outcome)
         return {"uuid": envelope.uuid, "state": envelope.state}
 
 

@@ -2,8 +2,9 @@
 
 A wrangler's run has a run id of Airflow's making, which the sweep cannot find by submission.
 Each run therefore names itself in the Airflow Variable ``hca_archive_run_<env>_<uuid>`` once it
-has checked the submission, and removes that claim when it reports. The sweep skips a submission
-whose claiming run is still queued or running; a claim left by a run that died is just stale.
+has checked the submission, and removes that claim when it reports. While the claiming run is
+queued or running, the sweep skips the submission and a run started meanwhile leaves it to that
+run (on another runner it would upload every file again). A claim of a run that ended is stale.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+ACTIVE_STATES = {"queued", "running"}
 
 
 def claim_key(environment: str, submission_uuid: str) -> str:
@@ -44,3 +47,20 @@ def claiming_run(environment: str, submission_uuid: str) -> str | None:
     from airflow.sdk import Variable
 
     return Variable.get(claim_key(environment, submission_uuid), default=None)
+
+
+def run_state(ti: Any, dag_id: str, run_id: str) -> str | None:
+    """The state of run ``run_id`` of ``dag_id`` ("running" ...), None if there is none."""
+    if not ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]):
+        return None
+    state = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+    return str(getattr(state, "value", state))  # DagRunState.RUNNING -> "running"
+
+
+def other_run_at_work(context: Any) -> str | None:
+    """Another run of this DAG that claimed this run's submission and is queued or running."""
+    params, ti = context["params"], context["ti"]
+    claimant = claiming_run(params["environment"], params["submission_uuid"])
+    if claimant is None or claimant == context["run_id"]:
+        return None
+    return claimant if run_state(ti, ti.dag_id, claimant) in ACTIVE_STATES else None

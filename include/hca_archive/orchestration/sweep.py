@@ -49,7 +49,6 @@ DEFAULT_SCHEDULE = "*/15 * * * *"
 SCHEDULE_ENV = "HCA_ARCHIVE_SWEEP_SCHEDULE"
 NO_SCHEDULE = {"", "none", "off"}
 ACTIVE_AT_CREATION = {"sandbox"}
-ACTIVE_STATES = {"queued", "running"}
 RESERVED_PARAMS = {"submission_uuid", "environment"}
 MIN_AGE_ENV = "HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES"
 DEFAULT_MIN_AGE = timedelta(minutes=30)
@@ -133,7 +132,7 @@ def decide(
         state = state_of(run_id)
         claimant = claimant_of(submission_uuid) if state is None else None
         claimant_state = state_of(claimant) if claimant else None
-        if claimant_state in ACTIVE_STATES:
+        if claimant_state in run_claims.ACTIVE_STATES:
             reason, trigger = f"run {claimant} is {claimant_state}", False
         elif state is None and submission.since and now - submission.since < min_age:
             reason, trigger = (
@@ -143,7 +142,7 @@ def decide(
             )
         elif state is None:
             reason, trigger = "no run yet", True
-        elif state in ACTIVE_STATES:
+        elif state in run_claims.ACTIVE_STATES:
             reason, trigger = f"run {run_id} is {state}", False
         elif state == "success":
             reason, trigger = f"run {run_id} succeeded", False
@@ -177,14 +176,6 @@ def params_variable(environment: str) -> str:
     return f"hca_archive_sweep_{environment}_params"
 
 
-def run_state(ti: Any, run_id: str) -> str | None:
-    """The state of the ``archive_submission`` run ``run_id`` ("running" ...), None if none."""
-    if not ti.get_dr_count(dag_id=ARCHIVE_DAG_ID, run_ids=[run_id]):
-        return None
-    state = ti.get_dagrun_state(dag_id=ARCHIVE_DAG_ID, run_id=run_id)
-    return str(getattr(state, "value", state))  # DagRunState.RUNNING -> "running"
-
-
 @task(
     task_id="find_submissions",
     retries=3,
@@ -206,7 +197,7 @@ def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
     decisions = decide(
         environment,
         archiving,
-        lambda run_id: run_state(context["ti"], run_id),
+        lambda run_id: run_claims.run_state(context["ti"], ARCHIVE_DAG_ID, run_id),
         datetime.now(UTC),
         min_age,
         lambda submission_uuid: run_claims.claiming_run(environment, submission_uuid),
