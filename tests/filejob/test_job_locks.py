@@ -47,3 +47,14 @@ def test_a_copy_of_a_job_waits_and_another_lane_of_its_manifest_does_not(tmp_pat
     assert events == ["lane 2 ran", "first copy of lane 1 done", "second copy of lane 1 ran"]
     assert (locks.stat().st_mode & 0o777) == 0o700
     assert all((lock.stat().st_mode & 0o777) == 0o600 for lock in locks.iterdir())
+
+
+def test_a_lock_directory_that_cannot_be_used_costs_the_lock_not_the_job(tmp_path: Path, caplog):
+    (lane1, _lane2) = lane_jobs()
+    not_a_directory = tmp_path / "job-locks"
+    not_a_directory.write_text("")
+    ran = []
+    with _after_other_runs(lane1, not_a_directory, tmp_path / "run-1"):
+        ran.append(True)
+    assert ran
+    assert "running without a lock" in caplog.text

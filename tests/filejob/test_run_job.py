@@ -371,12 +371,13 @@ def test_a_copy_stopped_while_waiting_for_another_still_writes_its_result(
     _submission, _name, first, second = start_two_copies(sandbox, sandbox_env, tmp_path)
     second_log = tmp_path / "run-2.log"
     wait_for("the second copy to wait", lambda: "waiting for it" in second_log.read_text())
+    second.send_signal(signal.SIGINT)  # as LSF's bkill does: SIGINT, then SIGTERM at once
     second.send_signal(signal.SIGTERM)
     stdout, _ = second.communicate(timeout=60)
     assert second.returncode == 1, second_log.read_text()
     (job,) = result_of(subprocess.CompletedProcess([], 1, stdout))["jobs"]
     assert job["status"] == "failed"
-    assert "stopped by SIGTERM while waiting for another run's copy of this job" in job["error"]
+    assert "stopped by SIGINT while waiting for another run's copy of this job" in job["error"]
     marker = json.loads((tmp_path / "run-2" / "result-0.json").read_text())
     assert marker["jobs"][0]["error"] == job["error"]
     first.communicate(timeout=300)

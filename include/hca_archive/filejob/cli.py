@@ -9,6 +9,7 @@ has left ``bjobs``. The exit status is 1 when any job failed, 2 when nothing cou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -167,9 +168,10 @@ def _after_other_runs(job: PlanJob, lock_dir: Path | None, workdir: Path) -> Ite
     if lock_dir is None:
         yield
         return
-    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     uploads = "\n".join(sorted(job.uploads))
     key = hashlib.sha256(f"{job.submission_url}\n{uploads}".encode()).hexdigest()
+    with contextlib.suppress(OSError):  # then the lock file cannot be opened: exclusive() says so
+        lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def waiting(holder: str) -> None:
         log.info(
@@ -246,10 +248,17 @@ def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunn
 
 @contextmanager
 def _stop_on_signals() -> Iterator[None]:
-    """SIGINT and SIGTERM end the current job as failed, so its result file is still written."""
+    """SIGINT and SIGTERM end the current job as failed, so its result file is still written.
+
+    Only the first signal interrupts: LSF's bkill sends SIGINT and SIGTERM back to back, and a
+    second exception would break off the writing of the result the first one started.
+    """
+    received: list[int] = []
 
     def interrupt(signum: int, frame: object) -> None:
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+        received.append(signum)
+        if len(received) == 1:
+            raise Interrupted(f"stopped by {signal.Signals(signum).name}")
 
     previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
     try:

@@ -6,6 +6,7 @@ every path is checked to stay inside the work directory.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -103,10 +104,16 @@ def exclusive(
     When another process holds it: yields False at once, or, given ``on_busy``, calls it with
     what that process wrote in the file (its ``holder``) and waits for the lock. Two copies of
     one job (an LSF retry while the first still runs) must not write the same partial files.
-    The file is private to its owner. A file system without ``flock`` support gives no
-    protection, only a warning.
+    The file is private to its owner. A lock file that cannot be opened, or a file system
+    without ``flock`` support, gives no protection, only a warning: the job still runs and
+    reports.
     """
-    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        log.warning("cannot lock %s (%s); running without a lock", lock_path, error.strerror)
+        yield True
+        return
     with os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -122,8 +129,9 @@ def exclusive(
                 on_busy(handle.read(1000).strip())
                 fcntl.flock(handle, fcntl.LOCK_EX)
         if holder:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(holder)
-            handle.flush()
+            with contextlib.suppress(OSError):  # who holds it is for the log, not worth failing
+                handle.seek(0)
+                handle.truncate()
+                handle.write(holder)
+                handle.flush()
         yield True
