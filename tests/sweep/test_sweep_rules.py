@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from airflow.utils.state import DagRunState
@@ -237,3 +240,39 @@ def test_a_run_leaves_its_submission_to_another_run_at_work(
         "ti": ti,
     }
     assert run_claims.other_run_at_work(context) == expected
+
+
+class VariableStore:
+    """Airflow's Variable API over a dict; both runs must have looked before either writes."""
+
+    values: ClassVar[dict[str, str]] = {}
+    both_looked = threading.Barrier(2, timeout=5)
+
+    @classmethod
+    def get(cls, key: str, default: str | None = None) -> str | None:
+        return cls.values.get(key, default)
+
+    @classmethod
+    def set(cls, key: str, value: str) -> None:
+        cls.both_looked.wait()
+        cls.values[key] = value
+
+
+def test_of_two_runs_claiming_at_once_exactly_one_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import airflow.sdk
+
+    monkeypatch.setattr(airflow.sdk, "Variable", VariableStore)
+    monkeypatch.setattr(VariableStore, "values", {})
+    monkeypatch.setattr(run_claims, "CLAIM_SETTLE_SECONDS", 0.3)
+    ti = RunsTi({"run-a": DagRunState.RUNNING, "run-b": DagRunState.RUNNING})
+    ti.dag_id = "archive_submission"
+    params = {"environment": "dev", "submission_uuid": FIRST}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda run_id: run_claims.claim({"params": params, "run_id": run_id, "ti": ti}),
+                ["run-a", "run-b"],
+            )
+        )
+    winner = VariableStore.values[run_claims.claim_key("dev", FIRST)]
+    assert sorted(answers, key=str) == sorted([None, winner], key=str)

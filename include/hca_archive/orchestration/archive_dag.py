@@ -112,11 +112,10 @@ def check_submission(**context: Any) -> dict[str, str]:
             record.outcome += ": already archived, nothing to do"
         if envelope.state == archiving.ARCHIVED:
             raise AirflowSkipException(record.outcome)
-        if not params["dry_run"]:
-            if other := run_claims.other_run_at_work(context):
-                record.outcome += f": run {other} is archiving it; this run leaves it to that one"
-                raise AirflowSkipException(record.outcome)
-            run_claims.claim(context)  # the sweep, and later runs, leave the submission to this one
+        # the sweep, and runs started later, leave the submission to the run that claims it
+        if not params["dry_run"] and (other := run_claims.claim(context)):
+            record.outcome += f": run {other} is archiving it; this run leaves it to that one"
+            raise AirflowSkipException(record.outcome)
         log.info("%s", record.outcome)
         return {"uuid": envelope.uuid, "state": envelope.state}
 
@@ -154,8 +153,9 @@ def complete_submission(**context: Any) -> str:
 
 @task(task_id="report", trigger_rule="all_done")
 def report(**context: Any) -> dict[str, Any]:
+    summary = build_and_publish_report(context)  # fails the task when the run failed
     run_claims.release(context)
-    return build_and_publish_report(context)
+    return summary
 
 
 def _wait(task_id: str, check: str, awaiting: str, timeout: timedelta, **kwargs: Any) -> Any:

@@ -2,35 +2,48 @@
 
 A wrangler's run has a run id of Airflow's making, which the sweep cannot find by submission.
 Each run therefore names itself in the Airflow Variable ``hca_archive_run_<env>_<uuid>`` once it
-has checked the submission, and removes that claim when it reports. While the claiming run is
-queued or running, the sweep skips the submission and a run started meanwhile leaves it to that
-run (on another runner it would upload every file again). A claim of a run that ended is stale.
+has checked the submission. While the claiming run is queued or running, the sweep skips the
+submission and a run started meanwhile leaves it to that run (on another runner it would upload
+every file again). A claim of a run that ended counts for nothing; it is removed only when the
+run succeeds, so that a failed run a wrangler clears and resumes still holds it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 ACTIVE_STATES = {"queued", "running"}
+CLAIM_SETTLE_SECONDS = 2.0
 
 
 def claim_key(environment: str, submission_uuid: str) -> str:
     return f"hca_archive_run_{environment}_{submission_uuid}"
 
 
-def claim(context: Any) -> None:
+def claim(context: Any) -> str | None:
+    """Claim this run's submission, unless another run at work holds it: then return its id.
+
+    A Variable has no compare-and-set, and two runs may check in the same instant. Each writes
+    its run id, waits for writes to settle and reads the claim back: only one id stays, and the
+    run whose id did not leaves the submission to the other.
+    """
     from airflow.sdk import Variable
 
+    if other := other_run_at_work(context):
+        return other
     params = context["params"]
     Variable.set(claim_key(params["environment"], params["submission_uuid"]), context["run_id"])
+    time.sleep(CLAIM_SETTLE_SECONDS)
+    return other_run_at_work(context)
 
 
 def release(context: Any) -> None:
-    """Remove this run's claim (not a claim a later run made meanwhile). A claim that cannot be
-    removed is only logged: once the run has ended, the sweep ignores it anyway."""
+    """Remove this run's claim (not a claim a later run made meanwhile), once it succeeded. A
+    claim that cannot be removed is only logged: the run has ended, so it counts for nothing."""
     from airflow.sdk import Variable
 
     params = context["params"]
