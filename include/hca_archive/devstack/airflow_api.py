@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 FINISHED = {"success", "failed"}
-READ_ATTEMPTS = 4
+ATTEMPTS = 4
 
 
 class AirflowApiError(RuntimeError):
@@ -31,25 +32,33 @@ class AirflowApi:
             raise AirflowApiError(f"login refused: {response.status_code} {response.text[:200]}")
         self._session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, path: str, attempts: int | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """``attempts``: how often to send it while no answer comes; reads default to ATTEMPTS,
+        other methods to once (only a caller that can recognise a repeat should send it again)."""
         if "Authorization" not in self._session.headers:
             self._authenticate()
-        response = self._send(method, f"{self.base_url}/api/v2{path}", **kwargs)
+        attempts = attempts or (ATTEMPTS if method == "GET" else 1)
+        url = f"{self.base_url}/api/v2{path}"
+        response = self._send(method, url, attempts, **kwargs)
         if response.status_code == 401:
             self._authenticate()
-            response = self._send(method, f"{self.base_url}/api/v2{path}", **kwargs)
+            response = self._send(method, url, attempts, **kwargs)
         return response
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One request; reads are tried again when a busy API server is slow to answer."""
-        attempts = READ_ATTEMPTS if method == "GET" else 1
+    def _send(self, method: str, url: str, attempts: int, **kwargs: Any) -> requests.Response:
+        """Send again after no answer or a server error ("database is locked" under load)."""
         for attempt in range(1, attempts + 1):
             try:
-                return self._session.request(method, url, timeout=self.timeout, **kwargs)
+                response = self._session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.Timeout, requests.ConnectionError):
                 if attempt == attempts:
                     raise
-                time.sleep(attempt)
+            else:
+                if response.status_code < 500 or attempt == attempts:
+                    return response
+            time.sleep(attempt)
         raise AssertionError("unreachable")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -68,10 +77,20 @@ class AirflowApi:
         self.json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
-        body: dict[str, Any] = {"logical_date": None, "conf": conf}
-        if run_id:
-            body["dag_run_id"] = run_id
-        return self.json("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        """Start a run, or find it started: triggering is idempotent by run id.
+
+        The run id is chosen here, so a POST sent again after its answer was lost (a busy SQLite
+        Airflow can take a minute) is refused as a conflict and recognised by its conf.
+        """
+        run_id = run_id or f"manual__{datetime.now(UTC).isoformat()}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        path = f"/dags/{dag_id}/dagRuns"
+        response = self.request("POST", path, attempts=ATTEMPTS, json=body)
+        if response.status_code == 409 and self.run(dag_id, run_id).get("conf") == conf:
+            return run_id
+        if not response.ok:
+            raise AirflowApiError(f"POST {path}: {response.status_code} {response.text[:500]}")
+        return response.json()["dag_run_id"]
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.json("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
