@@ -29,6 +29,8 @@ class StubAirflow:
     posts: int = 0
     slow_posts: int = 0
     failing_posts: int = 0
+    patches: list[dict[str, Any]] = field(default_factory=list)
+    slow_patches: int = 0
 
 
 def _handler(stub: StubAirflow) -> type[BaseHTTPRequestHandler]:
@@ -60,7 +62,15 @@ def _handler(stub: StubAirflow) -> type[BaseHTTPRequestHandler]:
                 time.sleep(CLIENT_TIMEOUT * 3)  # committed, but the answer comes too late
             self._answer(200, stub.runs[run_id])
 
+        def do_PATCH(self) -> None:
+            stub.patches.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            if len(stub.patches) <= stub.slow_patches:
+                time.sleep(CLIENT_TIMEOUT * 3)
+            self._answer(200, {})
+
         def do_GET(self) -> None:
+            if "/dagRuns/" not in self.path:
+                return self._answer(200, {})  # any DAG is parsed
             run_id = unquote(self.path.rsplit("/", 1)[-1])
             if run_id in stub.runs:
                 return self._answer(200, stub.runs[run_id])
@@ -112,3 +122,9 @@ def test_a_post_other_than_a_trigger_is_sent_once(stub: StubAirflow) -> None:
     with pytest.raises(requests.Timeout):
         api.json("POST", "/dags/x/dagRuns", json={"dag_run_id": "run-1", "conf": {}})
     assert stub.posts == 1
+
+
+def test_an_unpause_whose_answer_was_lost_is_sent_again(stub: StubAirflow) -> None:
+    stub.slow_patches = 1
+    client(stub).wait_for_dag("archive_submission")
+    assert stub.patches == [{"is_paused": False}] * 2

@@ -74,7 +74,8 @@ class AirflowApi:
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"DAG {dag_id} did not appear within {timeout}s")
             time.sleep(1)
-        self.json("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        unpause = {"is_paused": False}  # idempotent: safe to send again
+        self.json("PATCH", f"/dags/{dag_id}", attempts=ATTEMPTS, json=unpause)
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
         """Start a run, or find it started: triggering is idempotent by run id.
