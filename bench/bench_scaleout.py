@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.clients.airflow_api import AirflowApi
 from hca_archive.devstack.airflow_celery import AirflowCelery, CelerySettings
 from hca_archive.devstack.airflow_standalone import AirflowStandalone
 from hca_archive.devstack.sandbox_connections import sandbox_connections

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.clients.airflow_api import AirflowApi
 from tests.fixtures.airflow import DAG_ID, AirflowStack
 from tests.reliability.stacks import assert_archived_once, private_stack
 

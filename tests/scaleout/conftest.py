@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.clients.airflow_api import AirflowApi
 from hca_archive.devstack.airflow_celery import AirflowCelery, CelerySettings
 from hca_archive.devstack.sandbox_connections import sandbox_connections
 from hca_archive.localnet import LOOPBACK

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.clients.airflow_api import AirflowApi
 from hca_archive.devstack.airflow_celery import AirflowCelery
 from hca_archive.sandbox.process import SandboxInfo
 from tests.scaleout.conftest import DAG_ID

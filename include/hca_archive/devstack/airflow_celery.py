@@ -22,7 +22,7 @@ import psycopg2
 import redis
 from psycopg2 import sql
 
-from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.clients.airflow_api import AirflowApi
 from hca_archive.devstack.airflow_env import (
     USERNAME,
     admin_password,

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hca_archive.devstack.airflow_api import AirflowApi
+from hca_archive.clients.airflow_api import AirflowApi
 from hca_archive.devstack.airflow_env import (
     USERNAME,
     admin_password,

@@ -1,4 +1,10 @@
-"""A small client of Airflow's REST API v2, as a wrangler's script or a test would use it."""
+"""A small client of Airflow's REST API v2, for a wrangler's script, a task or a test.
+
+Transport and retries are ``JsonHttp``'s: reads, and writes that can be told apart from their
+repeat, are sent again after no answer or a 5xx. A busy SQLite Airflow needs that: its API
+server can leave a request unanswered for as long as SQLite's lock wait (see
+``devstack.airflow_standalone``).
+"""
 
 from __future__ import annotations
 
@@ -9,57 +15,55 @@ from urllib.parse import quote
 
 import requests
 
+from hca_archive.http import JsonHttp
+
 FINISHED = {"success", "failed"}
 ATTEMPTS = 4
+ANSWERED = range(100, 500)  # returned to the caller as they are; 5xx are sent again, then raised
 
 
 class AirflowApiError(RuntimeError):
     pass
 
 
+class BearerToken(requests.auth.AuthBase):
+    def __init__(self) -> None:
+        self.value = ""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.value:
+            request.headers["Authorization"] = f"Bearer {self.value}"
+        return request
+
+
 class AirflowApi:
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 60) -> None:
-        self.base_url = base_url.rstrip("/")
         self._credentials = {"username": username, "password": password}
-        self.timeout = timeout
-        self._session = requests.Session()
+        self._token = BearerToken()
+        self._http = JsonHttp(
+            base_url, timeout=timeout, retries=ATTEMPTS - 1, backoff=1.0, auth=self._token
+        )
 
     def _authenticate(self) -> None:
-        response = self._session.post(
-            f"{self.base_url}/auth/token", json=self._credentials, timeout=self.timeout
-        )
+        response = self._http.request("POST", "/auth/token", json=self._credentials, ok=ANSWERED)
         if response.status_code not in (200, 201):
             raise AirflowApiError(f"login refused: {response.status_code} {response.text[:200]}")
-        self._session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        self._token.value = response.json()["access_token"]
 
     def request(
-        self, method: str, path: str, attempts: int | None = None, **kwargs: Any
+        self, method: str, path: str, resend: bool | None = None, **kwargs: Any
     ) -> requests.Response:
-        """``attempts``: how often to send it while no answer comes; reads default to ATTEMPTS,
-        other methods to once (only a caller that can recognise a repeat should send it again)."""
-        if "Authorization" not in self._session.headers:
+        """Any answer below 500. ``resend``: may it be sent again when no answer comes? Reads
+        may; other methods only when the caller says so (they can be told from their repeat)."""
+        if not self._token.value:
             self._authenticate()
-        attempts = attempts or (ATTEMPTS if method == "GET" else 1)
-        url = f"{self.base_url}/api/v2{path}"
-        response = self._send(method, url, attempts, **kwargs)
+        idempotent = method == "GET" if resend is None else resend
+        options = {"idempotent": idempotent, "ok": ANSWERED, **kwargs}
+        response = self._http.request(method, f"/api/v2{path}", **options)
         if response.status_code == 401:
             self._authenticate()
-            response = self._send(method, url, attempts, **kwargs)
+            response = self._http.request(method, f"/api/v2{path}", **options)
         return response
-
-    def _send(self, method: str, url: str, attempts: int, **kwargs: Any) -> requests.Response:
-        """Send again after no answer or a server error ("database is locked" under load)."""
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._session.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.Timeout, requests.ConnectionError):
-                if attempt == attempts:
-                    raise
-            else:
-                if response.status_code < 500 or attempt == attempts:
-                    return response
-            time.sleep(attempt)
-        raise AssertionError("unreachable")
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
@@ -75,7 +79,7 @@ class AirflowApi:
                 raise AirflowApiError(f"DAG {dag_id} did not appear within {timeout}s")
             time.sleep(1)
         unpause = {"is_paused": False}  # idempotent: safe to send again
-        self.json("PATCH", f"/dags/{dag_id}", attempts=ATTEMPTS, json=unpause)
+        self.json("PATCH", f"/dags/{dag_id}", resend=True, json=unpause)
 
     def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str | None = None) -> str:
         """Start a run, or find it started: triggering is idempotent by run id.
@@ -86,7 +90,7 @@ class AirflowApi:
         run_id = run_id or f"manual__{datetime.now(UTC).isoformat()}"
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         path = f"/dags/{dag_id}/dagRuns"
-        response = self.request("POST", path, attempts=ATTEMPTS, json=body)
+        response = self.request("POST", path, resend=True, json=body)
         if response.status_code == 409 and self.run(dag_id, run_id).get("conf") == conf:
             return run_id
         if not response.ok:
