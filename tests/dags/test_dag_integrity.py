@@ -75,6 +75,7 @@ def test_file_job_retry_delay_is_a_minute_unless_the_environment_says(
 def test_report_runs_whatever_happened(dagbag: DagBag) -> None:
     dag = dagbag.dags["archive_submission"]
     assert dag.get_task("report").trigger_rule == "all_done"
+    assert dag.get_task("report").retries >= 2  # an unanswered XCom push must not fail the run
     assert dag.get_task("wait_for_validation").trigger_rule == "none_failed_min_one_success"
 
 

@@ -151,7 +151,9 @@ def complete_submission(**context: Any) -> str:
         return record.outcome
 
 
-@task(task_id="report", trigger_rule="all_done")
+# Retried when Airflow's own API does not answer (the XCom push, the note); a failed run's report
+# fails at once (AirflowFailException is never retried).
+@task(task_id="report", trigger_rule="all_done", **NETWORK_RETRIES)
 def report(**context: Any) -> dict[str, Any]:
     summary = build_and_publish_report(context)  # fails the task when the run failed
     run_claims.release(context)

@@ -167,22 +167,14 @@ def set_run_note(ti: Any, note: str) -> None:
     except AirflowNotFoundException:
         log.info("no connection %s: the report is not set as the run's note", NOTE_CONN_ID)
         return
-    import requests
+    from hca_archive.clients.airflow_api import AirflowApi, AirflowApiError
+    from hca_archive.http import ServiceError
 
-    base = conn.host.rstrip("/")
-    credentials = {"username": conn.login, "password": conn.password}
+    path = f"/dags/{ti.dag_id}/dagRuns/{quote(ti.run_id, safe='')}"
     try:
-        token = requests.post(f"{base}/auth/token", json=credentials, timeout=30)
-        token.raise_for_status()
-        response = requests.patch(
-            f"{base}/api/v2/dags/{ti.dag_id}/dagRuns/{quote(ti.run_id, safe='')}",
-            params={"update_mask": "note"},
-            json={"note": note},
-            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-            timeout=30,
-        )
-        response.raise_for_status()
-    except requests.RequestException as error:
+        api = AirflowApi(conn.host or "", conn.login or "", conn.password or "", timeout=30)
+        api.json("PATCH", path, params={"update_mask": "note"}, json={"note": note}, resend=True)
+    except (AirflowApiError, ServiceError, ValueError) as error:  # the note is a nicety
         log.warning("could not set the run's note: %s", error)
         return
     log.info("report set as the run's note")
