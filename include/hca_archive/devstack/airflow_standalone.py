@@ -21,11 +21,18 @@ from hca_archive.devstack.airflow_env import (
 from hca_archive.localnet import free_port
 
 START_TIMEOUT = 240.0
-# How long an SQLite connection waits for another process's write lock before "database is
-# locked". Python's default of 5 s is too short on a loaded 2-core machine: the scheduler, the DAG
-# processor, the triggerer and the API server all write to the one file, and the API answered
-# "500 Database error" to a trigger or an unpause when a write waited longer.
-SQLITE_CONNECT_ARGS = {"timeout": 60.0}
+# How long an SQLite connection waits for another's write lock before "database is locked".
+# Python's default of 5 s is too short for the scheduler, the DAG processor and the triggerer on a
+# loaded 2-core machine: they all write to the one file. The API server waits less, because of a
+# deadlock in Airflow 3: it writes the audit log of each REST action (a trigger, a note) from an
+# async dependency, blocking its event loop, while another of its requests may hold the write lock
+# until that loop lets it commit. Only the audit write's wait ending breaks it, and until then
+# every Airflow component stands still (60 s in CI: the REST call and a task's XCom push timed
+# out). The action then fails with a 500, which our API client and the Task SDK send again.
+API_SERVER_LOCK_WAIT = 10.0
+LOCK_WAIT = 60.0
+IS_API_SERVER = sys.argv[1:2] == ["api-server"]  # standalone runs each part as `airflow <part>`
+SQLITE_CONNECT_ARGS = {"timeout": API_SERVER_LOCK_WAIT if IS_API_SERVER else LOCK_WAIT}
 
 
 class AirflowStandalone:
