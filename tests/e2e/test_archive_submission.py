@@ -69,6 +69,7 @@ def test_rerunning_the_request_step_keeps_one_dsp_submission(
             "dry_run": False,
             "reset_dag_runs": True,
         },
+        resend=True,  # clearing twice re-runs the step as once does
     )
     run = airflow_stack.api.wait_for_run(DAG_ID, run_id, 300)
     assert run["state"] == "success"
