@@ -6,6 +6,8 @@ import gzip
 import io
 import os
 import subprocess
+import threading
+from pathlib import Path
 
 import pysam
 import pytest
@@ -86,3 +88,34 @@ def test_compressor_failure_is_reported_by_the_writer(tmp_path):
         for _ in range(100):
             writer.write(os.urandom(1 << 16))
         writer.close()
+
+
+def test_a_writer_ends_while_a_later_one_is_open(tmp_path):
+    """The second writer's forked child must not hold the first one's pipe open."""
+    first = BamWriter(tmp_path / "first.bam", threads=1, level=6)
+    second = BamWriter(tmp_path / "second.bam", threads=1, level=6)
+    first.write(b"first")
+    closing = threading.Thread(target=first.close, daemon=True)
+    closing.start()
+    closing.join(timeout=30)
+    assert not closing.is_alive(), "the first compressor never saw the end of its input"
+    second.write(b"second")
+    second.close()
+    for name, content in (("first", b"first"), ("second", b"second")):
+        assert gzip.decompress((tmp_path / f"{name}.bam").read_bytes()) == content
+
+
+def test_the_compressor_leaves_no_process_behind(tmp_path):
+    children = _children()
+    closed = BamWriter(tmp_path / "closed.bam", threads=2, level=6)
+    closed.write(os.urandom(1 << 16))
+    closed.close()
+    aborted = BamWriter(tmp_path / "aborted.bam", threads=2, level=6)
+    aborted.write(os.urandom(1 << 16))
+    aborted.abort()
+    assert _children() == children
+
+
+def _children() -> set[str]:
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return {child for task in tasks.iterdir() for child in (task / "children").read_text().split()}

@@ -1,20 +1,16 @@
-"""BGZF compression with libdeflate, in a process of its own.
+"""BGZF compression with libdeflate, run in a process of its own (see bam_pipes.BamWriter).
 
 The converter writes uncompressed BAM into a pipe; this cuts it into blocks of htslib's size and
 compresses them in threads. libdeflate gives zlib's ratio at level 6 in about a third of the
-time. It runs as a separate process because its threads, sharing a GIL with the converter's busy
-main thread, would wait for it at every 64 KB block. It imports nothing but what it needs
-from the standard library, and deflate, so that it can run by its path (`python .../bgzf.py`)
-and start quickly: no argparse, no concurrent.futures (logging).
+time. Its process is separate because its threads, sharing a GIL with the converter's busy main
+thread, would wait for it at every 64 KB block.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import queue
 import struct
-import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -93,20 +89,3 @@ def compress(
         for inbox in inboxes:
             inbox.put(None)
     target.write(EOF_BLOCK)
-
-
-def main(argv: list[str]) -> int:
-    """`bgzf.py LEVEL THREADS OUTPUT`: the data on stdin -> BGZF file OUTPUT."""
-    os.nice(NICENESS)
-    level, threads, output = int(argv[0]), int(argv[1]), argv[2]
-    try:
-        with open(output, "wb") as target:
-            compress(sys.stdin.buffer, target, level, max(threads, 1))
-    except OSError as error:
-        print(f"bgzf: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
