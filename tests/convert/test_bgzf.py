@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -119,3 +121,40 @@ def test_the_compressor_leaves_no_process_behind(tmp_path):
 def _children() -> set[str]:
     tasks = Path(f"/proc/{os.getpid()}/task")
     return {child for task in tasks.iterdir() for child in (task / "children").read_text().split()}
+
+
+def test_a_failed_writer_is_aborted_without_signalling_its_reaped_pid(tmp_path, monkeypatch):
+    writer = BamWriter(tmp_path / "no-such-dir" / "run.bam", threads=1, level=6)
+    with pytest.raises(OSError, match="No such file or directory"):
+        writer.write(os.urandom(1 << 16))
+        writer.close()
+    kills = []
+    monkeypatch.setattr(os, "kill", lambda *args: kills.append(args))
+    writer.abort()  # as the converter's cleanup does after the failure
+    assert kills == []
+
+
+def test_a_killed_compressor_is_named_as_killed(tmp_path):
+    writer = BamWriter(tmp_path / "run.bam", threads=1, level=6)
+    os.kill(writer._pid, signal.SIGTERM)
+    with pytest.raises(OSError, match=r"run\.bam failed: killed by SIGTERM"):
+        for _ in range(100):
+            writer.write(os.urandom(1 << 16))
+        writer.close()
+
+
+@pytest.mark.parametrize("kept", [(5, 6), (6, 5), (4, 7)])
+def test_the_compressor_keeps_only_stdio_and_its_two_pipes(kept):
+    probe = (
+        "import os, sys\n"
+        "from hca_archive.convert.bam_pipes import _keep_only\n"
+        "for number in range(3, 9):\n"
+        "    os.dup2(0, number)\n"
+        f"_keep_only(*{kept!r})\n"
+        "print(*os.listdir('/proc/self/fd'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    listed = set(map(int, result.stdout.split()))  # the listing's own descriptor among them
+    assert {0, 1, 2, *kept} <= listed and len(listed - {0, 1, 2, *kept}) <= 1

@@ -16,6 +16,8 @@ from typing import NoReturn
 from hca_archive.convert import bgzf
 
 PIPE_BUFFER = 1 << 20
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+MESSAGE_LIMIT = 4096
 
 
 def _widen(pipe) -> None:
@@ -41,18 +43,33 @@ class BamWriter:
 
     def __init__(self, path: Path, threads: int, level: int):
         self.path = path
+        self._problem: str | None = None  # None until the child is reaped
         source, sink = os.pipe()
         errors, error_sink = os.pipe()
-        pid = os.fork()
+        # A stop signal between the fork and the child's own handlers would run this process's
+        # handlers in the child, and the child on through the parent's code: held back until
+        # each side is ready for it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            for descriptor in (source, sink, errors, error_sink):
+                os.close(descriptor)
+            raise
         if pid == 0:
-            _be_the_compressor(source, error_sink, path, threads, level)
+            _be_the_compressor(source, error_sink, path, threads, level, mask)
         os.close(source)
         os.close(error_sink)
         self._pid = pid
+        self._errors = errors
         self._sink = open(sink, "wb", buffering=PIPE_BUFFER)  # noqa: SIM115 - closed by close()
         _widen(self._sink)
-        self._errors = errors
-        self._problem: str | None = None
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a stop held back arrives here
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, data: bytes) -> None:
         try:
@@ -68,8 +85,9 @@ class BamWriter:
             raise OSError(f"writing {self.path} failed: {problem}")
 
     def abort(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._pid, signal.SIGKILL)
+        if self._problem is None:  # once reaped, its pid may be another process's
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
         with contextlib.suppress(BrokenPipeError):
             self._sink.close()
         self._reap()
@@ -77,29 +95,36 @@ class BamWriter:
     def _reap(self) -> str:
         """Wait for the compressor; its error message, or "" when it succeeded."""
         if self._problem is None:
-            _, status = os.waitpid(self._pid, 0)
+            try:
+                status = os.waitstatus_to_exitcode(os.waitpid(self._pid, 0)[1])
+            except ChildProcessError:  # reaped by a call a signal cut short
+                status = -signal.SIGKILL
             with open(self._errors, "rb") as errors:
                 message = errors.read()
+            if status < 0 and not message:
+                message = f"killed by {signal.Signals(-status).name}".encode()
             self._problem = last_error_line(message) if status else ""
         return self._problem
 
 
 def _be_the_compressor(
-    source: int, error_sink: int, path: Path, threads: int, level: int
+    source: int, error_sink: int, path: Path, threads: int, level: int, mask: set[int]
 ) -> NoReturn:
     """The forked child's whole life: never returns, never runs the parent's cleanup."""
     status = 1
     try:
         _keep_only(source, error_sink)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_DFL)  # not the parent's handlers
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.nice(bgzf.NICENESS)
         with open(source, "rb") as stream, open(path, "wb") as target:
             bgzf.compress(stream, target, level, max(threads, 1))
         status = 0
     except BaseException as error:
         with contextlib.suppress(BaseException):
-            os.write(error_sink, f"bgzf: {error}".encode(errors="replace"))
+            message = f"bgzf: {error}"[:MESSAGE_LIMIT]  # less than the pipe holds
+            os.write(error_sink, message.encode(errors="replace"))
     finally:
         os._exit(status)
 
@@ -107,8 +132,12 @@ def _be_the_compressor(
 def _keep_only(*descriptors: int) -> None:
     """Close every inherited descriptor but stdio and `descriptors`: another writer's pipe held
     open here would never see its end, and a held lock file would outlive the parent."""
-    start = 3
-    for kept in sorted(descriptors):
-        os.closerange(start, kept)
-        start = kept + 1
-    os.closerange(start, os.sysconf("SC_OPEN_MAX"))
+    keep = {0, 1, 2, *descriptors}
+    try:
+        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every number (slow where the limit is high)
+        inherited = list(range(os.sysconf("SC_OPEN_MAX")))
+    for descriptor in inherited:
+        if descriptor not in keep:
+            with contextlib.suppress(OSError):  # listdir's own, already closed
+                os.close(descriptor)
