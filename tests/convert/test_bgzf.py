@@ -14,7 +14,7 @@ from pathlib import Path
 import pysam
 import pytest
 
-from hca_archive.convert import convert_fastqs
+from hca_archive.convert import bgzf, convert_fastqs
 from hca_archive.convert.bam_pipes import BamWriter
 from hca_archive.convert.bgzf import BLOCK_PAYLOAD, EOF_BLOCK, HEADER, compress, compress_block
 from tests.convert.fastq_text import make_triplet
@@ -44,6 +44,30 @@ def test_stream_is_cut_into_htslib_sized_blocks_and_keeps_its_content(level):
     assert gzip.decompress(data) == content  # gzip checks every block's CRC and size
     if level:
         assert len(data) < len(content), "level > 0 did not compress"
+
+
+def test_a_slow_block_holds_back_neither_the_other_threads_nor_the_order(monkeypatch):
+    """Block 0 finishes only after blocks 1 and 2: with blocks dealt to threads in turn, block 2
+    would wait behind block 0 in its thread for ever."""
+    compress_block = bgzf.compress_block
+    finished: set[int] = set()
+    later_blocks_done = threading.Event()
+
+    def slow_first_block(payload: bytes, level: int) -> bytes:
+        number = payload[0]
+        if number == 0:
+            assert later_blocks_done.wait(10), "blocks 1 and 2 waited for block 0"
+        block = compress_block(payload, level)
+        finished.add(number)
+        if {1, 2} <= finished:
+            later_blocks_done.set()
+        return block
+
+    monkeypatch.setattr(bgzf, "compress_block", slow_first_block)
+    content = b"".join(bytes([number]) * BLOCK_PAYLOAD for number in range(5))
+    target = io.BytesIO()
+    compress(io.BytesIO(content), target, 6, threads=2)
+    assert gzip.decompress(target.getvalue()) == content
 
 
 def test_incompressible_block_is_stored_and_still_fits():
