@@ -150,6 +150,32 @@ def test_many_reads_over_several_blocks_with_threads(tmp_path, monkeypatch):
     assert result.read_count == 1000
 
 
+def test_progress_adds_up_to_the_stored_inputs_then_to_the_rebuilt_text(tmp_path, monkeypatch):
+    """One report per block of reads, from gzip, multi-member gzip and plain inputs alike."""
+    monkeypatch.setattr(converter_module, "BLOCK_READS", 300)
+    triplet = make_triplet(1000, r1_length=26, i1_length=8)
+    paths = triplet.write(tmp_path / "gz")
+    plain = triplet.write(tmp_path / "plain", gz=False)
+    paths["index1"] = plain["index1"]
+    paths["read2"] = tmp_path / "bgzipped_R2.fastq.gz"
+    pysam.tabix_compress(str(plain["read2"]), str(paths["read2"]))
+    converted: list[int] = []
+    result = convert_fastqs(
+        "10xV2",
+        paths["read1"],
+        paths["read2"],
+        paths["index1"],
+        tmp_path / "out.bam",
+        progress=converted.append,
+    )
+    assert len(converted) == 4
+    assert sum(converted) == sum(path.stat().st_size for path in paths.values())
+    rebuilt: list[int] = []
+    verify_bam(tmp_path / "out.bam", result, progress=rebuilt.append)
+    assert len(rebuilt) >= 1
+    assert sum(rebuilt) == sum(len(_decompressed(path)) for path in paths.values())
+
+
 def test_real_lamanno_reads(tmp_path, lamanno_dir):
     paths = {"read1": lamanno_dir / "R1.fastq.gz", "read2": lamanno_dir / "R2.fastq.gz"}
     result, _bam = round_trip(tmp_path, "10xV2", paths, threads=2)

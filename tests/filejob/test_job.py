@@ -32,7 +32,7 @@ class FakeDsp:
 @dataclass
 class FakeConversion:
     read_count: int
-    inputs: dict[str, Path]
+    inputs: dict[str, convert.FastqDigest]
 
 
 class FakeConverter:
@@ -43,14 +43,21 @@ class FakeConverter:
         self.verified: list[Path] = []
         self.error = error
 
-    def convert_fastqs(self, schema, r1, r2, i1, out, threads=1):
+    def convert_fastqs(self, schema, r1, r2, i1, out, threads=1, progress=None):
         self.calls.append((schema, r1, r2, i1, out, threads))
         if self.error is not None:
             raise self.error
         out.write_bytes(b"".join(path.read_bytes() for path in (r1, r2, i1) if path))
-        return FakeConversion(3, {"read1": r1, "read2": r2})
+        inputs = {"read1": r1, "read2": r2}
+        return FakeConversion(
+            3,
+            {
+                index: convert.FastqDigest(path, "", len(path.read_bytes()), 3)
+                for index, path in inputs.items()
+            },
+        )
 
-    def verify_bam(self, bam, result):
+    def verify_bam(self, bam, result, progress=None):
         self.verified.append(bam)
 
 

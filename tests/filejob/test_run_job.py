@@ -80,6 +80,8 @@ def test_a_10x_job_is_converted_verified_and_uploaded_once(sandbox, sandbox_env,
     (bam,) = job["files"]
     assert bam["upload"] == "uploaded" and bam["reads"] == 300
     assert len(job["inputs"]) == (3 if kind == "10xV2" else 2)
+    for step in ("convert to", "verify"):  # the long steps of a large run show their progress
+        assert f"{step} {bam['name']}: 100% (" in finished.stderr
     files = uploaded_files(sandbox, submission, [bam["name"]])
     assert files[bam["name"]]["md5"] == bam["md5"]
     assert files[bam["name"]]["uploaded_exactly_once"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,8 +43,13 @@ def convert_fastqs(
     threads: int = 1,
     *,
     level: int = DEFAULT_LEVEL,
+    progress: Callable[[int], None] | None = None,
 ) -> ConversionResult:
-    """Convert one 10x run to `out`; nothing is left at `out` unless every read converted."""
+    """Convert one 10x run to `out`; nothing is left at `out` unless every read converted.
+
+    `progress` is told, after each block of reads, how many more bytes of the input files (as
+    stored, gzip) have been read; in all, their size.
+    """
     started = time.monotonic()
     layout_schema = get_schema(schema)
     paths = {"read1": Path(r1), "read2": Path(r2)}
@@ -65,7 +71,7 @@ def convert_fastqs(
         encoder = BlockEncoder(layout, streams)
         header_text = "\n".join(layout.header_lines(__version__)) + "\n"
         writer.write(bam_encoding.header(header_text.encode()))
-        read_count = 0
+        read_count = reported = 0
         while True:
             counts = {index: len(lines) // 4 for index, lines in block.items()}
             reads = min(counts.values())
@@ -76,6 +82,10 @@ def convert_fastqs(
                 texts = {index: stream.text for index, stream in streams.items()} if whole else None
                 writer.write(encoder.encode(common, read_count + 1, ragged, texts))
                 read_count += reads
+                if progress is not None:
+                    read = sum(stream.stored_bytes_read for stream in streams.values())
+                    progress(read - reported)
+                    reported = read
             if max(counts.values()) > reads:
                 raise _ran_out(streams, counts, read_count)
             if reads == 0:

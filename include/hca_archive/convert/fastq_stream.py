@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -39,13 +40,21 @@ class _TruncatedGzip(Exception):
     pass
 
 
-def _decompressed_chunks(path: Path):
+def _decompressed_chunks(path: Path, count_read: Callable[[int], None] | None = None):
+    """The file's content, inflated when it is gzip; `count_read` is told each stored byte read."""
     with open(path, "rb") as handle:
-        raw = handle.read(READ_SIZE)
+
+        def read() -> bytes:
+            raw = handle.read(READ_SIZE)
+            if count_read is not None:
+                count_read(len(raw))
+            return raw
+
+        raw = read()
         if raw[:2] != GZIP_MAGIC:
             while raw:
                 yield raw
-                raw = handle.read(READ_SIZE)
+                raw = read()
             return
         decompressor = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 16)
         while raw:
@@ -58,11 +67,11 @@ def _decompressed_chunks(path: Path):
                 raw = decompressor.unused_data
                 decompressor = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 16)
                 if not raw:
-                    raw = handle.read(READ_SIZE)
+                    raw = read()
                     if not raw:
                         return
             else:
-                raw = handle.read(READ_SIZE)
+                raw = read()
         raise _TruncatedGzip
 
 
@@ -75,6 +84,7 @@ class FastqStream:
         self.reads = 0  # records handed out so far
         self.missing_final_newline = False
         self.text = b""  # the lines of the last take(), joined
+        self.stored_bytes_read = 0  # of the file as stored (gzip), by the reading thread
         self._sha256 = hashlib.sha256()
         self._bytes = 0
         self._queue: queue.Queue = queue.Queue(QUEUE_DEPTH)
@@ -94,7 +104,7 @@ class FastqStream:
 
     def _produce(self) -> None:
         try:
-            for chunk in _decompressed_chunks(self.path):
+            for chunk in _decompressed_chunks(self.path, self._count_stored):
                 if self._stop.is_set():
                     return
                 self._sha256.update(chunk)
@@ -103,6 +113,9 @@ class FastqStream:
             self._queue.put(None)
         except Exception as error:  # handed to the consumer, which knows the read number
             self._queue.put(error)
+
+    def _count_stored(self, count: int) -> None:
+        self.stored_bytes_read += count
 
     def _next_chunk(self) -> bytes | None:
         item = self._queue.get()

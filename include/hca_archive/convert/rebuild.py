@@ -6,7 +6,7 @@ import contextlib
 import gzip
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,8 +83,14 @@ def rebuild_fastqs(bam: Path | str, outdir: Path | str) -> dict[str, Path]:
 
 
 @without_gc
-def verify_bam(bam: Path | str, result: ConversionResult) -> None:
-    """Raise VerificationError unless the BAM rebuilds exactly the inputs `result` describes."""
+def verify_bam(
+    bam: Path | str, result: ConversionResult, progress: Callable[[int], None] | None = None
+) -> None:
+    """Raise VerificationError unless the BAM rebuilds exactly the inputs `result` describes.
+
+    `progress` is told, after each block of reads, how many more bytes of FASTQ text have been
+    rebuilt; in all, the inputs' decompressed size when they match.
+    """
     bam = Path(bam)
     try:
         layout = read_layout(bam)
@@ -102,6 +108,8 @@ def verify_bam(bam: Path | str, result: ConversionResult) -> None:
             reads += block_reads
             for index, text in block.items():
                 sizes[index] += len(text)
+            if progress is not None:
+                progress(sum(map(len, block.values())))
     except (OSError, ValueError) as error:
         raise VerificationError(f"{bam}: cannot rebuild the FASTQ files: {error}") from error
     problems = []

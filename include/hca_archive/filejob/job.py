@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hca_archive import convert
 from hca_archive.clients import DspClient, TokenSource
+from hca_archive.filejob.progress import Progress
 from hca_archive.filejob.s3download import DownloadError, FetchedFile, S3Downloader
 from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE, TusClient, TusError
 from hca_archive.filejob.workdir import JobDirs, child, read_json, write_json_atomically
@@ -174,7 +175,9 @@ class JobRunner:
         with self._step("convert", job, outcome):
             conversion = self._convert(job, fetched, bam)
         with self._step("verify", job, outcome):
-            convert.verify_bam(bam, conversion)
+            rebuilt = sum(digest.bytes for digest in conversion.inputs.values())
+            with self._progress(f"verify {bam.name}", rebuilt) as progress:
+                convert.verify_bam(bam, conversion, progress=progress.advance)
             md5 = file_md5(bam)
             log.info("verified %s (md5 %s): rebuilds every input FASTQ exactly", bam.name, md5)
             write_json_atomically(
@@ -200,6 +203,14 @@ class JobRunner:
             raise _StepFailed from error
         finally:
             outcome.seconds[step] += time.monotonic() - started
+
+    @contextmanager
+    def _progress(self, label: str, total: int) -> Iterator[Progress]:
+        progress = Progress(label, total, interval=self._progress_interval)
+        try:
+            yield progress
+        finally:
+            progress.close()
 
     def _note_interruption(self, error: Exception) -> None:
         if isinstance(error, Interrupted):
@@ -234,14 +245,17 @@ class JobRunner:
             return fetched[item.name].path if item is not None else None
 
         started = time.monotonic()
-        result = convert.convert_fastqs(
-            conversion.schema,
-            local("read1"),
-            local("read2"),
-            local("index1"),
-            bam,
-            threads=self._threads,
-        )
+        stored = sum(fetched[item.name].bytes for item in conversion.inputs)
+        with self._progress(f"convert to {bam.name}", stored) as progress:
+            result = convert.convert_fastqs(
+                conversion.schema,
+                local("read1"),
+                local("read2"),
+                local("index1"),
+                bam,
+                threads=self._threads,
+                progress=progress.advance,
+            )
         log.info(
             "converted %d reads of %s into %s (%.1f MB) in %.1f s",
             result.read_count,
