@@ -222,13 +222,15 @@ def fake_hca_archive(directory: Path, body: str) -> dict[str, str]:
 
 
 def run_job_script(tmp_path: Path, body: str, *args: str) -> tuple[int, str]:
-    """The pod's command with the result file moved into ``tmp_path``."""
+    """The pod's command with the result file moved into ``tmp_path``, run there, so that a
+    ``touch pwned`` the script let through lands where the tests look for it."""
     result = tmp_path / "return.json"
     script = JOB_SCRIPT.replace(RESULT_FILE, str(result))
     assert script != JOB_SCRIPT
     done = subprocess.run(
         ["/bin/sh", "-c", script, "hca-archive-job", *args],
         env=fake_hca_archive(tmp_path, body),
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=30,
