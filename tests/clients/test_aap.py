@@ -62,12 +62,13 @@ def test_short_lived_token_is_reused_for_half_its_life(stub, fast):
     issued = token_server(stub, lifetime=100, clock=clock)
     tokens = AapTokenSource(f"{stub.url}/auth", "wrangler", "pw", clock=clock, **fast)
 
-    tokens.token()
+    first = tokens.token()
     clock.now = NOW + 49
-    tokens.token()
+    assert tokens.token() == first  # a refresh before half its life would give another
     clock.now = NOW + 50
-    tokens.token()
+    second = tokens.token()
 
+    assert (first, second) == (issued[0], issued[1])
     assert len(issued) == 2
 
 
