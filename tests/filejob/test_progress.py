@@ -33,6 +33,7 @@ def test_a_resumed_transfer_counts_from_where_it_was(caplog):
 
 
 def test_on_a_terminal_a_bar_is_drawn(caplog):
+    caplog.set_level(logging.INFO, logger="hca_archive.filejob.progress")  # or no line is seen
     terminal = Terminal()
     progress = Progress("upload x.bam", 1000, stream=terminal)
     progress.advance(1000)
