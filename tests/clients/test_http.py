@@ -52,12 +52,19 @@ def test_get_is_retried_after_a_dropped_connection(stub, fast, sleeps):
 
 
 def test_retries_run_out_with_the_last_error(stub, fast, sleeps):
-    stub.on("GET", "/thing", Reply(503, {"message": "still busy"}))
+    stub.on(
+        "GET",
+        "/thing",
+        Reply(503, {"message": "busy"}),
+        Reply(502, {"message": "bad gateway"}),
+        Reply(500, {"message": "boom"}),
+        Reply(504, {"message": "still busy"}),  # the answer to the last attempt
+    )
 
     with pytest.raises(ServiceError) as raised:
         JsonHttp(stub.url, **fast).get_json("thing")
 
-    assert raised.value.status == 503
+    assert raised.value.status == 504
     assert raised.value.message == "still busy"
     assert len(stub.requests_to("/thing")) == fast["retries"] + 1
 
