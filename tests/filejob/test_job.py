@@ -1,23 +1,25 @@
-"""JobRunner over moto S3 and the in-test tus server, with a stand-in DSP and converter."""
+"""JobRunner with one stand-in, DSP (its file lookup, and a tus server in the test), over moto S3
+and with the real converter. run-job against the whole sandbox: test_run_job.py."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hca_archive import convert
+from hca_archive.convert.rebuild import read_layout
 from hca_archive.filejob.job import JobRunner
 from hca_archive.filejob.s3download import S3Downloader
 from hca_archive.plan import parse_plan
+from tests.convert.fastq_text import make_triplet
 from tests.filejob.tus_stub import CountingTokens, running_tus_stub
 
-pytestmark = pytest.mark.integration
-
 DSP = "http://127.0.0.1:9"
+READS = 40
+FASTQ_NAMES = {"read1": "R1.fastq.gz", "read2": "R2.fastq.gz", "index1": "I1.fastq.gz"}
 
 
 class FakeDsp:
@@ -27,46 +29,6 @@ class FakeDsp:
 
     def find_file(self, submission_id: str, name: str) -> dict[str, Any] | None:
         return self.files.get(name)
-
-
-@dataclass
-class FakeConversion:
-    read_count: int
-    inputs: dict[str, convert.FastqDigest]
-
-
-class FakeConverter:
-    """Writes the concatenated inputs as the "BAM"; can be told to fail like the real one."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-        self.verified: list[Path] = []
-        self.error = error
-
-    def convert_fastqs(self, schema, r1, r2, i1, out, threads=1, progress=None):
-        self.calls.append((schema, r1, r2, i1, out, threads))
-        if self.error is not None:
-            raise self.error
-        out.write_bytes(b"".join(path.read_bytes() for path in (r1, r2, i1) if path))
-        inputs = {"read1": r1, "read2": r2}
-        return FakeConversion(
-            3,
-            {
-                index: convert.FastqDigest(path, "", len(path.read_bytes()), 3)
-                for index, path in inputs.items()
-            },
-        )
-
-    def verify_bam(self, bam, result, progress=None):
-        self.verified.append(bam)
-
-
-@pytest.fixture
-def converter(monkeypatch):
-    fake = FakeConverter()
-    monkeypatch.setattr(convert, "convert_fastqs", fake.convert_fastqs, raising=False)
-    monkeypatch.setattr(convert, "verify_bam", fake.verify_bam, raising=False)
-    return fake
 
 
 @pytest.fixture
@@ -110,6 +72,17 @@ def put_inputs(moto_s3, prefix: str, names: list[str]) -> dict[str, bytes]:
     return contents
 
 
+def put_fastqs(moto_s3, prefix: str, tmp_path: Path, *, index_read: bool = True) -> dict[str, Path]:
+    """A 10x triplet (or pair) of gzip FASTQ files in S3; returns the local originals."""
+    triplet = make_triplet(READS, r1_length=26, i1_length=8 if index_read else None)
+    local = triplet.write(tmp_path / "originals" / prefix)
+    client = moto_s3.client()
+    for index, path in local.items():
+        key = f"{prefix}/{FASTQ_NAMES[index]}"
+        client.put_object(Bucket=moto_s3.bucket, Key=key, Body=path.read_bytes())
+    return local
+
+
 def runner(moto_s3, dsp: FakeDsp) -> JobRunner:
     return JobRunner(
         S3Downloader(moto_s3.client(), part_size=4096),
@@ -123,19 +96,18 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def test_a_conversion_job_downloads_converts_verifies_and_uploads(
-    moto_s3, tus, converter, tmp_path
-):
-    contents = put_inputs(moto_s3, "conv", ["R1.fastq.gz", "R2.fastq.gz", "I1.fastq.gz"])
-    outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(plan_job(moto_s3, "conv"), tmp_path)
+def test_a_conversion_job_downloads_converts_verifies_and_uploads(moto_s3, tus, tmp_path):
+    originals = put_fastqs(moto_s3, "conv", tmp_path)
+    outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(
+        plan_job(moto_s3, "conv"), tmp_path / "work"
+    )
 
     assert outcome.status == "succeeded", outcome.error
-    schema, r1, r2, i1, out, _ = converter.calls[0]
-    assert r2.name == "R2.fastq.gz"
-    assert (schema, r1.read_bytes(), i1.name) == ("10xV2", contents["R1.fastq.gz"], "I1.fastq.gz")
-    assert r1.parent == tmp_path.resolve() / "job-0" / "inputs"
-    assert converter.verified == [out]
-    bam = b"".join(contents[name] for name in ("R1.fastq.gz", "R2.fastq.gz", "I1.fastq.gz"))
+    job_dir = tmp_path.resolve() / "work" / "job-0"
+    for index, path in originals.items():
+        assert (job_dir / "inputs" / FASTQ_NAMES[index]).read_bytes() == path.read_bytes()
+    bam = (job_dir / "output" / "manifest-1_1.bam").read_bytes()
+    assert bam[:4] == b"\x1f\x8b\x08\x04"  # BGZF
     (upload,) = tus.uploads.values()
     assert bytes(upload.data) == bam
     assert upload.metadata["name"] == "manifest-1_1.bam"
@@ -145,20 +117,22 @@ def test_a_conversion_job_downloads_converts_verifies_and_uploads(
             "name": "manifest-1_1.bam",
             "bytes": len(bam),
             "md5": md5(bam),
-            "reads": 3,
+            "reads": READS,
             "upload": "uploaded",
         }
     ]
-    assert set(outcome.seconds) == {"download", "convert", "verify", "upload"}
+    assert all(outcome.seconds[step] > 0 for step in ("download", "convert", "verify", "upload"))
     assert [item["verified"] for item in outcome.inputs] == ["ETag = MD5 of the content"] * 3
 
 
-def test_a_job_without_index_reads_passes_none_for_i1(moto_s3, tus, converter, tmp_path):
-    put_inputs(moto_s3, "noi1", ["R1.fastq.gz", "R2.fastq.gz"])
+def test_a_job_without_index_reads_converts_the_pair(moto_s3, tus, tmp_path):
+    put_fastqs(moto_s3, "noi1", tmp_path, index_read=False)
     job = plan_job(moto_s3, "noi1", index_read=False)
-    outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
+    outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path / "work")
     assert outcome.status == "succeeded", outcome.error
-    assert converter.calls[0][3] is None
+    bam = tmp_path / "work" / "job-0" / "output" / "manifest-1_1.bam"
+    assert set(read_layout(bam).files) == {"read1", "read2"}
+    assert outcome.files[0]["reads"] == READS
 
 
 def test_a_plain_job_uploads_the_file_as_it_is_and_not_twice(moto_s3, tus, tmp_path):
@@ -186,41 +160,44 @@ def test_a_file_on_dsp_with_another_size_is_uploaded_again(moto_s3, tus, tmp_pat
     assert len(tus.uploads) == 1
 
 
-def test_a_conversion_error_fails_the_job_naming_it_and_uploads_nothing(
-    moto_s3, tus, converter, tmp_path
-):
-    put_inputs(moto_s3, "bad", ["R1.fastq.gz", "R2.fastq.gz", "I1.fastq.gz"])
-    converter.error = ValueError("R2.fastq.gz: read 17: name differs from R1.fastq.gz")
+def test_a_conversion_error_fails_the_job_naming_it_and_uploads_nothing(moto_s3, tus, tmp_path):
+    put_fastqs(moto_s3, "bad", tmp_path)
+    one_read_short = make_triplet(READS - 1, r1_length=26, i1_length=8).text("read2")
+    moto_s3.client().put_object(Bucket=moto_s3.bucket, Key="bad/R2.fastq.gz", Body=one_read_short)
     outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(plan_job(moto_s3, "bad"), tmp_path)
     assert outcome.status == "failed"
-    assert outcome.error == (
-        "job 0 (manifest-1/manifest-1_1.bam): convert: "
-        "R2.fastq.gz: read 17: name differs from R1.fastq.gz"
-    )
+    assert outcome.error.startswith("job 0 (manifest-1/manifest-1_1.bam): convert: ")
+    assert f"read {READS}: no matching read in R2" in outcome.error, outcome.error
     assert tus.uploads == {}
     assert outcome.files == []
 
 
-def test_a_missing_input_fails_the_download_step(moto_s3, tus, converter, tmp_path):
+def test_a_missing_input_fails_the_download_step(moto_s3, tus, tmp_path):
     outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(plan_job(moto_s3, "absent"), tmp_path)
     assert outcome.status == "failed"
     assert "download: s3://hca-test-area/absent/R1.fastq.gz: head_object failed" in outcome.error
-    assert converter.calls == []
+    assert outcome.seconds["convert"] == 0
+    assert not (tmp_path / "job-0" / "output" / "manifest-1_1.bam").exists()
 
 
-def test_a_rerun_reuses_the_verified_bam_unless_it_changed(moto_s3, tus, converter, tmp_path):
-    put_inputs(moto_s3, "rerun", ["R1.fastq.gz", "R2.fastq.gz", "I1.fastq.gz"])
+def test_a_rerun_reuses_the_verified_bam_unless_it_changed(moto_s3, tus, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="hca_archive.filejob.job")
+    put_fastqs(moto_s3, "rerun", tmp_path)
     job = plan_job(moto_s3, "rerun")
-    first = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
-    again = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
+    work = tmp_path / "work"
+    bam = work / "job-0" / "output" / "manifest-1_1.bam"
+    first = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, work)
+    converted_at = bam.stat().st_mtime_ns
+    again = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, work)
     assert again.status == "succeeded", again.error
-    assert len(converter.calls) == len(converter.verified) == 1
+    assert again.seconds["convert"] == 0 and bam.stat().st_mtime_ns == converted_at
+    assert "reusing manifest-1_1.bam, converted and verified earlier" in caplog.text
     assert again.files[0]["md5"] == first.files[0]["md5"]
-    assert again.files[0]["reads"] == 3
+    assert again.files[0]["reads"] == READS
 
-    bam = converter.calls[0][4]
     bam.write_bytes(bam.read_bytes() + b"!")
-    third = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, tmp_path)
+    third = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(job, work)
     assert third.status == "succeeded", third.error
-    assert len(converter.calls) == len(converter.verified) == 2
+    assert third.seconds["convert"] > 0
+    assert "differs from the BAM verified earlier; converting again" in caplog.text
     assert third.files[0]["md5"] == first.files[0]["md5"]
