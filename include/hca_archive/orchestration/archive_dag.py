@@ -8,6 +8,7 @@ chosen runner -> wait for validation and blockers -> complete -> wait for access
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -143,10 +144,21 @@ def choose_runner(**context: Any) -> list[str]:
 
 @task(task_id="complete_submission", **NETWORK_RETRIES)
 def complete_submission(**context: Any) -> str:
+    from airflow.sdk import Variable
+
     dsp_uuid = context["ti"].xcom_pull(task_ids="request_archive")["dsp_uuid"]
+    # A Variable, not XCom: the note of the request must outlive a retry or a cleared task.
+    marker = f"hca_archive_complete__{context['params']['environment']}__{dsp_uuid}"
     with recorded_step(context) as record:
         hook = _hook(context)
-        record.outcome = archiving.complete_submission(hook.archiver, hook.dsp, dsp_uuid)
+        record.outcome = archiving.complete_submission(
+            hook.archiver,
+            hook.dsp,
+            dsp_uuid,
+            requested_at=Variable.get(marker, default=None, deserialize_json=True),
+            request_grace_seconds=hook.request_grace().total_seconds(),
+            mark_requested=lambda: Variable.set(marker, time.time(), serialize_json=True),
+        )
         log.info("%s", record.outcome)
         return record.outcome
 

@@ -1,0 +1,155 @@
+"""Completing the DSP submission and waiting for it: asked once, every end state recognised."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from hca_archive.archiving import complete_submission, completion_progress
+from hca_archive.clients.archiver import ArchiveEntity
+from hca_archive.clients.dsp import ProcessingStatus
+from hca_archive.clients.ingest import Envelope
+from hca_archive.http import ServiceError
+
+UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
+DSP_UUID = "b729f228-0000-4000-8000-000000000001"
+
+
+@dataclass
+class Services:
+    """The archiver, DSP and ingest as a completion sees them."""
+
+    status: str = "Draft"
+    envelope_state: str = "Archiving"
+    items: list[ProcessingStatus] = field(default_factory=list)
+    completes: list[str] = field(default_factory=list)
+    lose_complete_answer: bool = False
+
+    # archiver
+    def complete(self, dsp_uuid: str) -> str:
+        self.completes.append(dsp_uuid)
+        if self.lose_complete_answer:  # it arrived; the answer did not
+            raise ServiceError("ReadTimeout", method="POST", url="https://archiver/complete")
+        return "successfully triggered!"
+
+    def entities(self, dsp_uuid: str) -> list[ArchiveEntity]:
+        return [ArchiveEntity("project", "HCA_project_1", "e-1", "S-1", ())]
+
+    # DSP
+    def status_of(self, dsp_uuid: str) -> str:
+        return self.status
+
+    def processing_statuses(self, dsp_uuid: str) -> list[ProcessingStatus]:
+        return self.items
+
+    # ingest
+    def find_envelope(self, uuid: str) -> Envelope:
+        return Envelope(uuid, self.envelope_state, None, None)
+
+
+class Dsp:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def status(self, dsp_uuid: str) -> str:
+        return self.services.status_of(dsp_uuid)
+
+    def processing_statuses(self, dsp_uuid: str) -> list[ProcessingStatus]:
+        return self.services.processing_statuses(dsp_uuid)
+
+
+def progress(services: Services):
+    return completion_progress(services, Dsp(services), services, DSP_UUID, UUID)
+
+
+class Marker:
+    """Stands in for the Airflow Variable that outlives a task's retries."""
+
+    def __init__(self) -> None:
+        self.requested_at: float | None = None
+
+    def mark(self) -> None:
+        self.requested_at = time.time()
+
+    def complete(self, services: Services) -> str:
+        return complete_submission(
+            services,
+            Dsp(services),
+            DSP_UUID,
+            requested_at=self.requested_at,
+            request_grace_seconds=1800,
+            mark_requested=self.mark,
+        )
+
+
+def test_a_retry_after_a_lost_answer_does_not_ask_to_complete_again() -> None:
+    services, marker = Services(lose_complete_answer=True), Marker()
+    with pytest.raises(ServiceError):
+        marker.complete(services)
+    services.lose_complete_answer = False
+    # DSP stays Draft until the archiver's background work submits it
+    assert "not requested again" in marker.complete(services)
+    assert services.completes == [DSP_UUID]
+
+
+def test_a_request_that_made_nothing_is_repeated_after_the_grace_period() -> None:
+    services, marker = Services(), Marker()
+    marker.complete(services)
+    marker.requested_at -= 3600
+    assert marker.complete(services) == "completion triggered"
+    assert services.completes == [DSP_UUID, DSP_UUID]
+
+
+def test_a_submission_past_draft_is_not_completed_again() -> None:
+    services = Services(status="Submitted")
+    assert "already Submitted" in Marker().complete(services)
+    assert services.completes == []
+
+
+class FakeTi:
+    try_number = 1
+
+    def xcom_pull(self, task_ids: str) -> dict:
+        return {"dsp_uuid": DSP_UUID}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        pass
+
+
+class FakeHook:
+    def __init__(self, services: Services) -> None:
+        self.archiver, self.dsp = services, Dsp(services)
+
+    def request_grace(self) -> timedelta:
+        return timedelta(minutes=30)
+
+
+def test_the_task_retried_after_a_lost_answer_asks_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import airflow.sdk
+
+    from hca_archive.orchestration import archive_dag
+
+    variables: dict[str, object] = {}
+
+    class Variable:
+        @staticmethod
+        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
+            return json.loads(variables[key]) if key in variables else default
+
+        @staticmethod
+        def set(key: str, value: object, serialize_json: bool = False) -> None:
+            variables[key] = json.dumps(value)
+
+    services = Services(lose_complete_answer=True)
+    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
+    monkeypatch.setattr(archive_dag, "_hook", lambda context: FakeHook(services))
+    context = {"ti": FakeTi(), "params": {"environment": "dev", "submission_uuid": UUID}}
+    with pytest.raises(ServiceError):
+        archive_dag.complete_submission.function(**context)
+    services.lose_complete_answer = False
+    archive_dag.complete_submission.function(**context)  # the retry
+    assert services.completes == [DSP_UUID]
