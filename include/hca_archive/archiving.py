@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the DAG file imports this module; the clients load when a t
 
 ARCHIVING = "Archiving"
 ARCHIVED = "Archived"
+# Ingest moves an archived envelope on (Archived -> Exporting -> ...): these states come after it.
+AFTER_ARCHIVED = ("Exporting", "Exported", "Cleanup", "Complete")
 
 
 class RunStopped(Exception):
@@ -211,13 +213,13 @@ def completion_progress(
     dsp_uuid: str,
     submission_uuid: str,
 ) -> Progress:
-    """Done when DSP says Completed and the ingest envelope is Archived."""
+    """Done when DSP says Completed and the ingest envelope is Archived (or already past it)."""
     status = dsp.status(dsp_uuid)
     if status == "Failed":
         raise RunStopped(f"DSP submission {dsp_uuid} failed")
     envelope = ingest.find_envelope(submission_uuid)
     state = envelope.state if envelope else "missing"
-    if status != "Completed" or state != ARCHIVED:
+    if status != "Completed" or state not in (ARCHIVED, *AFTER_ARCHIVED):
         return Progress(False, f"DSP status {status}, envelope {state}")
     return Progress(True, "Completed and Archived", {"accessions": accessions(archiver, dsp_uuid)})
 

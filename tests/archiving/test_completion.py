@@ -153,3 +153,17 @@ def test_the_task_retried_after_a_lost_answer_asks_once(monkeypatch: pytest.Monk
     services.lose_complete_answer = False
     archive_dag.complete_submission.function(**context)  # the retry
     assert services.completes == [DSP_UUID]
+
+
+@pytest.mark.parametrize("state", ["Archived", "Exporting", "Exported", "Cleanup", "Complete"])
+def test_completion_is_done_once_the_envelope_is_archived_or_past_it(state: str) -> None:
+    services = Services(status="Completed", envelope_state=state)
+    answer = progress(services)
+    assert answer.done
+    assert answer.value == {
+        "accessions": [{"type": "project", "alias": "HCA_project_1", "accession": "S-1"}]
+    }
+
+
+def test_completion_waits_while_the_envelope_is_archiving() -> None:
+    assert not progress(Services(status="Completed", envelope_state="Archiving")).done
