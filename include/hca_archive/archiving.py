@@ -23,6 +23,8 @@ ARCHIVING = "Archiving"
 ARCHIVED = "Archived"
 # Ingest moves an archived envelope on (Archived -> Exporting -> ...): these states come after it.
 AFTER_ARCHIVED = ("Exporting", "Exported", "Cleanup", "Complete")
+# DSP processing statuses an item never leaves (the old archiver polled forever on them).
+ITEM_FAILURES = ("Rejected", "Error")
 
 
 class RunStopped(Exception):
@@ -217,6 +219,19 @@ def completion_progress(
     status = dsp.status(dsp_uuid)
     if status == "Failed":
         raise RunStopped(f"DSP submission {dsp_uuid} failed")
+    if status != "Draft":
+        failed = [
+            item for item in dsp.processing_statuses(dsp_uuid) if item.status in ITEM_FAILURES
+        ]
+        if failed:
+            names = "; ".join(
+                f"{item.submittable_type} {item.alias}: {item.status}" for item in failed[:20]
+            )
+            more = f"; ... and {len(failed) - 20} more" if len(failed) > 20 else ""
+            raise RunStopped(
+                f"DSP submission {dsp_uuid}: {len(failed)} item(s) will never be accessioned: "
+                f"{names}{more}"
+            )
     envelope = ingest.find_envelope(submission_uuid)
     state = envelope.state if envelope else "missing"
     if status != "Completed" or state not in (ARCHIVED, *AFTER_ARCHIVED):

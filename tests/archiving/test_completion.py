@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from hca_archive.archiving import complete_submission, completion_progress
+from hca_archive.archiving import RunStopped, complete_submission, completion_progress
 from hca_archive.clients.archiver import ArchiveEntity
 from hca_archive.clients.dsp import ProcessingStatus
 from hca_archive.clients.ingest import Envelope
@@ -167,3 +167,24 @@ def test_completion_is_done_once_the_envelope_is_archived_or_past_it(state: str)
 
 def test_completion_waits_while_the_envelope_is_archiving() -> None:
     assert not progress(Services(status="Completed", envelope_state="Archiving")).done
+
+
+@pytest.mark.parametrize("item_status", ["Rejected", "Error"])
+def test_an_item_dsp_will_never_accession_stops_the_wait_naming_it(item_status: str) -> None:
+    services = Services(
+        status="Processing",
+        items=[
+            ProcessingStatus("samples", "HCA_sample_1", "Completed", "SAMEA1", "BioSamples"),
+            ProcessingStatus("sequencingRuns", "HCA_run_1", item_status, None, "Ena"),
+        ],
+    )
+    with pytest.raises(RunStopped, match=f"1 item.*sequencingRuns HCA_run_1: {item_status}"):
+        progress(services)
+
+
+def test_items_still_in_processing_are_awaited() -> None:
+    services = Services(
+        status="Processing",
+        items=[ProcessingStatus("samples", "HCA_sample_1", "Curation", None, "BioSamples")],
+    )
+    assert not progress(services).done
