@@ -85,7 +85,7 @@ def request_archive(
     """
     record = archiver.latest(submission_uuid)
     if record is not None:
-        return ArchiveRequest("reused", record_summary(record))
+        return ArchiveRequest("reused", record_summary(checked_record(record)))
     if dry_run:
         return ArchiveRequest("dry-run")
     if triggered_at is not None and time.time() - triggered_at < trigger_grace_seconds:
@@ -103,7 +103,23 @@ def dsp_submission_progress(archiver: ArchiverClient, submission_uuid: str) -> P
     record = archiver.latest(submission_uuid)
     if record is None:
         return Progress(False, "no archive submission record yet")
-    return Progress(True, f"DSP submission {record.dsp_uuid}", record_summary(record))
+    return Progress(
+        True, f"DSP submission {record.dsp_uuid}", record_summary(checked_record(record))
+    )
+
+
+def checked_record(record: ArchiveSubmission, limit: int = 20) -> ArchiveSubmission:
+    """The record, unless the archiver noted errors building it: then its DSP submission lacks
+    what failed, and completing it would archive the submission in part."""
+    if not record.errors:
+        return record
+    lines = [f"- {error.error_code}: {error.message}" for error in record.errors[:limit]]
+    if len(record.errors) > limit:
+        lines.append(f"- ... and {len(record.errors) - limit} more")
+    raise RunStopped(
+        f"the archiver reported {len(record.errors)} error(s) building DSP submission "
+        f"{record.dsp_uuid}:\n" + "\n".join(lines)
+    )
 
 
 def record_summary(record: ArchiveSubmission) -> dict[str, Any]:

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from hca_archive.archiving import ArchiveRequest, RunStopped, check_envelope, request_archive
+from hca_archive.archiving import (
+    ArchiveRequest,
+    RunStopped,
+    check_envelope,
+    dsp_submission_progress,
+    request_archive,
+)
 from hca_archive.clients.archiver import ArchiveSubmission
 from hca_archive.clients.ingest import Envelope
 
@@ -127,3 +133,28 @@ def test_submission_in_another_state_is_refused() -> None:
 @pytest.mark.parametrize("state", ["Archiving", "Archived"])
 def test_archiving_and_archived_pass(state: str) -> None:
     assert check_envelope(OneEnvelope(state), UUID, "prod").state == state
+
+
+class ArchiverWithErrors(SlowArchiver):
+    """A record the archiver built in part: an entity failed to convert."""
+
+    def latest(self, submission_uuid: str) -> ArchiveSubmission | None:
+        if not (self.triggers and self.record_visible):
+            return None
+        error = {"errorCode": "ArchiveEntityError", "message": "sample HCA_sample_7: no taxon"}
+        return ArchiveSubmission.from_json(
+            {"dspUuid": "dsp-1", "submissionUuid": submission_uuid, "errors": [error]}
+        )
+
+
+def test_a_record_built_with_errors_stops_the_wait_naming_them() -> None:
+    archiver = ArchiverWithErrors(triggers=[UUID], record_visible=True)
+    with pytest.raises(RunStopped, match="ArchiveEntityError: sample HCA_sample_7: no taxon"):
+        dsp_submission_progress(archiver, UUID)
+
+
+def test_a_record_built_with_errors_is_not_reused() -> None:
+    archiver = ArchiverWithErrors(triggers=[UUID], record_visible=True)
+    with pytest.raises(RunStopped, match=r"1 error.*DSP submission dsp-1"):
+        Store().request(archiver)
+    assert archiver.triggers == [UUID]
