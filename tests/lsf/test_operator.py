@@ -8,10 +8,11 @@ import json
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from hca_archive.lsf.names import job_name, job_paths
 from hca_archive.lsf.outputs import parse_bjobs_json, parse_bsub
@@ -26,6 +27,7 @@ from tests.lsf.conftest import (
     operator,
     plan_job,
     run_deferred,
+    wait_for,
     wake_up,
 )
 
@@ -329,6 +331,19 @@ def test_killing_the_task_kills_the_job(lsf_quick, hpc_connection):
     op.on_kill()
     with pytest.raises(AirflowException, match=r"EXIT code 130: interrupted by SIGINT"):
         run_deferred(op, deferred, ctx)
+
+
+def test_a_job_that_does_not_end_is_killed_at_the_wait_timeout(lsf_quick, hpc_connection):
+    op = operator(
+        hpc_connection,
+        plan_job("manifest-stuck", sleep=600),
+        wait_timeout=timedelta(seconds=3),
+    )
+    ctx = context("stuck")
+    deferred = defer(op, ctx)
+    with pytest.raises(AirflowFailException, match=r"still RUN after 0:00:03: killed it"):
+        run_deferred(op, deferred, ctx)
+    assert wait_for(lsf_quick, deferred.trigger.job_id, {"EXIT"}).stat == "EXIT"
 
 
 def test_killing_the_deferred_task_kills_the_job_from_the_trigger(lsf_quick, hpc_connection):

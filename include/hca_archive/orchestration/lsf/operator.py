@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
 from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
@@ -40,6 +41,8 @@ if TYPE_CHECKING:  # SSH, S3 and trigger machinery load when a task runs, not wh
 
 CredentialsSource = Callable[[str], Mapping[str, str]]
 KILL_WAIT_SECONDS = 120
+# Airflow 3 does not apply execution_timeout to a deferred task: the wait bounds itself.
+DEFAULT_WAIT_TIMEOUT = timedelta(hours=48)
 
 
 class LsfFileJobOperator(BaseOperator):
@@ -67,6 +70,8 @@ class LsfFileJobOperator(BaseOperator):
         (HEAD of each input with the job's credentials), or the memory floor when that fails.
     :param command_prefix: what runs ``hca-archive`` instead of ``singularity run docker://IMAGE
         hca-archive`` (a list of words or one string).
+    :param wait_timeout: how long the task waits for its LSF job (pending included) before it
+        kills the job and fails without retrying.
     """
 
     # Not the batch: plan content is untrusted and must never go through Jinja.
@@ -92,6 +97,7 @@ class LsfFileJobOperator(BaseOperator):
         input_bytes: int | None = None,
         poll_interval: float = 30.0,
         log_tail_bytes: int = 8192,
+        wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -111,6 +117,7 @@ class LsfFileJobOperator(BaseOperator):
         self.input_bytes = input_bytes
         self.poll_interval = poll_interval
         self.log_tail_bytes = log_tail_bytes
+        self.wait_timeout = wait_timeout
         self._lsf_job_id: str | None = None
         self._lsf_job_name: str | None = None
 
@@ -160,7 +167,7 @@ class LsfFileJobOperator(BaseOperator):
                     job_id = self._keep_oldest(cluster, name, submitted)
             self._lsf_job_id = job_id
             _push_job_url(ti, extra, job_id)
-            self._defer(job_id, name, paths)
+            self._defer(job_id, name, paths, time.time() + self.wait_timeout.total_seconds())
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resumed by the trigger: the event is a wake-up, the job's state is checked here."""
@@ -180,8 +187,15 @@ class LsfFileJobOperator(BaseOperator):
                     result = self._conclude(cluster, paths, plan_jobs, job_id, current)
                     record.outcome = _outcome(label, result)
                     return result
+                if event.get("outcome") == "timeout":
+                    self._end(cluster, job_id)
+                    raise AirflowFailException(
+                        f"LSF job {job_id} ({name}) was still {current.stat} after "
+                        f"{self.wait_timeout}: killed it; see the cluster's queue and the job's "
+                        f"log in {paths.directory}"
+                    )
             self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
-            self._defer(job_id, name, paths)
+            self._defer(job_id, name, paths, event.get("deadline"))
 
     def on_kill(self) -> None:
         """Stop the LSF job with the task (known by id, or else by name)."""
@@ -281,12 +295,17 @@ class LsfFileJobOperator(BaseOperator):
         cluster.run(bkill_argv([job_id]))
         return oldest.job_id
 
-    def _defer(self, job_id: str, name: str, paths: JobPaths) -> NoReturn:
+    def _defer(self, job_id: str, name: str, paths: JobPaths, deadline: float | None) -> NoReturn:
         from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 
         self.defer(
             trigger=LsfJobTrigger(
-                self._ssh_conn_id(), job_id, name, paths.directory, poll_interval=self.poll_interval
+                self._ssh_conn_id(),
+                job_id,
+                name,
+                paths.directory,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
             ),
             method_name="execute_complete",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,11 +16,13 @@ from hca_archive.orchestration.lsf.poller import Update, poller_for
 
 
 class LsfJobTrigger(BaseTrigger):
-    """Fires once the job is DONE or EXIT, LSF no longer knows it, or polling keeps failing.
+    """Fires once the job is DONE or EXIT, LSF no longer knows it, polling keeps failing, or
+    ``deadline`` (epoch seconds) passes with the job still pending or running.
 
-    The event is ``{"job_id", "job_name", "directory", "outcome": "finished"|"missing"|"error",
-    "stat", "exit_code", "message"}``: the job's name and work directory ride along so the task
-    can resume from the event alone; it checks the job again itself, the event is a wake-up.
+    The event is ``{"job_id", "job_name", "directory", "deadline", "outcome": "finished"|"missing"|
+    "error"|"timeout", "stat", "exit_code", "message"}``: the job's name and work directory ride
+    along so the task can resume from the event alone; it checks the job again itself, the event
+    is a wake-up.
     """
 
     def __init__(
@@ -28,6 +32,7 @@ class LsfJobTrigger(BaseTrigger):
         job_name: str,
         directory: str,
         poll_interval: float = 30.0,
+        deadline: float | None = None,
     ):
         super().__init__()
         self.ssh_conn_id = ssh_conn_id
@@ -35,6 +40,7 @@ class LsfJobTrigger(BaseTrigger):
         self.job_name = job_name
         self.directory = directory
         self.poll_interval = poll_interval
+        self.deadline = deadline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -45,6 +51,7 @@ class LsfJobTrigger(BaseTrigger):
                 "job_name": self.job_name,
                 "directory": self.directory,
                 "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
             },
         )
 
@@ -54,7 +61,12 @@ class LsfJobTrigger(BaseTrigger):
         last_stat = None
         try:
             while True:
-                update = await updates.get()
+                left = None if self.deadline is None else max(0.0, self.deadline - time.time())
+                try:
+                    update = await asyncio.wait_for(updates.get(), left)
+                except TimeoutError:
+                    yield TriggerEvent(self._timeout_event(last_stat))
+                    return
                 if update.state is not None and update.state.active:
                     if update.state.stat != last_stat:
                         last_stat = update.state.stat
@@ -79,10 +91,23 @@ class LsfJobTrigger(BaseTrigger):
             "job_id": self.job_id,
             "job_name": self.job_name,
             "directory": self.directory,
+            "deadline": self.deadline,
             "outcome": outcome,
             "stat": state.stat if state else None,
             "exit_code": state.exit_code if state else None,
             "message": message,
+        }
+
+    def _timeout_event(self, stat: str | None) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "directory": self.directory,
+            "deadline": self.deadline,
+            "outcome": "timeout",
+            "stat": stat,
+            "exit_code": None,
+            "message": f"LSF job {self.job_id} is still {stat or 'not finished'} at the deadline",
         }
 
     async def on_kill(self) -> None:
