@@ -189,6 +189,8 @@ def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     if report.metadata_errors:
         raise RunStopped(f"validation failed for DSP submission {dsp_uuid}:\n{report.summary()}")
     blockers = archiver.blockers(dsp_uuid)
+    if blockers.empty_submission:  # the archiver adds the entities before its record appears
+        raise RunStopped(f"DSP submission {dsp_uuid} is empty: nothing to archive or complete")
     if report.file_reference_errors or report.pending or not blockers.ready:
         return Progress(
             False,
