@@ -200,27 +200,37 @@ def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     return Progress(True, "validation clean, no blockers")
 
 
+class CompletionPending(Exception):
+    """Completion was asked for within the grace period and DSP is still Draft: retry later."""
+
+
 def complete_submission(
     archiver: ArchiverClient,
     dsp: DspClient,
     dsp_uuid: str,
     *,
-    requested_at: float | None = None,
-    request_grace_seconds: float = 0,
-    mark_requested: Callable[[], None] = lambda: None,
+    requested_at: float | None,
+    request_grace_seconds: float,
+    mark_requested: Callable[[], None],
 ) -> str:
     """Ask the archiver to complete, unless DSP already moved past Draft (a retry or re-run).
 
     The archiver's ``complete`` is not idempotent and answers before its background work moves
     DSP past Draft, so Draft does not mean "never asked". ``mark_requested`` records durably that
-    we are about to ask, before the call: a retry after a lost answer or a killed worker then
-    leaves the request of ``requested_at`` to work, for ``request_grace_seconds``.
+    we are about to ask, before the call. Within ``request_grace_seconds`` of that request a
+    retry neither asks again nor succeeds: the request may never have arrived (the archiver was
+    down), and only DSP leaving Draft shows that it did.
     """
     status = dsp.status(dsp_uuid)
     if status != "Draft":
         return f"DSP submission already {status}; not completed again"
     if requested_at is not None and time.time() - requested_at < request_grace_seconds:
-        return "completion requested earlier; DSP submission still Draft; not requested again"
+        again = time.strftime("%H:%M:%S", time.localtime(requested_at + request_grace_seconds))
+        raise CompletionPending(
+            f"completion of DSP submission {dsp_uuid} was asked for at "
+            f"{time.strftime('%H:%M:%S', time.localtime(requested_at))} and it is still Draft; "
+            f"not asking again before {again} (a retry or a cleared task after that will)"
+        )
     mark_requested()
     archiver.complete(dsp_uuid)
     return "completion triggered"

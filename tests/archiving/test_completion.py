@@ -9,7 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from hca_archive.archiving import RunStopped, complete_submission, completion_progress
+from hca_archive.archiving import (
+    CompletionPending,
+    RunStopped,
+    complete_submission,
+    completion_progress,
+)
 from hca_archive.clients.archiver import ArchiveEntity
 from hca_archive.clients.dsp import ProcessingStatus
 from hca_archive.clients.ingest import Envelope
@@ -86,13 +91,16 @@ class Marker:
         )
 
 
-def test_a_retry_after_a_lost_answer_does_not_ask_to_complete_again() -> None:
+def test_a_retry_after_a_lost_answer_neither_asks_again_nor_succeeds_while_dsp_is_draft() -> None:
     services, marker = Services(lose_complete_answer=True), Marker()
     with pytest.raises(ServiceError):
         marker.complete(services)
     services.lose_complete_answer = False
-    # DSP stays Draft until the archiver's background work submits it
-    assert "not requested again" in marker.complete(services)
+    # Draft: the request may never have arrived, so the retry must not pass for a completion
+    with pytest.raises(CompletionPending, match="still Draft; not asking again before"):
+        marker.complete(services)
+    services.status = "Submitted"  # the archiver's background work got it
+    assert "already Submitted" in marker.complete(services)
     assert services.completes == [DSP_UUID]
 
 
@@ -151,7 +159,10 @@ def test_the_task_retried_after_a_lost_answer_asks_once(monkeypatch: pytest.Monk
     with pytest.raises(ServiceError):
         archive_dag.complete_submission.function(**context)
     services.lose_complete_answer = False
-    archive_dag.complete_submission.function(**context)  # the retry
+    with pytest.raises(CompletionPending):
+        archive_dag.complete_submission.function(**context)  # the retry, DSP still Draft
+    services.status = "Submitted"
+    assert "already Submitted" in archive_dag.complete_submission.function(**context)
     assert services.completes == [DSP_UUID]
 
 
