@@ -180,3 +180,15 @@ def test_an_upload_placed_on_another_host_gets_no_tokens(stub, data_file, tmp_pa
             data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s"
         )
     assert stub.methods() == ["POST"]
+
+
+def test_a_redirect_never_takes_the_token_to_another_host(stub, data_file, tmp_path):
+    # requests drops Authorization on a redirect to another host, but not Upload-Metadata,
+    # which carries the AAP token as jwtToken.
+    with running_tus_stub() as other:
+        stub.redirect_to = other.endpoint
+        with pytest.raises(TusError, match="got 307"):
+            client(stub).upload(
+                data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s"
+            )
+        assert other.requests == []

@@ -45,6 +45,7 @@ class TusStub:
     post_statuses: list[int] = field(default_factory=list)
     patch_statuses: list[int] = field(default_factory=list)
     location_prefix: str = ""  # put before /files/<id> in Location, e.g. another host
+    redirect_to: str = ""  # when set, every request is answered 307 to this URL
     patched_bytes: int = 0
 
     @property
@@ -75,6 +76,9 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             self._record()
+            if stub.redirect_to:
+                self._answer(307, {"Location": stub.redirect_to})
+                return
             if stub.post_statuses:
                 self._answer(stub.post_statuses.pop(0))
                 return

@@ -290,8 +290,12 @@ class TusClient:
         raise TusError(summary)
 
     def _send(self, method: str, url: str, **options: object) -> requests.Response:
+        """One request; redirects are not followed: on another host requests would drop the
+        Authorization header but still send the token in ``Upload-Metadata`` (``jwtToken``)."""
         try:
-            return self._session.request(method, url, timeout=self._timeout, **options)
+            return self._session.request(
+                method, url, timeout=self._timeout, allow_redirects=False, **options
+            )
         except (
             requests.ConnectionError,
             requests.Timeout,
