@@ -277,6 +277,11 @@ def decode_json(response: requests.Response) -> Any:
 
 def _describe(error: requests.RequestException) -> str:
     """A short cause for a transport failure (requests' own text repeats the connection pool)."""
+    if isinstance(error, requests.exceptions.InvalidHeader):  # its text quotes the header value
+        return (
+            "InvalidHeader: a header value (an API key or token?) has leading whitespace, "
+            "a line break or a reserved character; value not shown"
+        )
     cause = error.args[0] if error.args else error
     if isinstance(cause, MaxRetryError) and cause.reason is not None:
         cause = cause.reason

@@ -43,3 +43,16 @@ def test_no_secret_leaks(stub, fast, caplog):
         for secret in (API_KEY, PASSWORD, TOKEN, "token-SECRET"):
             assert secret not in text
     assert stub.seen[-1].headers["Authorization"] == f"Bearer {TOKEN}"  # it was really sent
+
+
+@pytest.mark.parametrize("key", [f"{API_KEY}\n", f" {API_KEY}", f"{API_KEY}\r\nX: y"])
+def test_a_key_that_requests_refuses_to_send_is_not_shown(stub, fast, key):
+    # A key pasted with a line break or a leading space: requests refuses the header, naming its
+    # value; the error goes to the log and the step's XCom record.
+    archiver = ArchiverClient(stub.url, key, **fast)
+    with pytest.raises(ServiceError) as raised:
+        archiver.latest("u")
+    assert "header value" in str(raised.value)
+    for text in (str(raised.value), repr(raised.value)):
+        assert "SECRET" not in text
+    assert stub.seen == []
