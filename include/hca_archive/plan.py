@@ -8,11 +8,13 @@ Rules beyond the shape of services.md section 4:
 
 - File, input, output names and manifest ids must be usable as ONE path component: not empty, not
   ``.``/``..``, no ``/`` or ``\\``, no control or invisible format characters (newlines, NUL, bidi
-  overrides), at most 255 bytes of UTF-8, and not starting with ``-`` (a name handed to a command
-  must not read as an option). They must also hold no shell metacharacters
-  (:data:`SHELL_METACHARACTERS`: ``; & | < > ` $ ( ) { } [ ] * ? ! " ' # ~``) and no space but
-  U+0020. No plan value goes through a shell, but no real file needs these, and a name someone
-  copies into a terminal must not run anything. Letters, digits, plain spaces and
+  overrides), at most 200 bytes of UTF-8 (a file system allows 255, and the job keeps files
+  named after them with suffixes such as ``.verified.json`` and temporary names around those),
+  and not starting with ``-`` (a name handed to a command must not read as an option). They
+  must also hold no shell metacharacters (:data:`SHELL_METACHARACTERS`:
+  ``; & | < > ` $ ( ) { } [ ] * ? ! " ' # ~``) and no space but U+0020. No plan value goes
+  through a shell, but no real file needs these, and a name someone copies into a terminal must
+  not run anything. Letters, digits, plain spaces and
   ``. _ - + = @ , % :`` stay allowed (``SRR1234_S1_L001_R1_001.fastq.gz``, ``donor 1.fastq.gz``).
 - ``read_index`` is read1, read2, index1 or index2. index2 (a dual-index run's I2) is accepted for
   files uploaded as they are, but not as a conversion input: the 10x BAM layout has no slot for it.
@@ -40,7 +42,7 @@ from urllib.parse import urlsplit
 READ_INDEXES = ("read1", "read2", "index1", "index2")
 CONVERSION_READ_INDEXES = ("read1", "read2", "index1")
 SCHEMAS = ("10xV2", "10xV3")
-MAX_NAME_BYTES = 255
+MAX_NAME_BYTES = 200  # leaves 55 bytes for the suffixes of the job's own files (28 used)
 MAX_KEY_BYTES = 1024
 MESSAGE_PROBLEMS = 100  # PlanError's message lists this many; ``problems`` keeps them all
 

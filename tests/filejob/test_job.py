@@ -13,7 +13,7 @@ import pytest
 from hca_archive.convert.rebuild import read_layout
 from hca_archive.filejob.job import JobRunner
 from hca_archive.filejob.s3download import S3Downloader
-from hca_archive.plan import parse_plan
+from hca_archive.plan import MAX_NAME_BYTES, parse_plan
 from tests.convert.fastq_text import make_triplet
 from tests.filejob.tus_stub import CountingTokens, running_tus_stub
 
@@ -133,6 +133,35 @@ def test_a_job_without_index_reads_converts_the_pair(moto_s3, tus, tmp_path):
     bam = tmp_path / "work" / "job-0" / "output" / "manifest-1_1.bam"
     assert set(read_layout(bam).files) == {"read1", "read2"}
     assert outcome.files[0]["reads"] == READS
+
+
+def test_names_as_long_as_the_plan_allows_fit_the_jobs_own_files(moto_s3, tus, tmp_path):
+    # The job keeps files named after them with suffixes (.part.json, .verified.json,
+    # .tus.json, and temporary names around those): they must stay within 255 bytes.
+    names = {index: f"{index[-1] * (MAX_NAME_BYTES - 9)}.fastq.gz" for index in ("read1", "read2")}
+    output = "b" * (MAX_NAME_BYTES - 4) + ".bam"
+    local = put_fastqs(moto_s3, "fastqs", tmp_path, index_read=False)
+    for index, name in names.items():
+        moto_s3.client().put_object(
+            Bucket=moto_s3.bucket, Key=f"long/{name}", Body=local[index].read_bytes()
+        )
+    url = f"s3://{moto_s3.bucket}/long"
+    inputs = [
+        {"name": name, "read_index": index, "cloud_url": f"{url}/{name}"}
+        for index, name in names.items()
+    ]
+    job = {
+        "dsp_api_url": DSP,
+        "submission_url": f"{DSP}/api/submissions/sub-1",
+        "manifest_id": "manifest-1",
+        "files": [{"name": output}],
+        "conversion": {"output_name": output, "schema": "10xV2", "inputs": inputs},
+    }
+    (parsed,) = parse_plan({"jobs": [job]}).jobs
+    outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(parsed, tmp_path / "work")
+    assert outcome.status == "succeeded", outcome.error
+    (upload,) = tus.uploads.values()
+    assert upload.metadata["name"] == output
 
 
 def test_a_plain_job_uploads_the_file_as_it_is_and_not_twice(moto_s3, tus, tmp_path):

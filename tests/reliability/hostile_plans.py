@@ -78,9 +78,9 @@ CASES = [
         "absolute-path-name", _renamed("/etc/passwd"), _first("files[0].name", "contains '/'")
     ),
     HostileCase(
-        "name-over-255-bytes",
+        "name-over-200-bytes",
         _renamed("x" * 300),
-        _first("files[0].name", "is 300 bytes in UTF-8 (at most 255)"),
+        _first("files[0].name", "is 300 bytes in UTF-8 (at most 200)"),
     ),
     HostileCase(
         "file-url",
