@@ -72,3 +72,21 @@ def test_private_files_and_directories(hpc, hpc_connection):
         assert cluster.tail(str(target / "secret.json"), 4) == '"w"}'
         result = cluster.run(["printf", "%s", "it's $(quoted)"])
     assert (result.returncode, result.stdout) == (0, "it's $(quoted)")
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757], ids=oct)
+def test_a_directory_others_may_write_on_the_way_is_refused(hpc, hpc_connection, mode):
+    # Whoever may write there can rename our 0700 run directory and put their own in its place,
+    # then swap the staged plan the job runs with our credentials.
+    shared = hpc.work_root / f"shared-{mode:o}"
+    shared.mkdir()
+    shared.chmod(mode)
+    with Cluster(hpc_connection) as cluster:
+        with pytest.raises(ClusterError, match=rf"{shared} .*writable by others"):
+            cluster.make_private_dirs(str(shared / "run" / "job-0"))
+        sticky = hpc.work_root / f"sticky-{mode:o}"
+        sticky.mkdir()
+        sticky.chmod(0o1777)  # like /tmp: others cannot rename what is ours
+        cluster.make_private_dirs(str(sticky / "run" / "job-0"))
+    assert not (shared / "run").exists()
+    assert (sticky / "run" / "job-0").is_dir()

@@ -80,14 +80,27 @@ class Cluster:
         return CommandResult(stdout.channel.recv_exit_status(), out, err)
 
     def make_private_dirs(self, path: str) -> None:
-        """``mkdir -p`` where every directory it creates is mode 0700."""
+        """``mkdir -p`` where every directory it creates is mode 0700.
+
+        Every directory that already exists on the way must be ours or root's, and writable by
+        no one else unless sticky (like ``/tmp``): whoever may write in one can rename what we
+        create below it and put their own directory there, with a plan of their choosing that
+        the job would run with our credentials.
+        """
+        me = self._user_id()
         missing = []
         current = posixpath.normpath(path)
         while current not in ("/", "") and not self._exists(current):
             missing.append(current)
             current = posixpath.dirname(current)
+        self._check_not_shared(current or "/", me)
         for directory in reversed(missing):
-            self.sftp.mkdir(directory, mode=0o700)
+            try:
+                self.sftp.mkdir(directory, mode=0o700)
+            except OSError:  # made meanwhile (another worker staging the same job)?
+                if not self._exists(directory):
+                    raise
+                self._check_not_shared(directory, me)
 
     def write_private(self, path: str, data: bytes) -> None:
         """Create ``path`` afresh with mode 0600 in the SFTP OPEN request itself, then write it:
@@ -127,6 +140,28 @@ class Cluster:
             return stat.S_IMODE(self.sftp.stat(path).st_mode or 0)
         except FileNotFoundError:
             return None
+
+    def _user_id(self) -> int:
+        answer = self.run(["id", "-u"]).stdout.split()
+        if not answer or not answer[-1].isdigit():
+            raise ClusterError(f"cannot tell our user id on the cluster: 'id -u' said {answer!r}")
+        return int(answer[-1])
+
+    def _check_not_shared(self, path: str, me: int) -> None:
+        """``path`` and its ancestors: owned by us or root, writable by others only if sticky."""
+        while True:
+            info = self.sftp.stat(path)
+            mode = info.st_mode or 0
+            if info.st_uid not in (me, 0):
+                raise ClusterError(f"{path} on the cluster belongs to user {info.st_uid}, not us")
+            if mode & 0o022 and not mode & stat.S_ISVTX:
+                raise ClusterError(
+                    f"{path} on the cluster is writable by others (mode "
+                    f"{stat.S_IMODE(mode):04o}); refusing to stage a job beneath it"
+                )
+            if path == "/":
+                return
+            path = posixpath.dirname(path)
 
     def _exists(self, path: str) -> bool:
         try:
