@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the DAG file imports this module; the clients load when a t
 ARCHIVING = "Archiving"
 ARCHIVED = "Archived"
 # Ingest moves an archived envelope on (Archived -> Exporting -> ...): these states come after it.
-AFTER_ARCHIVED = ("Exporting", "Exported", "Cleanup", "Complete")
+ARCHIVED_OR_LATER = (ARCHIVED, "Exporting", "Exported", "Cleanup", "Complete")
 # DSP processing statuses an item never leaves (the old archiver polled forever on them).
 ITEM_FAILURES = ("Rejected", "Error")
 
@@ -41,11 +41,11 @@ class Progress:
 
 
 def check_envelope(ingest: IngestClient, submission_uuid: str, environment: str) -> Envelope:
-    """The envelope, if it exists and is Archiving or already Archived."""
+    """The envelope, if it exists and is Archiving or already Archived (or past it)."""
     envelope = ingest.find_envelope(submission_uuid)
     if envelope is None:
         raise RunStopped(f"submission {submission_uuid} not found in {environment}")
-    if envelope.state not in (ARCHIVING, ARCHIVED):
+    if envelope.state not in (ARCHIVING, *ARCHIVED_OR_LATER):
         raise RunStopped(
             f"submission {submission_uuid} is {envelope.state}, not {ARCHIVING}: nothing archived"
         )
@@ -262,7 +262,7 @@ def completion_progress(
             )
     envelope = ingest.find_envelope(submission_uuid)
     state = envelope.state if envelope else "missing"
-    if status != "Completed" or state not in (ARCHIVED, *AFTER_ARCHIVED):
+    if status != "Completed" or state not in ARCHIVED_OR_LATER:
         return Progress(False, f"DSP status {status}, envelope {state}")
     return Progress(True, "Completed and Archived", {"accessions": accessions(archiver, dsp_uuid)})
 

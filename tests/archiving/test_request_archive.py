@@ -130,8 +130,8 @@ def test_submission_in_another_state_is_refused() -> None:
         check_envelope(OneEnvelope("Valid"), UUID, "dev")
 
 
-@pytest.mark.parametrize("state", ["Archiving", "Archived"])
-def test_archiving_and_archived_pass(state: str) -> None:
+@pytest.mark.parametrize("state", ["Archiving", "Archived", "Exporting", "Complete"])
+def test_archiving_and_archived_or_later_pass(state: str) -> None:
     assert check_envelope(OneEnvelope(state), UUID, "prod").state == state
 
 
@@ -158,3 +158,25 @@ def test_a_record_built_with_errors_is_not_reused() -> None:
     with pytest.raises(RunStopped, match=r"1 error.*DSP submission dsp-1"):
         Store().request(archiver)
     assert archiver.triggers == [UUID]
+
+
+class StepTi:
+    try_number = 1
+
+    def xcom_push(self, key: str, value: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("state", ["Archived", "Exporting"])
+def test_a_run_for_a_submission_archived_or_past_it_skips(monkeypatch, state: str) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from hca_archive.orchestration import archive_dag
+
+    class Hook:
+        ingest = OneEnvelope(state)
+
+    monkeypatch.setattr(archive_dag, "_hook", lambda context: Hook())
+    params = {"environment": "dev", "submission_uuid": UUID, "dry_run": False}
+    with pytest.raises(AirflowSkipException, match=f"is {state}: already archived, nothing to do"):
+        archive_dag.check_submission.function(ti=StepTi(), params=params)

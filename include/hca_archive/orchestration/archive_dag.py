@@ -109,9 +109,8 @@ def check_submission(**context: Any) -> dict[str, str]:
             _hook(context).ingest, params["submission_uuid"], params["environment"]
         )
         record.outcome = f"submission {envelope.uuid} is {envelope.state}"
-        if envelope.state == archiving.ARCHIVED:
+        if envelope.state in archiving.ARCHIVED_OR_LATER:
             record.outcome += ": already archived, nothing to do"
-        if envelope.state == archiving.ARCHIVED:
             raise AirflowSkipException(record.outcome)
         # the sweep, and runs started later, leave the submission to the run that claims it
         if not params["dry_run"] and (other := run_claims.claim(context)):
