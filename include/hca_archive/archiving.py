@@ -31,6 +31,11 @@ class RunStopped(Exception):
     """A failure no retry can fix; the message is written for a wrangler."""
 
 
+class ArchiverRefused(RunStopped):
+    """The archiver answered the archive request with a 4xx: it made nothing, and the same
+    request again would be refused again."""
+
+
 @dataclass(frozen=True)
 class Progress:
     """One look at what we wait for: ``done`` with a ``value``, or not yet, with a ``status``."""
@@ -92,9 +97,18 @@ def request_archive(
         return ArchiveRequest("awaiting-earlier-trigger")
     if not mark_triggered():
         return ArchiveRequest("awaiting-earlier-trigger")
-    archiver.trigger_archive(
-        submission_uuid, alias_prefix=alias_prefix, exclude_types=exclude_types
-    )
+    from hca_archive.http import ServiceError
+
+    try:
+        archiver.trigger_archive(
+            submission_uuid, alias_prefix=alias_prefix, exclude_types=exclude_types
+        )
+    except ServiceError as error:
+        if error.status is not None and 400 <= error.status < 500:
+            raise ArchiverRefused(
+                f"the archiver refused to archive submission {submission_uuid}: {error}"
+            ) from error
+        raise
     return ArchiveRequest("triggered")
 
 

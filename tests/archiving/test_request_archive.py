@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 
 from hca_archive.archiving import (
     ArchiveRequest,
+    ArchiverRefused,
     RunStopped,
     check_envelope,
     dsp_submission_progress,
@@ -16,6 +18,7 @@ from hca_archive.archiving import (
 )
 from hca_archive.clients.archiver import ArchiveSubmission
 from hca_archive.clients.ingest import Envelope
+from hca_archive.http import ServiceError
 
 UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
 
@@ -180,3 +183,63 @@ def test_a_run_for_a_submission_archived_or_past_it_skips(monkeypatch, state: st
     params = {"environment": "dev", "submission_uuid": UUID, "dry_run": False}
     with pytest.raises(AirflowSkipException, match=f"is {state}: already archived, nothing to do"):
         archive_dag.check_submission.function(ti=StepTi(), params=params)
+
+
+class RefusingArchiver(SlowArchiver):
+    def trigger_archive(self, submission_uuid: str, **kwargs: object) -> None:
+        super().trigger_archive(submission_uuid)
+        raise ServiceError(
+            "submission_uuid is not a known submission", status=400, method="POST", url="x"
+        )
+
+
+def test_a_refused_request_stops_the_run_with_the_archivers_words() -> None:
+    store = Store()
+    with pytest.raises(
+        ArchiverRefused,
+        match=r"refused to archive submission .*: HTTP 400: .*not a known submission",
+    ):
+        store.request(RefusingArchiver())
+
+
+def test_a_refused_request_leaves_no_note_that_would_delay_the_next(monkeypatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from hca_archive.orchestration import hooks, request_operator
+
+    variables: dict[str, object] = {}
+
+    class Variable:
+        @staticmethod
+        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
+            return variables.get(key, default)
+
+        @staticmethod
+        def set(key: str, value: object, serialize_json: bool = False) -> None:
+            variables[key] = value
+
+        @staticmethod
+        def delete(key: str) -> None:
+            variables.pop(key, None)
+
+    class Hook:
+        archiver = RefusingArchiver()
+
+        def request_grace(self) -> timedelta:
+            return timedelta(minutes=30)
+
+    monkeypatch.setattr(request_operator, "Variable", Variable)
+    monkeypatch.setattr(request_operator, "CLAIM_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(hooks, "HcaArchiveHook", lambda environment: Hook())
+    operator = request_operator.RequestArchiveOperator(
+        task_id="request_archive",
+        environment="dev",
+        submission_uuid=UUID,
+        alias_prefix="HCA",
+        exclude_types=[],
+        dry_run=False,
+    )
+    with pytest.raises(AirflowFailException, match="the archiver refused"):
+        operator.execute({"ti": StepTi()})
+    assert Hook.archiver.triggers == [UUID]
+    assert variables == {}

@@ -113,16 +113,20 @@ class RequestArchiveOperator(BaseOperator):
             return store.claim()
 
         with recorded_step(context, started) as record:
-            request = archiving.request_archive(
-                hook.archiver,
-                self.submission_uuid,
-                alias_prefix=self.alias_prefix,
-                exclude_types=list(self.exclude_types or []) or None,
-                triggered_at=store.get(TRIGGERED_AT),
-                trigger_grace_seconds=self.grace.total_seconds(),
-                mark_triggered=mark_requested,
-                dry_run=bool(self.dry_run),
-            )
+            try:
+                request = archiving.request_archive(
+                    hook.archiver,
+                    self.submission_uuid,
+                    alias_prefix=self.alias_prefix,
+                    exclude_types=list(self.exclude_types or []) or None,
+                    triggered_at=store.get(TRIGGERED_AT),
+                    trigger_grace_seconds=self.grace.total_seconds(),
+                    mark_triggered=mark_requested,
+                    dry_run=bool(self.dry_run),
+                )
+            except archiving.ArchiverRefused:
+                store.clear()  # nothing was made: once the cause is fixed, a cleared task asks
+                raise
             if request.action == "reused":
                 store.clear()
                 record.outcome = f"DSP submission {request.record['dsp_uuid']} exists; reusing it"
