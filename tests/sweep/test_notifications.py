@@ -208,3 +208,20 @@ def test_a_success_is_posted_to_the_slack_webhook(slack_sink: list[dict[str, Any
     text = post["body"]["text"]
     assert f"submission {UUID}: archived (2 accessions)" in text
     assert "ERP000123" in text and "ERR000456" in text
+
+
+@pytest.mark.integration
+def test_service_text_reaches_slack_as_text_not_as_mentions_or_links(
+    slack_sink: list[dict[str, Any]],
+) -> None:
+    context = failed_run_context()
+    hostile = "bad taxon <!channel> <https://evil.example|see here> & more"
+    context["ti"] = RunTi(
+        {("check_metadata", "step"): {"outcome": hostile, "seconds": 3}},
+        {"check_submission": "success", "check_metadata": "failed", "report": "failed"},
+    )
+    SlackRunNotifier(False)(context)
+    (post,) = slack_sink
+    text = post["body"]["text"]
+    assert "bad taxon &lt;!channel&gt; &lt;https://evil.example|see here&gt; &amp; more" in text
+    assert "<!channel>" not in text and "<https://" not in text

@@ -171,8 +171,14 @@ class SlackRunNotifier(RunNotifier):
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
         SlackWebhookHook(slack_webhook_conn_id=self.conn_id).send_text(
-            f"*{message.subject}*\n{message.text}"
+            f"*{slack_escaped(message.subject)}*\n{slack_escaped(message.text)}"
         )
+
+
+def slack_escaped(text: str) -> str:
+    """Text from the services shown as it is: Slack reads ``<...>`` as a link or a mention
+    (``<!channel>``), so its three control characters are escaped as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def run_notifiers() -> dict[str, list[RunNotifier]]:
