@@ -59,17 +59,28 @@ def test_the_archive_submission_link_quotes_what_it_is_given(
     assert "submissionUuid=x%26sort%3Devil&" in link
 
 
-def test_the_dsp_link_comes_from_the_request_record(xcoms: dict[str, Any]) -> None:
-    assert DspSubmissionLink().get_link(None, ti_key="ti") == ""
-    xcoms["return_value"] = {"dsp_uuid": "b729f228", "dsp_url": DSP_URL}
-    assert DspSubmissionLink().get_link(None, ti_key="ti") == DSP_URL
+@pytest.fixture
+def dev_dsp(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    connection = {"conn_type": "http", "host": "https://submission.ebi.ac.uk/api/"}
+    monkeypatch.setenv("AIRFLOW_CONN_HCA_DEV_DSP", json.dumps(connection))
+    return SimpleNamespace(environment="dev")
+
+
+def test_the_dsp_link_opens_the_requested_submission_on_the_environments_dsp(
+    xcoms: dict[str, Any], dev_dsp: SimpleNamespace
+) -> None:
+    assert DspSubmissionLink().get_link(dev_dsp, ti_key="ti") == ""
+    xcoms["return_value"] = {"dsp_uuid": "b729f228", "dsp_url": "https://evil.example/phish"}
+    assert DspSubmissionLink().get_link(dev_dsp, ti_key="ti") == DSP_URL
+    xcoms["return_value"] = {"dsp_uuid": "../x?y#z"}
+    assert DspSubmissionLink().get_link(dev_dsp, ti_key="ti") == (
+        "https://submission.ebi.ac.uk/api/submissions/..%2Fx%3Fy%23z"
+    )
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "//x/y", 7, None])
 def test_only_web_urls_become_links(xcoms: dict[str, Any], url: Any) -> None:
-    xcoms["return_value"] = {"dsp_url": url}
     xcoms["file_job_url"] = url
-    assert DspSubmissionLink().get_link(None, ti_key="ti") == ""
     assert FileJobLink().get_link(None, ti_key="ti") == ""
     assert web_url(url) == ""
 

@@ -2,8 +2,8 @@
 
 - ``ArchiveSubmissionLink`` ("Archive submission"): ingest's archive records of the submission
   (readable without credentials), on the task that requests the archive;
-- ``DspSubmissionLink`` ("DSP submission"): the DSP submission, from the ``dsp_url`` the
-  ``request_archive`` task returns;
+- ``DspSubmissionLink`` ("DSP submission"): the DSP submission the ``request_archive`` task
+  returns, on the environment's DSP (not the archiver's ``dsp_url``, which could name any host);
 - ``FileJobLink`` ("LSF job / pod"): the URL a file-job task pushed under XCom key
   ``file_job_url`` (``push_file_job_url``).
 
@@ -62,11 +62,20 @@ class ArchiveSubmissionLink(BaseOperatorLink):
 
 
 class DspSubmissionLink(BaseOperatorLink):
+    """Needs an ``environment`` attribute on the operator."""
+
     name = "DSP submission"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from hca_archive.clients.dsp import dsp_root
+
         record = XCom.get_value(ti_key=ti_key, key=RETURN_VALUE)
-        return web_url(record.get("dsp_url")) if isinstance(record, dict) else ""
+        dsp_uuid = record.get("dsp_uuid") if isinstance(record, dict) else None
+        if not isinstance(dsp_uuid, str) or not dsp_uuid:
+            return ""
+        connection = BaseHook.get_connection(conn_id(operator.environment, "dsp"))
+        root = dsp_root(service_url(connection))
+        return web_url(f"{root}/api/submissions/{quote(dsp_uuid, safe='')}")
 
 
 class FileJobLink(BaseOperatorLink):
