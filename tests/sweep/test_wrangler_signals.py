@@ -13,9 +13,10 @@ from urllib.parse import quote
 
 import pytest
 
+from hca_archive.clients.dsp import dsp_root
 from tests.fixtures.airflow import AirflowStack
 from tests.sweep.conftest import WRANGLERS, PrivateStack
-from tests.sweep.dags.wrangler_signals import DSP_URL, JOB_URL, REASON, SUBMISSION_UUID
+from tests.sweep.dags.wrangler_signals import JOB_URL, REASON, SUBMISSION_UUID
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,6 +68,7 @@ def test_the_request_task_page_links_to_records_dsp_and_job(
     assert links == {
         "Archive submission": f"{stack.sandbox.ingest_url}/archiveSubmissions/search/"
         f"findBySubmissionUuid?submissionUuid={SUBMISSION_UUID}&sort=created,desc",
-        "DSP submission": DSP_URL,
+        # the environment's DSP, not the record's dsp_url (another host)
+        "DSP submission": f"{dsp_root(stack.sandbox.dsp_url)}/api/submissions/d5p",
         "LSF job / pod": JOB_URL,
     }

@@ -19,7 +19,7 @@ from hca_archive.orchestration.step_record import recorded_step
 
 SUBMISSION_UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
 REASON = "metadata validation failed for DSP submission d5p: biomaterial 1: bad taxon"
-DSP_URL = "https://dsp.example.org/api/submissions/d5p"
+ELSEWHERE = "https://dsp.example.org/api/submissions/d5p"  # not the environment's DSP
 JOB_URL = "https://lsf.example.org/jobs/4242"
 
 
@@ -34,7 +34,7 @@ class RequestLike(BaseOperator):
 
     def execute(self, context):
         push_file_job_url(context["ti"], JOB_URL)
-        return {"dsp_uuid": "d5p", "dsp_url": DSP_URL}
+        return {"dsp_uuid": "d5p", "dsp_url": ELSEWHERE}
 
 
 class FailingCheck(BaseOperator):
