@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -11,10 +12,15 @@ from hca_archive.archiving import batch_label
 
 
 def work_key(context: Any) -> str:
-    """A directory name unique to this task instance, made of safe characters only."""
+    """A directory name unique to this task instance, made of safe characters only.
+
+    The readable part alone could be shared: run ids that differ only in characters it
+    replaces (``:`` and ``_``, say) would share a work directory and run each other's plan.
+    """
     ti = context["ti"]
     raw = f"{ti.dag_id}/{ti.run_id}/{ti.map_index}"
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", raw).strip("._")
+    readable = re.sub(r"[^A-Za-z0-9_.=-]+", "_", raw).strip("._")
+    return f"{readable}-{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
 def label_task(context: Any, batch: list[dict[str, Any]]) -> str:
