@@ -110,6 +110,11 @@ def test_requests_and_limits_match_and_the_work_volume_is_bounded() -> None:
     assert volumes["tmp"] == {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}
 
 
+def test_kubernetes_stops_a_pod_that_runs_past_the_deadline() -> None:
+    # Airflow applies no execution_timeout while the task is deferred: the pod bounds itself.
+    assert serialized([plan_job()])["spec"]["activeDeadlineSeconds"] == 48 * 3600
+
+
 def test_runs_unprivileged_on_a_read_only_root() -> None:
     pod = serialized([plan_job()])
     spec = pod["spec"]

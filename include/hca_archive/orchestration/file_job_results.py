@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
 from hca_archive.archiving import batch_label
+
+# How long a runner lets a file job run before stopping it. Airflow applies no execution_timeout
+# while a task is deferred, so the LSF and Kubernetes runners bound their own waits.
+FILE_JOB_TIME_LIMIT = timedelta(hours=48)
 
 
 def work_key(context: Any) -> str:

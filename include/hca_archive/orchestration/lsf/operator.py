@@ -32,7 +32,11 @@ from hca_archive.lsf.outputs import (
 from hca_archive.lsf.resources import LsfSettings
 from hca_archive.orchestration.connections import conn_id
 from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
-from hca_archive.orchestration.file_job_results import check_result, label_task
+from hca_archive.orchestration.file_job_results import (
+    FILE_JOB_TIME_LIMIT,
+    check_result,
+    label_task,
+)
 from hca_archive.orchestration.step_record import recorded_step
 from hca_archive.plan import PlanJob, parse_plan
 
@@ -41,8 +45,6 @@ if TYPE_CHECKING:  # SSH, S3 and trigger machinery load when a task runs, not wh
 
 CredentialsSource = Callable[[str], Mapping[str, str]]
 KILL_WAIT_SECONDS = 120
-# Airflow 3 does not apply execution_timeout to a deferred task: the wait bounds itself.
-DEFAULT_WAIT_TIMEOUT = timedelta(hours=48)
 
 
 class LsfFileJobOperator(BaseOperator):
@@ -97,7 +99,7 @@ class LsfFileJobOperator(BaseOperator):
         input_bytes: int | None = None,
         poll_interval: float = 30.0,
         log_tail_bytes: int = 8192,
-        wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
+        wait_timeout: timedelta = FILE_JOB_TIME_LIMIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

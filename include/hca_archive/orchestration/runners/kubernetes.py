@@ -20,6 +20,9 @@ The pod (built by :func:`build_pod_request`, started by a deferrable ``Kubernete
   progress (stderr) comes into the task log.
 - is named from (dag, run, map index): at most one pod per mapped job exists at a time, and a
   retry reattaches to a pod still running (KPO's ``durable`` reconnection).
+- is stopped by Kubernetes after ``FILE_JOB_TIME_LIMIT`` of running (``activeDeadlineSeconds``):
+  Airflow applies no ``execution_timeout`` while a task is deferred, so a job that hangs would
+  otherwise hold its pod and its task for ever.
 
 The cncf provider and the ``kubernetes`` client are imported only when a task runs: importing
 them costs seconds, which DAG parsing must not pay.
@@ -44,7 +47,11 @@ from hca_archive.filejob.credentials import ENVIRONMENT_NAMES, REQUIRED
 from hca_archive.lsf import resources
 from hca_archive.orchestration.connections import conn_id
 from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
-from hca_archive.orchestration.file_job_results import check_result, label_task
+from hca_archive.orchestration.file_job_results import (
+    FILE_JOB_TIME_LIMIT,
+    check_result,
+    label_task,
+)
 from hca_archive.orchestration.step_record import recorded_step
 from hca_archive.plan import PlanJob, parse_plan
 
@@ -232,6 +239,7 @@ def build_pod_request(
         spec=k8s.V1PodSpec(
             containers=[container],
             restart_policy="Never",
+            active_deadline_seconds=int(FILE_JOB_TIME_LIMIT.total_seconds()),
             automount_service_account_token=False,  # the job never talks to Kubernetes
             enable_service_links=False,
             service_account_name=settings.service_account_name,
