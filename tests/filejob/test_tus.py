@@ -132,6 +132,20 @@ def test_an_upload_the_server_forgot_is_started_again(stub, data_file, tmp_path)
     assert bytes(upload.data) == data_file.read_bytes()
 
 
+def test_a_stored_upload_on_another_host_gets_no_token(stub, data_file, tmp_path):
+    state = tmp_path / "state.json"
+    identity = {"endpoint": stub.endpoint, "submission_id": "sub-1", "name": "out.bam", "md5": MD5}
+    with running_tus_stub() as elsewhere:
+        state.write_text(
+            json.dumps({**identity, "size": 100 * KiB, "url": f"{elsewhere.endpoint}{'0' * 32}"})
+        )
+        client(stub).upload(
+            data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
+        )
+        assert elsewhere.methods() == []
+    assert stub.methods()[0] == "POST"
+
+
 def test_server_errors_are_retried_and_a_refusal_is_reported(stub, data_file, tmp_path):
     stub.patch_statuses = [503]
     client(stub).upload(

@@ -180,6 +180,13 @@ class TusClient:
                 "stored upload of %s was for other content; starting a new one", identity["name"]
             )
             return None, 0
+        if _origin(state["url"]) != _origin(self.endpoint):  # only we should write the file
+            log.warning(
+                "stored upload of %s is on another host than %s; starting a new one",
+                identity["name"],
+                self.endpoint,
+            )
+            return None, 0
         offset = self._offset(state["url"])
         if offset is None or offset > int(identity["size"]):  # type: ignore[call-overload]
             log.info(
