@@ -22,9 +22,12 @@ def write_file(path, document, mode=0o600):
 
 
 def test_environment_only():
-    credentials = load_credentials({**ENV, "AWS_ENDPOINT_URL": "http://127.0.0.1:2"})
+    credentials = load_credentials(
+        {**ENV, "AWS_ENDPOINT_URL": "http://127.0.0.1:2", "HCA_DSP_URL": "https://dsp.example"}
+    )
     assert credentials.aap_username == "archiver"
     assert credentials.s3_endpoint_url == "http://127.0.0.1:2"
+    assert credentials.dsp_url == "https://dsp.example"
     assert credentials.aws_access_key_id is None
     assert "pw-from-env-123" not in repr(credentials)
 

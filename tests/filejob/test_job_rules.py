@@ -62,6 +62,18 @@ def test_every_job_of_a_valid_plan_or_the_chosen_one():
         select_jobs(plan, 2)
 
 
+def test_with_the_environments_dsp_a_job_naming_another_is_refused_alone():
+    elsewhere = job("m2", "b.fastq.gz")
+    elsewhere["dsp_api_url"] = "https://dsp.attacker.example"
+    elsewhere["submission_url"] = "https://dsp.attacker.example/api/submissions/sub-1"
+    plan = {"jobs": [job("m1", "a.fastq.gz"), elsewhere]}
+    assert len(select_jobs(plan)[0]) == 2  # without it, nothing to compare with
+    jobs, refused = select_jobs(plan, dsp_url="https://dsp.example.org/api/")
+    assert [j.manifest_id for j in jobs] == ["m1"]
+    ((index, error),) = [(r.index, r.error) for r in refused]
+    assert index == 1 and "dsp.attacker.example" in error, error
+
+
 def test_a_bad_job_is_refused_alone_and_the_others_keep_their_index():
     bad = job("m1", "a.fastq.gz")
     bad["conversion"] = {"output_name": "a.fastq.gz", "schema": "10xV1", "inputs": []}

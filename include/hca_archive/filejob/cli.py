@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         return _refuse(str(error))
     _redact_in_logs(credentials)
     try:
-        jobs, outcomes = select_jobs(_read_plan(args.plan), args.job)
+        jobs, outcomes = select_jobs(_read_plan(args.plan), args.job, dsp_url=credentials.dsp_url)
     except ValueError as error:  # PlanUnusable included
         return _refuse(str(error))
     args.workdir.mkdir(parents=True, exist_ok=True)

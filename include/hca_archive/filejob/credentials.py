@@ -1,4 +1,4 @@
-"""Secrets for one file job: AAP login and AWS keys.
+"""Secrets for one file job: AAP login and AWS keys, and the one DSP the AAP token may go to.
 
 They come from the environment or from a JSON file only the owner can read (LSF stages one per
 job), never from the command line, which every user of a cluster can see.
@@ -22,6 +22,7 @@ ENVIRONMENT_NAMES: dict[str, str] = {
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_session_token": "AWS_SESSION_TOKEN",
     "s3_endpoint_url": "AWS_ENDPOINT_URL",
+    "dsp_url": "HCA_DSP_URL",
 }
 REQUIRED = ("aap_url", "aap_username", "aap_password")
 
@@ -39,6 +40,9 @@ class Credentials:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
     s3_endpoint_url: str | None = None
+    # The environment's DSP: with it, a job naming another DSP is refused (the plan comes from
+    # a service, and the job would send that host its AAP token).
+    dsp_url: str | None = None
 
     def secrets(self) -> list[str]:
         """The values that must never appear in output."""

@@ -22,12 +22,17 @@ class PlanUnusable(ValueError):
     """No job of the plan can be told apart (not a job list, no jobs, unknown job index)."""
 
 
-def select_jobs(document: Any, index: int | None = None) -> tuple[list[PlanJob], list[JobOutcome]]:
-    """``(jobs to run, failed outcomes of invalid jobs)`` for job ``index`` or every job."""
+def select_jobs(
+    document: Any, index: int | None = None, *, dsp_url: str | None = None
+) -> tuple[list[PlanJob], list[JobOutcome]]:
+    """``(jobs to run, failed outcomes of invalid jobs)`` for job ``index`` or every job.
+
+    With ``dsp_url``, a job that targets another DSP is invalid.
+    """
     try:
-        plan = parse_plan(document)
+        plan = parse_plan(document, dsp_url=dsp_url)
     except PlanError as error:
-        return _valid_part(document, error, index)
+        return _valid_part(document, error, index, dsp_url)
     jobs = [job for job in plan.jobs if index is None or job.index == index]
     if not jobs:
         raise PlanUnusable(f"the plan has no job {index} (it has {len(plan.jobs)})")
@@ -35,7 +40,7 @@ def select_jobs(document: Any, index: int | None = None) -> tuple[list[PlanJob],
 
 
 def _valid_part(
-    document: Any, error: PlanError, index: int | None
+    document: Any, error: PlanError, index: int | None, dsp_url: str | None
 ) -> tuple[list[PlanJob], list[JobOutcome]]:
     problems_by_job: dict[int, list[str]] = {}
     for problem in error.problems:
@@ -54,7 +59,7 @@ def _valid_part(
         if position in problems_by_job:
             refused.append(_refused(position, raw_job, problems_by_job[position]))
         else:
-            (job,) = parse_plan({"jobs": [raw_job]}).jobs
+            (job,) = parse_plan({"jobs": [raw_job]}, dsp_url=dsp_url).jobs
             jobs.append(dataclasses.replace(job, index=position))
     return jobs, refused
 

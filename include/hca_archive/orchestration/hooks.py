@@ -92,5 +92,6 @@ class HcaArchiveHook(BaseHook):
             "aws_secret_access_key": aws.secret_key,
             "aws_session_token": aws.token,
             "s3_endpoint_url": aws_hook.conn_config.endpoint_url,
+            "dsp_url": service_url(dsp),
         }
         return {ENVIRONMENT_NAMES[name]: value for name, value in values.items() if value}
