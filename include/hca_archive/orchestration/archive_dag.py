@@ -88,8 +88,8 @@ PARAMS = {
         False,
         type="boolean",
         title="Dry run",
-        description="Check the submission and the upload plan and report what would be done; "
-        "change nothing in ingest or DSP.",
+        description="Check the submission and, if the archiver already made its record, the "
+        "upload plan; change nothing in ingest, the archiver or DSP.",
     ),
 }
 
