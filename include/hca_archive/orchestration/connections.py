@@ -10,6 +10,9 @@ Each environment (sandbox, dev, staging, prod) is a set of connections named
 | dsp      | http | DSP URL; login/password = AAP account; extra ``aap_url``               |
 | aws      | aws  | S3 access for the file jobs and Secrets Manager (extra ``endpoint_url``) |
 | ssh      | ssh  | the LSF cluster's login node (runner ``lsf``)                          |
+| kubernetes | kubernetes | the cluster of runner ``kubernetes``                           |
+
+Every extra each one takes: ``docs/deploy.md``, section 3.
 """
 
 from __future__ import annotations
