@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
+from hca_archive.job_image import release_job_image
 from hca_archive.lsf.commands import bjobs_by_name_argv, bjobs_status_argv, bkill_argv, bsub_argv
 from hca_archive.lsf.names import MAX_JOB_NAME, job_name, job_paths
 from hca_archive.lsf.resources import (
@@ -19,6 +23,7 @@ from hca_archive.lsf.resources import (
 )
 
 GIB = 2**30
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_job_name_is_deterministic_and_lsf_safe():
@@ -95,7 +100,7 @@ def test_settings_take_params_over_connection_extra_over_defaults():
     assert settings.cores == 8
     assert settings.work_root == "/scratch"
     assert settings.memory_mb == MEMORY_FLOOR_MB
-    assert settings.command_prefix == ("singularity", "run", "docker://a/b:1", "hca-archive")
+    assert settings.command_prefix == ("singularity", "exec", "docker://a/b:1", "hca-archive")
 
 
 def test_settings_memory_from_input_and_extra_floor_or_explicit():
@@ -123,6 +128,32 @@ def test_command_prefix_from_a_string_or_words():
     assert command_prefix(["conda", "run", "-n", "hca", "hca-archive"], "x")[-1] == "hca-archive"
 
 
+def test_the_default_prefix_runs_hca_archive_in_the_job_image_once():
+    """Singularity's ``run`` starts the image's entrypoint with the words given, ``exec`` runs
+    the words alone: either way the job must start as ``hca-archive run-job``."""
+    dockerfile = (REPO / "include" / "docker" / "job.Dockerfile").read_text()
+    (entrypoint,) = [
+        json.loads(line.split(None, 1)[1])
+        for line in dockerfile.splitlines()
+        if line.startswith("ENTRYPOINT")
+    ]
+    prefix = command_prefix(None, None)
+    assert prefix[:1] == ("singularity",) and prefix[2] == f"docker://{release_job_image()}"
+    words = [*prefix[3:], "run-job"]
+    started = [*entrypoint, *words] if prefix[1] == "run" else words
+    assert started == ["hca-archive", "run-job"]
+
+
+def test_without_the_package_installed_the_lsf_image_must_be_configured(monkeypatch):
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    with pytest.raises(LsfSettingsError, match="extra lsf_image"):
+        LsfSettings.resolve({}, {})
+    assert LsfSettings.resolve({}, {"lsf_image": "r/j:1"}).command_prefix[2] == "docker://r/j:1"
+
+
 def test_bsub_argv_carries_resources_paths_and_only_generated_words():
     settings = LsfSettings.resolve(
         {"queue": "long", "wall_time": "4:00", "memory_mb": 6000, "cores": 3}, {}
@@ -137,7 +168,7 @@ def test_bsub_argv_carries_resources_paths_and_only_generated_words():
     assert argv[argv.index("-R") + 1] == "rusage[mem=6000]"
     command = argv[argv.index("rusage[mem=6000]") + 1 :]
     assert command == [
-        "singularity", "run", "docker://quay.io/humancellatlas/hca-archive:latest", "hca-archive",
+        "singularity", "exec", f"docker://{release_job_image()}", "hca-archive",
         "run-job", "--plan", paths.plan, "--workdir", paths.directory,
         "--credentials-file", paths.credentials, "--delete-credentials-file",
         "--lock-dir", "/scratch/job-locks", "--threads", "3",

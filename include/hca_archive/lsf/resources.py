@@ -20,12 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hca_archive.job_image import release_job_image
+
 MEMORY_FLOOR_MB = 4096
 MEMORY_PER_GIB_MB = 64
 MEMORY_CAP_MB = 16384
 DEFAULT_CORES = 2
 DEFAULT_WORK_ROOT = "/tmp/hca-archive"  # noqa: S108 - a default the cluster's extra replaces
-DEFAULT_IMAGE = "quay.io/humancellatlas/hca-archive:latest"
 
 _WALL_TIME = re.compile(r"^(\d{1,4}):([0-5]\d)$")
 _SHELL_SAFE = re.compile(r"^[A-Za-z0-9_./:=@%+,-]+$")
@@ -117,14 +118,24 @@ class LsfSettings:
             cores=_positive(pick("cores", DEFAULT_CORES), "cores"),
             wall_time=wall_time(pick("wall_time")),
             work_root=str(pick("work_root", DEFAULT_WORK_ROOT)),
-            command_prefix=command_prefix(pick("command_prefix"), pick("image", DEFAULT_IMAGE)),
+            command_prefix=command_prefix(pick("command_prefix"), pick("image")),
         )
 
 
-def command_prefix(prefix: str | list[str] | tuple[str, ...] | None, image: str) -> tuple[str, ...]:
-    """What runs ``hca-archive``: a configured prefix, else the job image under Singularity."""
+def command_prefix(
+    prefix: str | list[str] | tuple[str, ...] | None, image: str | None
+) -> tuple[str, ...]:
+    """What runs ``hca-archive``: a configured prefix, else the job image (``image``, or this
+    release's) under Singularity. ``exec``, not ``run``: the image's entrypoint is
+    ``hca-archive`` already, and ``run`` would put it before the words we give."""
     if prefix is None:
-        words = ["singularity", "run", f"docker://{image}", "hca-archive"]
+        image = image or release_job_image()
+        if image is None:
+            raise LsfSettingsError(
+                "no job image: hca-archive is not installed, so set the image parameter or the "
+                "SSH connection's extra lsf_image"
+            )
+        words = ["singularity", "exec", f"docker://{image}", "hca-archive"]
     elif isinstance(prefix, str):
         words = shlex.split(prefix)
     else:

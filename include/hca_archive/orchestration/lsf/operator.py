@@ -70,7 +70,7 @@ class LsfFileJobOperator(BaseOperator):
         the 0600 credentials file.
     :param input_bytes: input size of the largest job, for memory sizing; default: asked of S3
         (HEAD of each input with the job's credentials), or the memory floor when that fails.
-    :param command_prefix: what runs ``hca-archive`` instead of ``singularity run docker://IMAGE
+    :param command_prefix: what runs ``hca-archive`` instead of ``singularity exec docker://IMAGE
         hca-archive`` (a list of words or one string).
     :param wait_timeout: how long the task waits for its LSF job (pending included) before it
         kills the job and fails without retrying.

@@ -37,13 +37,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowNotFoundException
 
 from hca_archive.filejob.credentials import ENVIRONMENT_NAMES, REQUIRED
+from hca_archive.job_image import release_job_image
 from hca_archive.lsf import resources
 from hca_archive.orchestration.connections import conn_id
 from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
@@ -58,7 +58,6 @@ from hca_archive.plan import PlanJob, parse_plan
 if TYPE_CHECKING:
     from kubernetes.client import models as k8s
 
-IMAGE_REPOSITORY = "ghcr.io/ebi-ait/hca-archive-job"
 JOB_USER_ID = 10001  # the image's ``hca`` user (include/docker/job.Dockerfile)
 BASE_CONTAINER = "base"  # KPO's name for the container whose logs and exit status count
 PLAN_ANNOTATION = "hca-archive.ebi.ac.uk/plan"
@@ -85,14 +84,12 @@ class KubernetesSettingsError(ValueError):
 
 def default_image() -> str:
     """The job image of this release of hca-archive."""
-    try:
-        version = metadata.version("hca-archive")
-    except metadata.PackageNotFoundError:
+    if (image := release_job_image()) is None:
         raise KubernetesSettingsError(
             "no job image: hca-archive is not installed, so set the image parameter or the "
             "Kubernetes connection's extra job_image"
-        ) from None
-    return f"{IMAGE_REPOSITORY}:{version}"
+        )
+    return image
 
 
 def credentials_secret_name(environment: str) -> str:
