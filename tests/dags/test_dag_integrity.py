@@ -84,6 +84,13 @@ def test_file_jobs_are_mapped_and_labelled(dagbag: DagBag) -> None:
     assert run_local.map_index_template == "{{ job_label }}"
 
 
+def test_a_kubernetes_file_job_has_the_time_limit_its_pod_has(dagbag: DagBag) -> None:
+    from hca_archive.orchestration.file_job_results import FILE_JOB_TIME_LIMIT
+
+    task = dagbag.dags["archive_submission"].get_task("run_kubernetes")
+    assert task.execution_timeout == FILE_JOB_TIME_LIMIT  # the pod's activeDeadlineSeconds
+
+
 def _params(dagbag: DagBag, **values: object) -> dict:
     params = copy.deepcopy(dagbag.dags["archive_submission"].params)
     for key, value in values.items():

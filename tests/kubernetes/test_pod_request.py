@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
+from hca_archive.orchestration.file_job_results import FILE_JOB_TIME_LIMIT
 from hca_archive.orchestration.runners.kubernetes import (
     JOB_SCRIPT,
     MAX_PLAN_BYTES,
@@ -112,7 +113,8 @@ def test_requests_and_limits_match_and_the_work_volume_is_bounded() -> None:
 
 def test_kubernetes_stops_a_pod_that_runs_past_the_deadline() -> None:
     # Airflow applies no execution_timeout while the task is deferred: the pod bounds itself.
-    assert serialized([plan_job()])["spec"]["activeDeadlineSeconds"] == 48 * 3600
+    deadline = serialized([plan_job()])["spec"]["activeDeadlineSeconds"]
+    assert deadline == FILE_JOB_TIME_LIMIT.total_seconds() == 48 * 3600
 
 
 def test_runs_unprivileged_on_a_read_only_root() -> None:

@@ -19,6 +19,7 @@ from hca_archive import archiving
 from hca_archive.orchestration import run_claims
 from hca_archive.orchestration.connections import ENVIRONMENTS, RUNNERS
 from hca_archive.orchestration.env_durations import env_duration
+from hca_archive.orchestration.file_job_results import FILE_JOB_TIME_LIMIT
 from hca_archive.orchestration.lsf.operator import LsfFileJobOperator
 from hca_archive.orchestration.notifications import run_notifiers
 from hca_archive.orchestration.report import build_and_publish_report
@@ -233,7 +234,7 @@ def build_archive_dag() -> DAG:
             KubernetesFileJobOperator,
             "run_kubernetes",
             plan,
-            execution_timeout=timedelta(hours=24),
+            execution_timeout=FILE_JOB_TIME_LIMIT,  # the pod's own deadline, too
             max_active_tis_per_dagrun=16,
         )
         validation = _wait(
