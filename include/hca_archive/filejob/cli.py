@@ -27,7 +27,12 @@ import boto3
 from botocore.config import Config
 
 from hca_archive.clients import AapTokenSource
-from hca_archive.filejob.credentials import Credentials, CredentialsError, load_credentials
+from hca_archive.filejob.credentials import (
+    DEFAULT_AWS_REGION,
+    Credentials,
+    CredentialsError,
+    load_credentials,
+)
 from hca_archive.filejob.job import Interrupted, JobOutcome, JobRunner
 from hca_archive.filejob.s3download import DEFAULT_PART_SIZE, MiB, S3Downloader
 from hca_archive.filejob.selection import select_jobs
@@ -218,7 +223,7 @@ def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunn
         aws_access_key_id=credentials.aws_access_key_id,
         aws_secret_access_key=credentials.aws_secret_access_key,
         aws_session_token=credentials.aws_session_token,
-        region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        region_name=credentials.aws_region or DEFAULT_AWS_REGION,
     )
     s3 = session.client(
         "s3",

@@ -22,9 +22,11 @@ ENVIRONMENT_NAMES: dict[str, str] = {
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_session_token": "AWS_SESSION_TOKEN",
     "s3_endpoint_url": "AWS_ENDPOINT_URL",
+    "aws_region": "AWS_DEFAULT_REGION",
     "dsp_url": "HCA_DSP_URL",
 }
 REQUIRED = ("aap_url", "aap_username", "aap_password")
+DEFAULT_AWS_REGION = "us-east-1"  # when neither the AWS connection nor the environment names one
 
 
 class CredentialsError(Exception):
@@ -40,6 +42,7 @@ class Credentials:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
     s3_endpoint_url: str | None = None
+    aws_region: str | None = None
     # The environment's DSP: with it, a job naming another DSP is refused (the plan comes from
     # a service, and the job would send that host its AAP token).
     dsp_url: str | None = None

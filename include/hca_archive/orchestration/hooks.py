@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -92,6 +93,8 @@ class HcaArchiveHook(BaseHook):
             "aws_secret_access_key": aws.secret_key,
             "aws_session_token": aws.token,
             "s3_endpoint_url": aws_hook.conn_config.endpoint_url,
+            # the connection's, else this worker's: an LSF node has neither
+            "aws_region": aws_hook.conn_config.region_name or os.environ.get("AWS_DEFAULT_REGION"),
             "dsp_url": service_url(dsp),
         }
         return {ENVIRONMENT_NAMES[name]: value for name, value in values.items() if value}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hca_archive.filejob.credentials import DEFAULT_AWS_REGION
 from hca_archive.plan import PlanJob, parse_s3_url
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ def s3_input_bytes(job: PlanJob, credentials: Mapping[str, str]) -> int | None:
         return None
     client = boto3.client(
         "s3",
-        region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        region_name=credentials.get("AWS_DEFAULT_REGION") or DEFAULT_AWS_REGION,
         endpoint_url=credentials.get("AWS_ENDPOINT_URL") or None,
         aws_access_key_id=credentials.get("AWS_ACCESS_KEY_ID") or None,
         aws_secret_access_key=credentials.get("AWS_SECRET_ACCESS_KEY") or None,
