@@ -16,6 +16,7 @@ from tests.sandbox.helpers import (
     plan_files,
     s3_bytes,
     trigger_and_wait,
+    upload,
     wait_for,
 )
 
@@ -157,3 +158,26 @@ def test_unknown_ingest_submission_never_gets_a_record(sandbox: SandboxInfo) -> 
     [known] = sandbox.seed(jobs=["plain"], reads=10)
     trigger_and_wait(sandbox, known)  # background work runs in order: the unknown one is done
     assert archiver(sandbox, "GET", f"/latestArchiveSubmission/{unknown}").status_code == 404
+
+
+def test_every_complete_starts_background_work_of_its_own(sandbox: SandboxInfo) -> None:
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    record = trigger_and_wait(sandbox, submission)
+    dsp_uuid = record["dspUuid"]
+    for _ in range(2):  # both while the first one still waits for the data file
+        completed = archiver(sandbox, "POST", f"/archiveSubmissions/{dsp_uuid}/complete")
+        assert (completed.status_code, completed.json()) == (
+            202,
+            {"message": "successfully triggered!"},
+        )
+    [planned] = record["fileUploadPlan"][0]["files"]
+    upload(sandbox, dsp_uuid, planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
+
+    def both_done() -> dict | None:
+        [dsp] = sandbox.submission_summary(submission)["dsp_submissions"]
+        return dsp if dsp["completions"] == 2 else None
+
+    dsp = wait_for("two background completions", both_done, timeout=15)
+    assert dsp["complete_requests"] == 2
+    assert dsp["status"] == "Completed"
+    assert sandbox.submission_summary(submission)["envelope_state"] == "Archived"

@@ -8,7 +8,7 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from hca_archive.sandbox.archiver import replace_plan
+from hca_archive.sandbox.archiver import COMPLETE_REQUESTS, COMPLETIONS, replace_plan
 from hca_archive.sandbox.context import Context
 from hca_archive.sandbox.faults import FaultBoard, FaultSpecError
 from hca_archive.sandbox.filestate import file_states
@@ -87,6 +87,10 @@ def _dsp_summary(ctx: Context, row: Any) -> dict[str, Any]:
         "files": files,
         "accessions": {e["alias"]: e["accession"] for e in entities if e["accession"]},
         "entities": [dict(e) for e in entities],
+        # ``complete`` calls received, and their background runs that went to the end (wrote
+        # back and sent archivedEvent); each call runs on its own, as in the old service.
+        "complete_requests": int(ctx.store.meta(COMPLETE_REQUESTS.format(dsp_uuid)) or 0),
+        "completions": int(ctx.store.meta(COMPLETIONS.format(dsp_uuid)) or 0),
     }
 
 

@@ -31,6 +31,8 @@ TRIGGERED = {"message": "successfully triggered!"}
 COMPLETE_POLL_SECONDS = 0.2
 DEFAULT_ENTITY_PAGE = 20
 PLAN_OVERRIDE = "plan_override:{}"
+COMPLETE_REQUESTS = "complete_requests:{}"
+COMPLETIONS = "completions:{}"
 
 
 def replace_plan(ctx: Context, submission_uuid: str, jobs: Any) -> int:
@@ -158,8 +160,12 @@ def complete_submission(ctx: Context, payload: dict[str, Any]) -> None:
         log.error("complete %s: no such DSP submission", dsp_uuid)
         return
     if row["status"] == "Completed":
-        archive_envelope(ctx, row["envelope_id"])
-        log.info("complete %s: accessions written back, envelope archived", dsp_uuid)
+        archived = archive_envelope(ctx, row["envelope_id"])
+        ctx.store.next_number(COMPLETIONS.format(dsp_uuid))
+        if archived:
+            log.info("complete %s: accessions written back, envelope archived", dsp_uuid)
+        else:
+            log.error("complete %s: accessions written back, archivedEvent refused", dsp_uuid)
         return
     if row["status"] == "Draft" and is_ready(blockers_summary(ctx, dsp_uuid)):
         dsp.submit(ctx, dsp_uuid)
@@ -246,7 +252,9 @@ class ArchiverApi:
         )
 
     def complete(self, request: Request, dsp_uuid: str) -> Response:
-        self._ctx.scheduler.schedule("complete", {"dsp_uuid": dsp_uuid}, key=dsp_uuid, unique=True)
+        # Not idempotent, like the old service: every call starts background work of its own.
+        self._ctx.store.next_number(COMPLETE_REQUESTS.format(dsp_uuid))
+        self._ctx.scheduler.schedule("complete", {"dsp_uuid": dsp_uuid}, key=dsp_uuid)
         return json_response(202, TRIGGERED)
 
     def entities(self, request: Request, dsp_uuid: str) -> Response:

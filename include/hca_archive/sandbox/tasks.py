@@ -35,22 +35,13 @@ class Scheduler:
         payload: dict[str, Any],
         delay: float = 0.0,
         key: str = "",
-        unique: bool = False,
-    ) -> bool:
-        """Queue a task; with ``unique``, skip it (False) when one of that kind and key waits."""
+    ) -> None:
+        """Queue a task, due ``delay`` seconds from now."""
         with self._store.tx() as db:
-            if (
-                unique
-                and db.execute(
-                    "SELECT 1 FROM tasks WHERE kind = ? AND key = ?", (kind, key)
-                ).fetchone()
-            ):
-                return False
             db.execute(
                 "INSERT INTO tasks (due, kind, key, payload) VALUES (?, ?, ?, ?)",
                 (time.time() + delay, kind, key, json.dumps(payload)),
             )
-        return True
 
     def start(self) -> None:
         self._thread.start()
