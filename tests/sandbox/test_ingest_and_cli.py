@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.fixtures.sandbox import SandboxInfo
+from tests.fixtures.sandbox import SandboxInfo, start_sandbox
 from tests.sandbox.helpers import dsp, s3_bytes, trigger_and_wait, upload, wait_for
 
 pytestmark = pytest.mark.integration
@@ -69,6 +70,33 @@ def test_dsp_submit_is_refused_until_ready_then_completes(sandbox: SandboxInfo) 
     assert (submitted.status_code, submitted.json()["status"]) == (200, "Submitted")
     wait_for("Completed", lambda: dsp(sandbox, "GET", status_path).json()["status"] == "Completed")
     assert sandbox.submission_summary(submission)["envelope_state"] == "Archiving"
+
+
+def test_a_submitted_submission_is_processing_before_it_completes(tmp_path: Path) -> None:
+    with start_sandbox(tmp_path / "state", "--plan-delay", "0.3", "--process-delay", "1") as slow:
+        [submission] = slow.seed(jobs=["plain"], reads=5)
+        record = trigger_and_wait(slow, submission)
+        dsp_uuid = record["dspUuid"]
+        [planned] = record["fileUploadPlan"][0]["files"]
+        upload(slow, dsp_uuid, planned["name"], s3_bytes(slow, planned["cloud_url"]))
+        status_path = f"/api/submissions/{dsp_uuid}/submissionStatus"
+
+        def submitted() -> bool:
+            return dsp(slow, "PATCH", status_path, json={"status": "Submitted"}).ok
+
+        wait_for("the submission to be accepted", submitted)
+        seen: list[str] = []
+
+        def status_is(wanted: str) -> bool:
+            seen.append(dsp(slow, "GET", status_path).json()["status"])
+            return seen[-1] == wanted
+
+        wait_for("Processing", lambda: status_is("Processing"))
+        items = dsp(slow, "GET", f"/api/submissions/{dsp_uuid}/processingStatuses").json()
+        items = items["_embedded"]["processingStatuses"]
+        assert {(item["status"], item["accession"]) for item in items} == {("Processing", None)}
+        wait_for("Completed", lambda: status_is("Completed"))
+        assert list(dict.fromkeys(seen))[-2:] == ["Processing", "Completed"]
 
 
 def test_seed_command_prints_the_new_submissions(sandbox: SandboxInfo) -> None:

@@ -53,14 +53,22 @@ def available_statuses(ctx: Context, dsp_uuid: str, status: str) -> list[str]:
 
 
 def submit(ctx: Context, dsp_uuid: str) -> None:
-    """Draft -> Submitted; processing finishes in the background after ``process_delay``."""
+    """Draft -> Submitted; then Processing and Completed, each ``process_delay`` later."""
     set_status(ctx, dsp_uuid, "Submitted", processing="Submitted")
     ctx.scheduler.schedule("process", {"dsp_uuid": dsp_uuid}, delay=ctx.process_delay)
 
 
 def process(ctx: Context, payload: dict[str, Any]) -> None:
-    """The archives accept every item: each gets its accession, the submission is Completed."""
+    """Submitted -> Processing (the items are with the archives), then the archives accept
+    every item: each gets its accession, the submission is Completed."""
     dsp_uuid = payload["dsp_uuid"]
+    row = ctx.store.one("SELECT status FROM dsp_submissions WHERE id = ?", (dsp_uuid,))
+    if row is None:
+        return
+    if row["status"] == "Submitted":
+        set_status(ctx, dsp_uuid, "Processing", processing="Processing")
+        ctx.scheduler.schedule("process", payload, delay=ctx.process_delay)
+        return
     entities = ctx.store.all("SELECT uuid, type FROM entities WHERE dsp_uuid = ?", (dsp_uuid,))
     accessions = [(new_accession(ctx, row["type"]), row["uuid"]) for row in entities]
     with ctx.store.tx() as db:
