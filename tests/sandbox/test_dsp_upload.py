@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from tests.sandbox.helpers import (
     dsp,
     file_errors,
     make_bam,
+    s3_bytes,
     trigger_and_wait,
     tus_create,
     tus_metadata,
@@ -248,3 +250,34 @@ def test_bytes_before_a_broken_patch_are_kept(sandbox: SandboxInfo) -> None:
         connection.sendall(head.encode() + b"x" * 300)
     wait_for("the kept bytes", lambda: tus_offset(location) == 300)
     assert tus_patch(location, 300, b"y" * 700).status_code == 204
+
+
+def test_a_rejected_item_leaves_the_submission_processing_for_good(sandbox: SandboxInfo) -> None:
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    rejections = f"{sandbox.admin_url}/submissions/{submission}/rejections"
+    assert requests.put(rejections, json={"types": ["nope"]}, timeout=10).status_code == 400
+    assert requests.put(rejections, json={"types": ["sample"]}, timeout=10).ok
+    record = trigger_and_wait(sandbox, submission)
+    dsp_uuid = record["dspUuid"]
+    [planned] = record["fileUploadPlan"][0]["files"]
+    upload(sandbox, dsp_uuid, planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
+    assert archiver(sandbox, "POST", f"/archiveSubmissions/{dsp_uuid}/complete").status_code == 202
+    statuses_path = f"/api/submissions/{dsp_uuid}/processingStatuses"
+
+    def decided() -> list | None:
+        items = dsp(sandbox, "GET", statuses_path).json()["_embedded"]["processingStatuses"]
+        done = all(item["status"] in ("Completed", "Rejected") for item in items)
+        return items if done else None
+
+    items = wait_for("the archives' decisions", decided)
+    for item in items:
+        rejected = item["submittableType"] == "Sample"
+        assert item["status"] == ("Rejected" if rejected else "Completed"), item
+        assert (item["accession"] is None) == rejected, item
+    status_path = f"/api/submissions/{dsp_uuid}/submissionStatus"
+    for _ in range(10):  # the archiver's completion keeps polling; nothing is archived
+        assert dsp(sandbox, "GET", status_path).json()["status"] == "Processing"
+        summary = sandbox.submission_summary(submission)
+        assert summary["envelope_state"] == "Archiving"
+        assert summary["dsp_submissions"][0]["completions"] == 0
+        time.sleep(0.1)

@@ -1,8 +1,9 @@
 """The admin API: seeding, a summary of what happened, fault settings, and bad data on demand
-(a hostile upload plan, an envelope in another state). Never faulted."""
+(a hostile upload plan, an envelope in another state, items the archives reject). Never faulted."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import defaultdict
@@ -10,6 +11,7 @@ from typing import Any
 
 from hca_archive.sandbox.archiver import COMPLETE_REQUESTS, COMPLETIONS, replace_plan
 from hca_archive.sandbox.context import Context
+from hca_archive.sandbox.dsp import ENTITY_TYPES, REJECT
 from hca_archive.sandbox.faults import FaultBoard, FaultSpecError
 from hca_archive.sandbox.filestate import file_states
 from hca_archive.sandbox.seeding import Seeder, SeedError, SeedRequest
@@ -110,6 +112,7 @@ class AdminApi:
         router.add("DELETE", "/faults", self.clear_faults)
         router.add("PUT", SUBMISSION + "/plan", self.set_plan)
         router.add("PUT", SUBMISSION + "/state", self.set_state)
+        router.add("PUT", SUBMISSION + "/rejections", self.set_rejections)
         return router
 
     def seed(self, request: Request) -> Response:
@@ -160,6 +163,16 @@ class AdminApi:
                 (state, now_iso(), submission_uuid),
             )
         return json_response(200, {"uuid": submission_uuid, "state": state})
+
+    def set_rejections(self, request: Request, submission_uuid: str) -> Response:
+        """``{"types": ["sample"]}``: the archives reject items of these types from now on."""
+        body = request.json()
+        types = body.get("types") if isinstance(body, dict) else None
+        if not isinstance(types, list) or not all(kind in ENTITY_TYPES for kind in types):
+            raise HttpError(400, {"message": f"types must be a list of {', '.join(ENTITY_TYPES)}"})
+        self._envelope(submission_uuid)
+        self._ctx.store.set_meta(REJECT.format(submission_uuid), json.dumps(sorted(set(types))))
+        return json_response(200, {"uuid": submission_uuid, "types": sorted(set(types))})
 
     def _envelope(self, submission_uuid: str) -> None:
         if (

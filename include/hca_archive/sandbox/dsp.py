@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ ENTITY_TYPES: dict[str, tuple[str, str, str, int]] = {
     "sequencingExperiment": ("assays", "Assay", "ERX", 4_000_000),
     "sequencingRun": ("assayData", "AssayData", "ERR", 4_000_000),
 }
+REJECT = "reject:{}"  # ingest submission uuid -> archive entity types the archives reject
 
 
 def new_accession(ctx: Context, entity_type: str) -> str:
@@ -59,24 +61,34 @@ def submit(ctx: Context, dsp_uuid: str) -> None:
 
 
 def process(ctx: Context, payload: dict[str, Any]) -> None:
-    """Submitted -> Processing (the items are with the archives), then the archives accept
-    every item: each gets its accession, the submission is Completed."""
+    """Submitted -> Processing (the items are with the archives), then the archives decide:
+    an accepted item gets its accession; the submission is Completed when every item was
+    accepted, and stays Processing for good when one was Rejected (see ``REJECT``)."""
     dsp_uuid = payload["dsp_uuid"]
-    row = ctx.store.one("SELECT status FROM dsp_submissions WHERE id = ?", (dsp_uuid,))
+    row = ctx.store.one(
+        "SELECT status, envelope_uuid FROM dsp_submissions WHERE id = ?", (dsp_uuid,)
+    )
     if row is None:
         return
     if row["status"] == "Submitted":
         set_status(ctx, dsp_uuid, "Processing", processing="Processing")
         ctx.scheduler.schedule("process", payload, delay=ctx.process_delay)
         return
+    rejected_types = set(json.loads(ctx.store.meta(REJECT.format(row["envelope_uuid"])) or "[]"))
     entities = ctx.store.all("SELECT uuid, type FROM entities WHERE dsp_uuid = ?", (dsp_uuid,))
-    accessions = [(new_accession(ctx, row["type"]), row["uuid"]) for row in entities]
+    accepted = [entity for entity in entities if entity["type"] not in rejected_types]
+    accessions = [(new_accession(ctx, entity["type"]), entity["uuid"]) for entity in accepted]
+    rejected = [(entity["uuid"],) for entity in entities if entity["type"] in rejected_types]
     with ctx.store.tx() as db:
         db.executemany(
             "UPDATE entities SET accession = ?, processing_status = 'Completed' WHERE uuid = ?",
             accessions,
         )
-    set_status(ctx, dsp_uuid, "Completed")
+        db.executemany(
+            "UPDATE entities SET processing_status = 'Rejected' WHERE uuid = ?", rejected
+        )
+    if not rejected:
+        set_status(ctx, dsp_uuid, "Completed")
 
 
 class DspApi:
