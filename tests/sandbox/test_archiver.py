@@ -47,6 +47,14 @@ def test_unknown_latest_is_404_null(sandbox: SandboxInfo) -> None:
     assert response.json() is None
 
 
+@pytest.mark.parametrize("report", ["validationErrors", "blockers"])
+def test_a_report_dsp_does_not_know_is_an_html_500(sandbox: SandboxInfo, report: str) -> None:
+    response = archiver(sandbox, "GET", f"/archiveSubmissions/{uuid.uuid4()}/{report}")
+    assert response.status_code == 500
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "Internal Server Error" in response.text
+
+
 def test_plan_appears_in_the_background_with_one_job_per_run(sandbox: SandboxInfo) -> None:
     [submission] = sandbox.seed(jobs=ALL_KINDS, reads=100)
     triggered = archiver(

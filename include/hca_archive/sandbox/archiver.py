@@ -23,6 +23,7 @@ from hca_archive.sandbox.web import (
     Router,
     json_response,
     query_int,
+    text_response,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,13 @@ DEFAULT_ENTITY_PAGE = 20
 PLAN_OVERRIDE = "plan_override:{}"
 COMPLETE_REQUESTS = "complete_requests:{}"
 COMPLETIONS = "completions:{}"
+# What the old service (Flask) answers when an upstream call fails, a DSP 404 included.
+UPSTREAM_ERROR_PAGE = (
+    "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n"
+    "<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable "
+    "to complete your request. Either the server is overloaded or there is an error in the "
+    "application.</p>\n"
+)
 
 
 def replace_plan(ctx: Context, submission_uuid: str, jobs: Any) -> int:
@@ -236,11 +244,13 @@ class ArchiverApi:
         return json_response(200, archive_record_document(self._ctx, self._record(dsp_uuid)))
 
     def validation_errors(self, request: Request, dsp_uuid: str) -> Response:
-        self._record(dsp_uuid)
+        if not self._in_dsp(dsp_uuid):
+            return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
         return json_response(200, validation_report(self._ctx, dsp_uuid))
 
     def blockers(self, request: Request, dsp_uuid: str) -> Response:
-        self._record(dsp_uuid)
+        if not self._in_dsp(dsp_uuid):
+            return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
         return json_response(200, blockers_summary(self._ctx, dsp_uuid))
 
     def file_upload_plan(self, request: Request, dsp_uuid: str) -> Response:
@@ -288,6 +298,11 @@ class ArchiverApi:
                 },
             },
         )
+
+    def _in_dsp(self, dsp_uuid: str) -> bool:
+        """Whether DSP knows the submission; these routes ask DSP, and its 404 is an error."""
+        row = self._ctx.store.one("SELECT 1 FROM dsp_submissions WHERE id = ?", (dsp_uuid,))
+        return row is not None
 
     def _record(self, dsp_uuid: str) -> Any:
         row = self._ctx.store.one("SELECT * FROM archive_records WHERE dsp_uuid = ?", (dsp_uuid,))
