@@ -7,6 +7,7 @@ in the wrong state, validation errors): the task fails at once instead of retryi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ if TYPE_CHECKING:  # the DAG file imports this module; the clients load when a t
     from hca_archive.clients.archiver import ArchiverClient, ArchiveSubmission
     from hca_archive.clients.dsp import DspClient
     from hca_archive.clients.ingest import Envelope, IngestClient
+
+log = logging.getLogger(__name__)
 
 ARCHIVING = "Archiving"
 ARCHIVED = "Archived"
@@ -214,37 +217,36 @@ def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     return Progress(True, "validation clean, no blockers")
 
 
-class CompletionPending(Exception):
-    """Completion was asked for within the grace period and DSP is still Draft: retry later."""
-
-
 def complete_submission(
     archiver: ArchiverClient,
     dsp: DspClient,
     dsp_uuid: str,
     *,
     requested_at: float | None,
-    request_grace_seconds: float,
+    grace_seconds: float,
     mark_requested: Callable[[], None],
+    poll_seconds: float = 10.0,
 ) -> str:
     """Ask the archiver to complete, unless DSP already moved past Draft (a retry or re-run).
 
     The archiver's ``complete`` is not idempotent and answers before its background work moves
     DSP past Draft, so Draft does not mean "never asked". ``mark_requested`` records durably that
-    we are about to ask, before the call. Within ``request_grace_seconds`` of that request a
-    retry neither asks again nor succeeds: the request may never have arrived (the archiver was
-    down), and only DSP leaving Draft shows that it did.
+    we are about to ask, before the call. A retry after such a request (``requested_at``) cannot
+    tell a lost answer from a request that never arrived: it watches DSP until
+    ``grace_seconds`` after that request, and asks again only if DSP is still Draft then.
     """
     status = dsp.status(dsp_uuid)
+    if requested_at is not None and status == "Draft":
+        log.info("completion was asked for earlier; waiting for DSP to leave Draft")
+        while status == "Draft" and (left := requested_at + grace_seconds - time.time()) > 0:
+            time.sleep(min(poll_seconds, left))
+            status = dsp.status(dsp_uuid)
+        if status == "Draft":
+            log.warning(
+                "DSP still Draft %.0f s after asking to complete; asking again", grace_seconds
+            )
     if status != "Draft":
         return f"DSP submission already {status}; not completed again"
-    if requested_at is not None and time.time() - requested_at < request_grace_seconds:
-        again = time.strftime("%H:%M:%S", time.localtime(requested_at + request_grace_seconds))
-        raise CompletionPending(
-            f"completion of DSP submission {dsp_uuid} was asked for at "
-            f"{time.strftime('%H:%M:%S', time.localtime(requested_at))} and it is still Draft; "
-            f"not asking again before {again} (a retry or a cleared task after that will)"
-        )
     mark_requested()
     archiver.complete(dsp_uuid)
     return "completion triggered"

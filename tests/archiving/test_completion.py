@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 
 from hca_archive.archiving import (
-    CompletionPending,
     RunStopped,
     complete_submission,
     completion_progress,
@@ -33,6 +32,9 @@ class Services:
     items: list[ProcessingStatus] = field(default_factory=list)
     completes: list[str] = field(default_factory=list)
     lose_complete_answer: bool = False
+    # the archiver's background work: DSP leaves Draft at this look after a complete arrived
+    submitted_at_look: int | None = None
+    looks: int = 0
 
     # archiver
     def complete(self, dsp_uuid: str) -> str:
@@ -46,6 +48,10 @@ class Services:
 
     # DSP
     def status_of(self, dsp_uuid: str) -> str:
+        self.looks += 1
+        started = self.completes and self.submitted_at_look is not None
+        if started and self.looks >= self.submitted_at_look:
+            self.status = "Submitted"
         return self.status
 
     def processing_statuses(self, dsp_uuid: str) -> list[ProcessingStatus]:
@@ -74,8 +80,9 @@ def progress(services: Services):
 class Marker:
     """Stands in for the Airflow Variable that outlives a task's retries."""
 
-    def __init__(self) -> None:
+    def __init__(self, grace_seconds: float = 1800) -> None:
         self.requested_at: float | None = None
+        self.grace_seconds = grace_seconds
 
     def mark(self) -> None:
         self.requested_at = time.time()
@@ -86,30 +93,29 @@ class Marker:
             Dsp(services),
             DSP_UUID,
             requested_at=self.requested_at,
-            request_grace_seconds=1800,
+            grace_seconds=self.grace_seconds,
             mark_requested=self.mark,
+            poll_seconds=0.01,
         )
 
 
-def test_a_retry_after_a_lost_answer_neither_asks_again_nor_succeeds_while_dsp_is_draft() -> None:
+def test_a_retry_after_a_lost_answer_waits_for_dsp_to_leave_draft_and_asks_once() -> None:
     services, marker = Services(lose_complete_answer=True), Marker()
     with pytest.raises(ServiceError):
         marker.complete(services)
     services.lose_complete_answer = False
-    # Draft: the request may never have arrived, so the retry must not pass for a completion
-    with pytest.raises(CompletionPending, match="still Draft; not asking again before"):
-        marker.complete(services)
-    services.status = "Submitted"  # the archiver's background work got it
+    services.submitted_at_look = services.looks + 3  # the background work is a little slow
     assert "already Submitted" in marker.complete(services)
     assert services.completes == [DSP_UUID]
 
 
-def test_a_request_that_made_nothing_is_repeated_after_the_grace_period() -> None:
-    services, marker = Services(), Marker()
-    marker.complete(services)
-    marker.requested_at -= 3600
+def test_a_request_that_never_arrived_is_made_again_once_the_grace_period_is_over() -> None:
+    services, marker = Services(), Marker(grace_seconds=0.1)
+    marker.mark()  # noted, then the worker died before the POST got out
+    started = time.monotonic()
     assert marker.complete(services) == "completion triggered"
-    assert services.completes == [DSP_UUID, DSP_UUID]
+    assert time.monotonic() - started >= 0.09  # it watched DSP for the rest of the grace first
+    assert services.completes == [DSP_UUID]
 
 
 def test_a_submission_past_draft_is_not_completed_again() -> None:
@@ -132,7 +138,7 @@ class FakeHook:
     def __init__(self, services: Services) -> None:
         self.archiver, self.dsp = services, Dsp(services)
 
-    def request_grace(self) -> timedelta:
+    def complete_grace(self) -> timedelta:
         return timedelta(minutes=30)
 
 
@@ -156,13 +162,12 @@ def test_the_task_retried_after_a_lost_answer_asks_once(monkeypatch: pytest.Monk
     monkeypatch.setattr(airflow.sdk, "Variable", Variable)
     monkeypatch.setattr(archive_dag, "_hook", lambda context: FakeHook(services))
     context = {"ti": FakeTi(), "params": {"environment": "dev", "submission_uuid": UUID}}
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     with pytest.raises(ServiceError):
         archive_dag.complete_submission.function(**context)
     services.lose_complete_answer = False
-    with pytest.raises(CompletionPending):
-        archive_dag.complete_submission.function(**context)  # the retry, DSP still Draft
-    services.status = "Submitted"
-    assert "already Submitted" in archive_dag.complete_submission.function(**context)
+    services.submitted_at_look = services.looks + 2
+    assert "already Submitted" in archive_dag.complete_submission.function(**context)  # retry
     assert services.completes == [DSP_UUID]
 
 

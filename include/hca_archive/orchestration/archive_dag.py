@@ -156,7 +156,7 @@ def complete_submission(**context: Any) -> str:
             hook.dsp,
             dsp_uuid,
             requested_at=Variable.get(marker, default=None, deserialize_json=True),
-            request_grace_seconds=hook.request_grace().total_seconds(),
+            grace_seconds=hook.complete_grace().total_seconds(),
             mark_requested=lambda: Variable.set(marker, time.time(), serialize_json=True),
         )
         log.info("%s", record.outcome)

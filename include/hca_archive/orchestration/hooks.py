@@ -19,6 +19,7 @@ from hca_archive.orchestration.connections import conn_id, service_url
 
 ARCHIVER_KEY_FIELD = "archiver_api_key"
 DEFAULT_REQUEST_GRACE_SECONDS = 30 * 60
+DEFAULT_COMPLETE_GRACE_SECONDS = 10 * 60
 
 
 class HcaArchiveHook(BaseHook):
@@ -62,6 +63,12 @@ class HcaArchiveHook(BaseHook):
         """
         extra = self._connection("archiver").extra_dejson
         return timedelta(seconds=float(extra.get("request_grace", DEFAULT_REQUEST_GRACE_SECONDS)))
+
+    def complete_grace(self) -> timedelta:
+        """How long after asking to complete DSP may stay Draft before we ask again (extra
+        ``complete_grace``): validation is done by then, so the archiver submits within minutes."""
+        extra = self._connection("archiver").extra_dejson
+        return timedelta(seconds=float(extra.get("complete_grace", DEFAULT_COMPLETE_GRACE_SECONDS)))
 
     @functools.cached_property
     def aap(self) -> AapTokenSource:
