@@ -35,6 +35,7 @@ def test_a_three_job_submission_is_archived(airflow_stack: AirflowStack, archive
     assert len(dsp["files"]) == 3
     assert all(file["uploaded_exactly_once"] for file in dsp["files"]), dsp["files"]
     assert all(accession for accession in dsp["accessions"].values())
+    assert dsp["complete_requests"] == 1, dsp
     assert airflow_stack.states(run_id)["run_local"] == ["success"] * 3
 
 

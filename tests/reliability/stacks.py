@@ -62,6 +62,7 @@ def assert_archived_once(
     assert len(summary["dsp_submissions"]) == 1, summary["dsp_submissions"]
     (dsp,) = summary["dsp_submissions"]
     assert dsp["status"] == "Completed", dsp
+    assert dsp["complete_requests"] == 1, dsp  # the archiver's complete is not idempotent
     assert summary["envelope_state"] == "Archived", summary
     assert dsp["files"], dsp
     for file in dsp["files"]:
