@@ -92,8 +92,12 @@ def test_single_part_object_is_fetched_in_ranges_and_checked_against_its_md5(mot
 
 @pytest.mark.parametrize(
     "part_sizes",
-    [(4 * KiB, 4 * KiB, 2 * KiB + 123), (4 * KiB, 6 * KiB, 3 * KiB)],
-    ids=["equal-parts", "unequal-parts"],
+    [
+        (4 * KiB, 4 * KiB, 2 * KiB + 123),
+        (4 * KiB, 6 * KiB, 3 * KiB),
+        (6 * KiB, 5 * KiB, 5 * KiB),  # as many parts as 6 + 6 + 4: equal sizes are not proof
+    ],
+    ids=["equal-parts", "unequal-parts", "unequal-parts-with-the-count-of-equal-ones"],
 )
 def test_multipart_object_is_checked_against_its_multipart_etag(
     moto_s3, tmp_path, monkeypatch, part_sizes
@@ -101,7 +105,7 @@ def test_multipart_object_is_checked_against_its_multipart_etag(
     data = content(sum(part_sizes), seed=3)
     bounds = [sum(part_sizes[:n]) for n in range(len(part_sizes) + 1)]
     parts = [data[start:end] for start, end in itertools.pairwise(bounds)]
-    key = f"multi/{len(part_sizes)}-{part_sizes[1]}.fastq.gz"
+    key = f"multi/{'-'.join(str(size) for size in part_sizes)}.fastq.gz"
     put_multipart(moto_s3, key, parts, monkeypatch)
     fetched = S3Downloader(moto_s3.client(), part_size=3 * KiB).fetch(
         moto_s3.bucket, key, tmp_path / "R2.fastq.gz"

@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -141,7 +141,7 @@ class S3Downloader:
         expected = self.describe(bucket, key)
         if destination.exists():
             try:
-                md5 = verify_file(destination, expected)
+                md5 = self._verify(bucket, key, destination, expected)
             except DownloadError as mismatch:
                 log.warning(
                     "cached %s does not verify (%s); fetching it again", destination, mismatch
@@ -168,7 +168,7 @@ class S3Downloader:
         sidecar = destination.with_name(destination.name + ".part.json")
         resumed_from = self._download(bucket, key, expected, partial, sidecar)
         try:
-            md5 = verify_file(partial, expected)
+            md5 = self._verify(bucket, key, partial, expected)
         except DownloadError as mismatch:
             partial.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
@@ -211,13 +211,34 @@ class S3Downloader:
         first_size = int(first["ContentLength"])
         if int(first.get("PartsCount") or parts) != parts or first_size <= 0:
             return None
-        if math.ceil(size / first_size) == parts:
+        if math.ceil(size / first_size) == parts:  # most likely equal parts; _verify checks
             return (first_size,) * (parts - 1) + (size - first_size * (parts - 1),)
-        sizes = [first_size] + [
+        return self._listed_part_sizes(bucket, key, size, parts)
+
+    def _listed_part_sizes(
+        self, bucket: str, key: str, size: int, parts: int
+    ) -> tuple[int, ...] | None:
+        sizes = [
             int(self._call("head_object", bucket, key, PartNumber=number)["ContentLength"])
-            for number in range(2, parts + 1)
+            for number in range(1, parts + 1)
         ]
         return tuple(sizes) if sum(sizes) == size else None
+
+    def _verify(self, bucket: str, key: str, path: Path, expected: Expectation) -> str:
+        """``verify_file``; a multipart ETag that fails with equal part sizes inferred from the
+        first part is checked again with the size of every part: parts may differ in size
+        (6, 5 and 5 MiB look like 6, 6 and 4)."""
+        try:
+            return verify_file(path, expected)
+        except DownloadError:
+            parts = parse_etag_parts(expected.etag)
+            if expected.part_sizes is None or parts is None or path.stat().st_size != expected.size:
+                raise
+            listed = self._listed_part_sizes(bucket, key, expected.size, parts)
+            if listed is None or listed == expected.part_sizes:
+                raise
+            log.info("s3://%s/%s has parts of unequal sizes: %s", bucket, key, listed)
+            return verify_file(path, replace(expected, part_sizes=listed))
 
     def _call(self, operation: str, bucket: str, key: str, **extra: Any) -> dict[str, Any]:
         try:
