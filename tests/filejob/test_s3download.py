@@ -13,6 +13,7 @@ import moto.s3.models
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from hca_archive.filejob import s3download
 from hca_archive.filejob.s3download import (
     DownloadError,
     Expectation,
@@ -290,3 +291,35 @@ def test_an_sse_kms_object_without_checksum_is_checked_for_size_only(moto_s3, tm
         moto_s3.bucket, "kms/R2.fastq.gz", tmp_path / "R2.fastq.gz"
     )
     assert fetched.verified.startswith("size only")
+
+
+def test_a_part_is_on_disk_before_the_sidecar_records_it(moto_s3, tmp_path, monkeypatch):
+    """After a node crash the sidecar must not claim parts whose bytes were lost with the page
+    cache: a size-only object would be completed with zeros where they were."""
+    put(moto_s3, "durable/R1.fastq.gz", content(60 * KiB, seed=13))
+    destination = tmp_path / "R1.fastq.gz"
+    partial = tmp_path / "R1.fastq.gz.part"
+    unsynced: list[int] = []
+    real_write_at, real_fsync = s3download._write_at, os.fsync
+    real_record = s3download.write_json_atomically
+
+    def write_at(descriptor: int, data: bytes, offset: int) -> None:
+        real_write_at(descriptor, data, offset)
+        unsynced.append(offset)
+
+    def fsync(descriptor: int) -> None:
+        real_fsync(descriptor)
+        if os.fstat(descriptor).st_ino == partial.stat().st_ino:
+            unsynced.clear()
+
+    def record(path, document) -> None:
+        assert not unsynced, f"sidecar written with bytes at {unsynced} not yet on disk"
+        real_record(path, document)
+
+    monkeypatch.setattr(s3download, "_write_at", write_at)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(s3download, "write_json_atomically", record)
+    S3Downloader(moto_s3.client(), part_size=20 * KiB, workers=1).fetch(
+        moto_s3.bucket, "durable/R1.fastq.gz", destination
+    )
+    assert destination.read_bytes() == content(60 * KiB, seed=13)

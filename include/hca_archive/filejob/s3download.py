@@ -304,6 +304,7 @@ class S3Downloader:
 
         def fetch_and_record(span: tuple[int, int]) -> None:
             self._fetch_range(bucket, key, expected.etag, descriptor, span, progress)
+            os.fsync(descriptor)  # the sidecar must not outlive a crash that loses these bytes
             with record_lock:
                 done.add(span)
                 write_json_atomically(sidecar, {**layout, "done": sorted(done)})
