@@ -7,6 +7,8 @@ import hashlib
 import itertools
 import json
 import os
+import signal
+import time
 from typing import Any
 
 import moto.s3.models
@@ -323,3 +325,45 @@ def test_a_part_is_on_disk_before_the_sidecar_records_it(moto_s3, tmp_path, monk
         moto_s3.bucket, "durable/R1.fastq.gz", destination
     )
     assert destination.read_bytes() == content(60 * KiB, seed=13)
+
+
+def test_an_interruption_does_not_wait_for_the_parts_in_flight(moto_s3, tmp_path):
+    """bkill sends SIGKILL about 10 s after SIGTERM: the job must end (and write its result)
+    without first finishing every range being downloaded."""
+    put(moto_s3, "slow/R1.fastq.gz", content(64 * KiB, seed=14))
+
+    class Stop(Exception):
+        pass
+
+    class Slow(RecordingClient):
+        def get_object(self, **kwargs: Any) -> Any:
+            answer = super().get_object(**kwargs)
+            data = answer["Body"].read()
+
+            class Body:
+                def iter_chunks(self, size: int):
+                    for start in range(0, len(data), KiB):
+                        time.sleep(0.05)  # 32 KiB: 1.6 s a part
+                        yield data[start : start + KiB]
+
+                def close(self) -> None:
+                    pass
+
+            return {**answer, "Body": Body()}
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Stop
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Stop):
+            S3Downloader(Slow(moto_s3.client()), part_size=32 * KiB, workers=2).fetch(
+                moto_s3.bucket, "slow/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+            )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 1.0
+    assert not (tmp_path / "R1.fastq.gz.part.json").exists()  # no part was finished

@@ -51,6 +51,10 @@ class ObjectChangedError(DownloadError):
     """The object's ETag changed during the download (``If-Match`` failed)."""
 
 
+class _Abandoned(Exception):
+    """A range given up because the download stopped (a failed range, an interruption)."""
+
+
 class _Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
     def digest(self) -> bytes: ...
@@ -301,9 +305,10 @@ class S3Downloader:
             interval=self._progress_interval,
         )
         record_lock = threading.Lock()
+        stop = threading.Event()
 
         def fetch_and_record(span: tuple[int, int]) -> None:
-            self._fetch_range(bucket, key, expected.etag, descriptor, span, progress)
+            self._fetch_range(bucket, key, expected.etag, descriptor, span, progress, stop)
             os.fsync(descriptor)  # the sidecar must not outlive a crash that loses these bytes
             with record_lock:
                 done.add(span)
@@ -316,6 +321,7 @@ class S3Downloader:
                 try:
                     finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 finally:  # on a failed range or an interruption, start no further range
+                    stop.set()  # and leave the ones in flight at their next chunk
                     for future in futures:
                         future.cancel()
                 for future in finished:
@@ -333,6 +339,7 @@ class S3Downloader:
         descriptor: int,
         span: tuple[int, int],
         progress: Progress,
+        stop: threading.Event,
     ) -> None:
         start, end = span
         for attempt in range(1, self._attempts + 1):
@@ -342,6 +349,9 @@ class S3Downloader:
                     "get_object", bucket, key, Range=f"bytes={start}-{end - 1}", IfMatch=etag
                 )
                 for chunk in response["Body"].iter_chunks(READ_CHUNK):
+                    if stop.is_set():
+                        response["Body"].close()
+                        raise _Abandoned
                     _write_at(descriptor, chunk, offset)
                     offset += len(chunk)
                     progress.advance(len(chunk))
@@ -358,7 +368,8 @@ class S3Downloader:
                         f"{attempt} attempts: {error}"
                     ) from None
                 log.info("s3://%s/%s bytes %d-%d: %s; retrying", bucket, key, start, end - 1, error)
-                time.sleep(self._backoff * 2 ** (attempt - 1))
+                if stop.wait(self._backoff * 2 ** (attempt - 1)):
+                    raise _Abandoned from None
 
 
 def _write_at(descriptor: int, data: bytes, offset: int) -> None:
