@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import threading
 from pathlib import Path
 
+from hca_archive.filejob import cli
 from hca_archive.filejob.cli import _after_other_runs
+from hca_archive.filejob.job import JobOutcome
+from hca_archive.filejob.workdir import write_json_atomically
 from hca_archive.plan import parse_plan
 from tests.plan.builders import conversion_job
 
@@ -58,3 +64,30 @@ def test_a_lock_directory_that_cannot_be_used_costs_the_lock_not_the_job(tmp_pat
         ran.append(True)
     assert ran
     assert "running without a lock" in caplog.text
+
+
+def test_a_signal_while_the_result_is_written_still_leaves_the_result(tmp_path: Path, monkeypatch):
+    """bkill's SIGTERM may arrive while a finished job's result file is being written."""
+    (lane1, _lane2) = lane_jobs()
+
+    class Runner:
+        stopped: str | None = None
+
+        def run(self, job, workdir: Path) -> JobOutcome:
+            return JobOutcome(job.index, job.manifest_id, job.label, status="succeeded")
+
+    writes: list[Path] = []
+
+    def write_with_a_signal(path: Path, document) -> None:
+        writes.append(path)
+        if len(writes) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled here: the write is broken off
+        write_json_atomically(path, document)
+
+    monkeypatch.setattr(cli, "write_json_atomically", write_with_a_signal)
+    runner = Runner()
+    with cli._stop_on_signals():
+        outcome = cli._run_one(runner, lane1, tmp_path, None)  # type: ignore[arg-type]
+    result = json.loads((tmp_path / f"result-{lane1.index}.json").read_text())
+    assert result["jobs"][0]["status"] == outcome.status == "succeeded"
+    assert runner.stopped == "stopped by SIGTERM"  # no further job starts

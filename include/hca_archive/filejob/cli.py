@@ -149,9 +149,9 @@ def _run_one(runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | No
     with exclusive(workdir / f"job-{int(job.index)}.lock") as held:
         if not held:
             return _not_run(job, f"another run-job process is running it in {workdir}")
-        (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
         outcome = None
         try:
+            (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
             if not runner.stopped:
                 with _after_other_runs(job, lock_dir, workdir):
                     outcome = runner.run(job, workdir)
@@ -159,7 +159,11 @@ def _run_one(runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | No
             runner.stopped = f"{error} while waiting for another run's copy of this job"
         if outcome is None:
             outcome = _not_run(job, str(runner.stopped))
-        _write_result(workdir, outcome)
+        try:
+            _write_result(workdir, outcome)
+        except Interrupted as error:  # only the first signal interrupts: writing again completes
+            runner.stopped = str(error)
+            _write_result(workdir, outcome)
         return outcome
 
 
