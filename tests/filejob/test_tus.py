@@ -78,6 +78,17 @@ def test_a_dropped_chunk_resumes_from_the_servers_offset(stub, data_file, tmp_pa
     assert stub.patched_bytes == data_file.stat().st_size  # nothing was sent twice
 
 
+def test_a_server_offset_past_the_end_of_the_file_is_not_taken_for_done(stub, data_file, tmp_path):
+    stub.drop_after_bytes = [10 * KiB]
+    stub.extra_head_offset = 200 * KiB  # the file has 100 KiB
+    state = tmp_path / "state.json"
+    with pytest.raises(TusError, match=r"reports 215040 bytes of out.bam, which has 102400"):
+        client(stub).upload(
+            data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
+        )
+    assert state.exists()  # the next attempt finds the stored upload unusable and starts again
+
+
 def test_a_restarted_job_continues_the_upload_it_started(stub, data_file, tmp_path):
     state = tmp_path / "state.json"
     stub.drop_after_bytes = [30 * KiB]

@@ -46,6 +46,7 @@ class TusStub:
     patch_statuses: list[int] = field(default_factory=list)
     location_prefix: str = ""  # put before /files/<id> in Location, e.g. another host
     redirect_to: str = ""  # when set, every request is answered 307 to this URL
+    extra_head_offset: int = 0  # added to the offset HEAD reports: a server out of step
     patched_bytes: int = 0
 
     @property
@@ -96,9 +97,8 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
             if upload is None:
                 self._answer(404)
                 return
-            self._answer(
-                200, {"Upload-Offset": str(len(upload.data)), "Upload-Length": str(upload.length)}
-            )
+            offset = len(upload.data) + stub.extra_head_offset
+            self._answer(200, {"Upload-Offset": str(offset), "Upload-Length": str(upload.length)})
 
         def do_PATCH(self) -> None:
             self._record()

@@ -166,6 +166,8 @@ class TusClient:
         finally:
             os.close(descriptor)
             progress.close()
+        if offset != size:  # the server is out of step with this file: not a finished upload
+            raise TusError(f"the server reports {offset} bytes of {name}, which has {size}")
         state_file.unlink(missing_ok=True)
         seconds = time.monotonic() - started
         log.info("uploaded %s %s to %s in %.1f s", name, megabytes(size), url, seconds)
