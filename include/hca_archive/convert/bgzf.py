@@ -1,9 +1,10 @@
 """BGZF compression with libdeflate, run in a process of its own (see bam_pipes.BamWriter).
 
 The converter writes uncompressed BAM into a pipe; this cuts it into blocks of htslib's size and
-compresses them in threads. libdeflate gives zlib's ratio at level 6 in about a third of the
-time. Its process is separate because its threads, sharing a GIL with the converter's busy main
-thread, would wait for it at every 64 KB block.
+compresses them in threads. libdeflate gives zlib's ratio in about a third of the time. Levels
+are samtools' (0-9), which htslib maps onto libdeflate's 0-12 scale; this does the same, so one
+level means the same work in both tools. Its process is separate because its threads, sharing a
+GIL with the converter's busy main thread, would wait for it at every 64 KB block.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ BLOCK_PAYLOAD = 0xFF00  # uncompressed bytes per block, as htslib writes them
 # threads want the same cores, it should win (measured: 4% faster on 500,000 reads, 5% on 25,000).
 NICENESS = 10
 IN_FLIGHT_PER_THREAD = 4
+# libdeflate's level for each samtools level: htslib 1.16 (Debian's samtools) writes at level 6
+# exactly the blocks libdeflate makes at 7 (tests/convert/test_bgzf.py checks every level).
+LIBDEFLATE_LEVELS = (0, 1, 2, 3, 5, 6, 7, 8, 10, 11)
 # The 28-byte empty block that marks the end of a BGZF file (SAM/BAM specification 4.1.2).
 EOF_BLOCK = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
@@ -35,20 +39,22 @@ def payloads(source: io.BufferedIOBase) -> Iterator[bytes]:
         yield payload
 
 
-def compress_block(payload: bytes, level: int) -> bytes:
+def compress_block(payload: bytes, libdeflate_level: int) -> bytes:
     """One BGZF block holding `payload` (at most BLOCK_PAYLOAD bytes)."""
-    data = deflate.deflate_compress(payload, level) if level > 0 else b""
+    data = deflate.deflate_compress(payload, libdeflate_level) if libdeflate_level > 0 else b""
     if not data or len(data) + HEADER.size + TRAILER.size > MAX_BLOCK:
         data = zlib.compress(payload, 0, wbits=-15)  # stored: always fits
     header = HEADER.pack(31, 139, 8, 4, 0, 0, 255, 6, 66, 67, 2, len(data) + 25)
     return header + data + TRAILER.pack(deflate.crc32(payload), len(payload))
 
 
-def _compress_each(inbox: queue.SimpleQueue, outbox: queue.SimpleQueue, level: int) -> None:
+def _compress_each(
+    inbox: queue.SimpleQueue, outbox: queue.SimpleQueue, libdeflate_level: int
+) -> None:
     while (item := inbox.get()) is not None:
         number, payload = item
         try:
-            outbox.put((number, compress_block(payload, level)))
+            outbox.put((number, compress_block(payload, libdeflate_level)))
         except Exception as error:  # handed to the writing thread
             outbox.put((number, error))
 
@@ -56,15 +62,16 @@ def _compress_each(inbox: queue.SimpleQueue, outbox: queue.SimpleQueue, level: i
 def compress(
     source: io.BufferedIOBase, target: io.BufferedIOBase, level: int, threads: int
 ) -> None:
-    """Write what `source` holds to `target` as BGZF at `level`, with the EOF block.
+    """Write what `source` holds to `target` as BGZF at samtools' `level`, with the EOF block.
 
     Every thread takes the next block as soon as it is free, so a thread the scheduler holds
     back (this process is niced) does not stall the others; blocks are written in order.
     """
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     outbox: queue.SimpleQueue = queue.SimpleQueue()
+    libdeflate_level = LIBDEFLATE_LEVELS[level]
     workers = [
-        threading.Thread(target=_compress_each, args=(inbox, outbox, level), daemon=True)
+        threading.Thread(target=_compress_each, args=(inbox, outbox, libdeflate_level), daemon=True)
         for _ in range(threads)
     ]
     for worker in workers:

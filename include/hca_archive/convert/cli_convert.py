@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LEVEL,
         choices=range(10),
         metavar="0-9",
-        help=f"BAM (libdeflate) compression level [{DEFAULT_LEVEL}]",
+        help=f"BAM compression level, as samtools' [{DEFAULT_LEVEL}]",
     )
 
 

@@ -20,7 +20,7 @@ from hca_archive.convert.schema import get_schema
 # ~0.7 MB of BAM per block, less than the pipe to the compressor holds, so that writing a block
 # seldom waits (5,000 was 4% slower on 500,000 reads, 1,500 4% slower again)
 BLOCK_READS = 2_500
-DEFAULT_LEVEL = 6  # BGZF compression level, samtools' default
+DEFAULT_LEVEL = 6  # BGZF compression level (samtools' scale and default; see bgzf.py)
 
 
 class ConversionResult(NamedTuple):
