@@ -80,13 +80,27 @@ def test_a_run_started_by_hand_and_still_at_work_is_left_alone(state: str) -> No
     assert decision.reason == f"run {by_hand} is {state}"
 
 
-@pytest.mark.parametrize("state", ["success", "failed", None])
-def test_the_claim_of_a_run_that_ended_is_ignored(state: str | None) -> None:
+def test_the_claim_of_a_deleted_run_is_ignored() -> None:
     by_hand = "manual__2026-11-29T10:00:00+00:00"
-    states = {by_hand: state} if state else {}
-    (decision,) = sweep(states, FIRST, claims={FIRST: by_hand})
+    (decision,) = sweep({}, FIRST, claims={FIRST: by_hand})
     assert decision.trigger
     assert decision.reason == "no run yet"
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ("success", "succeeded"),
+        ("failed", "is failed: fix the cause, then clear that run to retry"),
+    ],
+)
+def test_a_run_started_by_hand_that_ended_counts_as_the_sweeps_own(state: str, reason: str) -> None:
+    """A wrangler's failed run is not repeated behind the wrangler's back, with a second
+    failure notice; it waits to be cleared, as a failed sweep run does."""
+    by_hand = "manual__2026-11-29T10:00:00+00:00"
+    (decision,) = sweep({by_hand: state}, FIRST, claims={FIRST: by_hand})
+    assert not decision.trigger
+    assert decision.reason == f"run {by_hand} {reason}"
 
 
 def test_a_successful_run_is_not_repeated() -> None:

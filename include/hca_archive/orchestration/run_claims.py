@@ -4,8 +4,9 @@ A wrangler's run has a run id of Airflow's making, which the sweep cannot find b
 Each run therefore names itself in the Airflow Variable ``hca_archive_run_<env>_<uuid>`` once it
 has checked the submission. While the claiming run is queued or running, the sweep skips the
 submission and a run started meanwhile leaves it to that run (on another runner it would upload
-every file again). A claim of a run that ended counts for nothing; it is removed only when the
-run succeeds, so that a failed run a wrangler clears and resumes still holds it.
+every file again). To a new run, a claim of a run that ended counts for nothing; the sweep
+treats the claiming run as its own (a failed one waits for a wrangler). A claim is removed only
+when the run succeeds, so that a failed run a wrangler clears and resumes still holds it.
 """
 
 from __future__ import annotations

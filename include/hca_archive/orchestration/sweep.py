@@ -13,7 +13,8 @@ state Archiving and triggers ``archive_submission`` for it under a deterministic
 - a successful run: skip (archived);
 - a failed run: skip and say so. A wrangler fixes the cause and clears the run, which reruns it
   under the same id; retrying on its own every sweep would repeat the failure (and its
-  notification) every few minutes.
+  notification) every few minutes. A run started by hand that succeeded or failed counts as the
+  sweep's own would; once that run is deleted, a sweep starts one.
 
 Two sweeps racing for one submission cannot start two runs either: the run id is unique, and the
 trigger task of the loser is skipped (``skip_when_already_exists``).
@@ -129,12 +130,11 @@ def decide(
             )
             continue
         run_id = sweep_run_id(environment, submission_uuid)
-        state = state_of(run_id)
-        claimant = claimant_of(submission_uuid) if state is None else None
-        claimant_state = state_of(claimant) if claimant else None
-        if claimant_state in run_claims.ACTIVE_STATES:
-            reason, trigger = f"run {claimant} is {claimant_state}", False
-        elif state is None and submission.since and now - submission.since < min_age:
+        # the run that stands for the submission: the sweep's own, else one started by hand
+        shown, state = run_id, state_of(run_id)
+        if state is None and (claimant := claimant_of(submission_uuid)):
+            shown, state = claimant, state_of(claimant)  # None once that run was deleted
+        if state is None and submission.since and now - submission.since < min_age:
             reason, trigger = (
                 f"in Archiving since {submission.since:%Y-%m-%d %H:%M} UTC: "
                 f"a sweep waits {min_age} for a run started by hand",
@@ -143,12 +143,12 @@ def decide(
         elif state is None:
             reason, trigger = "no run yet", True
         elif state in run_claims.ACTIVE_STATES:
-            reason, trigger = f"run {run_id} is {state}", False
+            reason, trigger = f"run {shown} is {state}", False
         elif state == "success":
-            reason, trigger = f"run {run_id} succeeded", False
+            reason, trigger = f"run {shown} succeeded", False
         else:
             reason, trigger = (
-                f"run {run_id} is {state}: fix the cause, then clear that run to retry",
+                f"run {shown} is {state}: fix the cause, then clear that run to retry",
                 False,
             )
         decisions.append(SweepDecision(submission_uuid, run_id, trigger, reason))
