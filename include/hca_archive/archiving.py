@@ -93,7 +93,7 @@ def request_archive(
     """
     record = archiver.latest(submission_uuid)
     if record is not None:
-        return ArchiveRequest("reused", record_summary(checked_record(record)))
+        return ArchiveRequest("reused", usable_record(archiver, record))
     if dry_run:
         return ArchiveRequest("dry-run")
     if triggered_at is not None and time.time() - triggered_at < trigger_grace_seconds:
@@ -120,9 +120,14 @@ def dsp_submission_progress(archiver: ArchiverClient, submission_uuid: str) -> P
     record = archiver.latest(submission_uuid)
     if record is None:
         return Progress(False, "no archive submission record yet")
-    return Progress(
-        True, f"DSP submission {record.dsp_uuid}", record_summary(checked_record(record))
-    )
+    return Progress(True, f"DSP submission {record.dsp_uuid}", usable_record(archiver, record))
+
+
+def usable_record(archiver: ArchiverClient, record: ArchiveSubmission) -> dict[str, Any]:
+    """The record's summary, unless the archiver noted errors on it or on its entities."""
+    summary = record_summary(checked_record(record))
+    check_entities(archiver, record.dsp_uuid)
+    return summary
 
 
 def checked_record(record: ArchiveSubmission, limit: int = 20) -> ArchiveSubmission:
@@ -130,12 +135,30 @@ def checked_record(record: ArchiveSubmission, limit: int = 20) -> ArchiveSubmiss
     what failed, and completing it would archive the submission in part."""
     if not record.errors:
         return record
-    lines = [f"- {error.error_code}: {error.message}" for error in record.errors[:limit]]
+    lines = [f"- {error}" for error in record.errors[:limit]]
     if len(record.errors) > limit:
         lines.append(f"- ... and {len(record.errors) - limit} more")
     raise RunStopped(
         f"the archiver reported {len(record.errors)} error(s) building DSP submission "
         f"{record.dsp_uuid}:\n" + "\n".join(lines)
+    )
+
+
+def check_entities(archiver: ArchiverClient, dsp_uuid: str, limit: int = 20) -> None:
+    """Stop when the archiver noted errors on entities: those are missing from (or wrong in) the
+    DSP submission, so completing it would archive the submission in part, for good."""
+    failed = [entity for entity in archiver.entities(dsp_uuid) if entity.errors]
+    if not failed:
+        return
+    lines = [
+        f"- {entity.type} {entity.alias}: {'; '.join(map(str, entity.errors))}"
+        for entity in failed[:limit]
+    ]
+    if len(failed) > limit:
+        lines.append(f"- ... and {len(failed) - limit} more")
+    raise RunStopped(
+        f"the archiver reported errors on {len(failed)} entit{'y' if len(failed) == 1 else 'ies'} "
+        f"of DSP submission {dsp_uuid}:\n" + "\n".join(lines)
     )
 
 
@@ -145,7 +168,7 @@ def record_summary(record: ArchiveSubmission) -> dict[str, Any]:
         "dsp_url": record.dsp_url,
         "created": record.created,
         "planned_jobs": len(record.file_upload_plan or []),
-        "errors": [f"{error.error_code}: {error.message}" for error in record.errors],
+        "errors": [str(error) for error in record.errors],
     }
 
 

@@ -16,7 +16,7 @@ from hca_archive.archiving import (
     dsp_submission_progress,
     request_archive,
 )
-from hca_archive.clients.archiver import ArchiveSubmission
+from hca_archive.clients.archiver import ArchiveEntity, ArchiveSubmission, archive_errors
 from hca_archive.clients.ingest import Envelope
 from hca_archive.http import ServiceError
 
@@ -29,6 +29,7 @@ class SlowArchiver:
 
     triggers: list[str] = field(default_factory=list)
     record_visible: bool = False
+    entity_docs: list[dict] = field(default_factory=list)
 
     def latest(self, submission_uuid: str) -> ArchiveSubmission | None:
         if not (self.triggers and self.record_visible):
@@ -37,6 +38,13 @@ class SlowArchiver:
 
     def trigger_archive(self, submission_uuid: str, **kwargs: object) -> None:
         self.triggers.append(submission_uuid)
+
+    def entities(self, dsp_uuid: str) -> list[ArchiveEntity]:
+        assert dsp_uuid == "dsp-1"
+        return [
+            ArchiveEntity(doc["type"], doc["alias"], None, None, archive_errors(doc["errors"]))
+            for doc in self.entity_docs
+        ]
 
 
 class Store:
@@ -161,6 +169,38 @@ def test_a_record_built_with_errors_is_not_reused() -> None:
     with pytest.raises(RunStopped, match=r"1 error.*DSP submission dsp-1"):
         Store().request(archiver)
     assert archiver.triggers == [UUID]
+
+
+ENTITY_ERRORS = [
+    {"type": "project", "alias": "HCA_project_1", "errors": []},
+    {
+        "type": "sample",
+        "alias": "HCA_sample_7",
+        "errors": [{"errorCode": "ConversionError", "message": "no taxon id"}, "DSP said 400"],
+    },
+]
+
+
+def test_entities_with_errors_stop_the_wait_naming_them() -> None:
+    archiver = SlowArchiver(triggers=[UUID], record_visible=True, entity_docs=ENTITY_ERRORS)
+    with pytest.raises(RunStopped) as stopped:
+        dsp_submission_progress(archiver, UUID)
+    assert str(stopped.value) == (
+        "the archiver reported errors on 1 entity of DSP submission dsp-1:\n"
+        "- sample HCA_sample_7: ConversionError: no taxon id; DSP said 400"
+    )
+
+
+def test_a_record_whose_entities_have_errors_is_not_reused() -> None:
+    archiver = SlowArchiver(triggers=[UUID], record_visible=True, entity_docs=ENTITY_ERRORS)
+    with pytest.raises(RunStopped, match="errors on 1 entity"):
+        Store().request(archiver)
+    assert archiver.triggers == [UUID]
+
+
+def test_entities_without_errors_let_the_wait_end() -> None:
+    archiver = SlowArchiver(triggers=[UUID], record_visible=True, entity_docs=ENTITY_ERRORS[:1])
+    assert dsp_submission_progress(archiver, UUID).done
 
 
 class StepTi:

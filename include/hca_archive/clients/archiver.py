@@ -24,6 +24,23 @@ class ArchiveError:
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        return f"{self.error_code}: {self.message}" if self.error_code else self.message
+
+
+def archive_errors(value: Any) -> tuple[ArchiveError, ...]:
+    """The archiver's ``errors`` list; an entry that is not an object is kept as its text."""
+    return tuple(
+        ArchiveError(
+            error_code=str(error.get("errorCode") or ""),
+            message=str(error.get("message") or ""),
+            details=error.get("details") if isinstance(error.get("details"), Mapping) else {},
+        )
+        if isinstance(error, Mapping)
+        else ArchiveError("", one_line(str(error), 1000))
+        for error in _list(value)
+    )
+
 
 @dataclass(frozen=True)
 class ArchiveSubmission:
@@ -47,22 +64,13 @@ class ArchiveSubmission:
         plan = doc.get("fileUploadPlan")
         if isinstance(plan, Mapping):  # tolerate the {"jobs": [...]} spelling
             plan = plan.get("jobs")
-        errors = tuple(
-            ArchiveError(
-                error_code=str(error.get("errorCode") or ""),
-                message=str(error.get("message") or ""),
-                details=error.get("details") if isinstance(error.get("details"), Mapping) else {},
-            )
-            for error in _list(doc.get("errors"))
-            if isinstance(error, Mapping)
-        )
         return cls(
             dsp_uuid=doc["dspUuid"],
             dsp_url=optional_text(doc.get("dspUrl")),
             submission_uuid=optional_text(doc.get("submissionUuid")),
             created=optional_text(doc.get("created")),
             file_upload_plan=tuple(plan) if isinstance(plan, list) else (),
-            errors=errors,
+            errors=archive_errors(doc.get("errors")),
         )
 
 
@@ -157,7 +165,7 @@ class ArchiveEntity:
     alias: str
     dsp_uuid: str | None
     accession: str | None
-    errors: tuple[Any, ...]
+    errors: tuple[ArchiveError, ...]
 
 
 class ArchiverClient:
@@ -231,7 +239,7 @@ class ArchiverClient:
                 alias=str(doc.get("alias") or ""),
                 dsp_uuid=optional_text(doc.get("dspUuid")),
                 accession=optional_text(doc.get("accession")),
-                errors=tuple(_list(doc.get("errors"))),
+                errors=archive_errors(doc.get("errors")),
             )
             for doc in iter_pages(self.http, path, "entities", size=self.page_size)
             if isinstance(doc, Mapping)
