@@ -14,6 +14,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
 from hca_archive.archiving import batch_label
+from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
 from hca_archive.orchestration.runners.kubernetes import KubernetesFileJobOperator, pod_name
 from hca_archive.plan import PlanError
 from tests.kubernetes.conftest import (
@@ -101,7 +102,8 @@ def test_the_pod_created_carries_no_secret_and_valid_labels(cluster: FakeKuberne
     for text in strings(created):
         assert not any(secret in text for secret in SECRET_VALUES)
     for container in created["spec"]["containers"]:
-        assert all("value" not in variable for variable in container.get("env", []))
+        for variable in container.get("env", []):
+            assert "value" not in variable or variable["name"] in PLAIN_NAMES, variable["name"]
     labels = created["metadata"]["labels"]
     assert labels["map_index"] == "1023"
     assert {"dag_id", "task_id", "run_id", "try_number"} <= labels.keys()
@@ -111,6 +113,29 @@ def test_the_pod_created_carries_no_secret_and_valid_labels(cluster: FakeKuberne
     (sidecar,) = [c for c in created["spec"]["containers"] if c["name"] != "base"]
     assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
     assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+# The job's settings that are no secret, as the connections (conftest) give them: the pod talks
+# to the DAG's services whatever its Secret holds; AWS_DEFAULT_REGION is unset on this worker.
+PLAIN = {
+    "HCA_AAP_URL": "http://127.0.0.1:1/aap",
+    "HCA_DSP_URL": "http://127.0.0.1:1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+}
+PLAIN_NAMES = {*PLAIN, "AWS_DEFAULT_REGION"}
+
+
+def test_settings_that_are_no_secret_come_from_the_connections(
+    cluster: FakeKubernetes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    defer(operator([plan_job()]), context())
+    (created,) = cluster.created
+    (job,) = [c for c in created["spec"]["containers"] if c["name"] == "base"]
+    plain = {v["name"]: v["value"] for v in job["env"] if "value" in v}
+    assert plain == PLAIN
+    referenced = {v["name"] for v in job["env"] if "valueFrom" in v}
+    assert referenced == set(ENVIRONMENT_NAMES.values()) - PLAIN.keys()
 
 
 def test_an_error_event_while_the_pod_runs_defers_again_to_this_operator(

@@ -82,26 +82,41 @@ class HcaArchiveHook(BaseHook):
     def dsp(self) -> DspClient:
         return DspClient(service_url(self._connection("dsp")), self.aap)
 
-    def file_job_credentials(self) -> dict[str, str]:
-        """What a file job needs to read S3 and upload to DSP; staged in a 0600 file, never argv.
-
-        Keyed like the job's environment variables (``hca_archive.filejob.credentials``).
+    def file_job_settings(self) -> dict[str, str]:
+        """What a file job needs to know that is no secret: the services' addresses and the AWS
+        region. Keyed like the job's environment variables (``hca_archive.filejob.credentials``).
         """
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
         dsp = self._connection("dsp")
-        aws_hook = AwsBaseHook(aws_conn_id=conn_id(self.environment, "aws"), client_type="s3")
-        aws = aws_hook.get_credentials()
-        values = {
-            "aap_url": dsp.extra_dejson.get("aap_url"),
+        aws = self._aws_hook().conn_config
+        return _by_variable(
+            {
+                "aap_url": dsp.extra_dejson.get("aap_url"),
+                "s3_endpoint_url": aws.endpoint_url,
+                # the connection's, else this worker's: an LSF node has neither
+                "aws_region": aws.region_name or os.environ.get("AWS_DEFAULT_REGION"),
+                "dsp_url": service_url(dsp),
+            }
+        )
+
+    def file_job_credentials(self) -> dict[str, str]:
+        """What a file job needs to read S3 and upload to DSP, its settings included; staged in
+        a 0600 file, never argv. Keyed like the job's environment variables."""
+        dsp = self._connection("dsp")
+        aws = self._aws_hook().get_credentials()
+        secrets = {
             "aap_username": dsp.login,
             "aap_password": dsp.password,
             "aws_access_key_id": aws.access_key,
             "aws_secret_access_key": aws.secret_key,
             "aws_session_token": aws.token,
-            "s3_endpoint_url": aws_hook.conn_config.endpoint_url,
-            # the connection's, else this worker's: an LSF node has neither
-            "aws_region": aws_hook.conn_config.region_name or os.environ.get("AWS_DEFAULT_REGION"),
-            "dsp_url": service_url(dsp),
         }
-        return {ENVIRONMENT_NAMES[name]: value for name, value in values.items() if value}
+        return {**self.file_job_settings(), **_by_variable(secrets)}
+
+    def _aws_hook(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=conn_id(self.environment, "aws"), client_type="s3")
+
+
+def _by_variable(values: dict[str, str | None]) -> dict[str, str]:
+    return {ENVIRONMENT_NAMES[name]: value for name, value in values.items() if value}

@@ -15,7 +15,10 @@ The pod (built by :func:`build_pod_request`, started by a deferrable ``Kubernete
   in all, so a batch is limited to :data:`MAX_PLAN_BYTES`.
 - gets its credentials from the Kubernetes Secret ``hca-archive-<environment>-credentials``
   (keys named like the job's environment variables, ``filejob.credentials.ENVIRONMENT_NAMES``)
-  through ``secretKeyRef`` only: no secret value passes through Airflow or the pod spec.
+  through ``secretKeyRef`` only: no secret value passes through Airflow or the pod spec. What is
+  no secret and the environment's connections know (the AAP, DSP and S3 addresses, the AWS
+  region) is set as plain values, so the pod talks to the same services as the DAG and the
+  Secret need not repeat them.
 - returns the result JSON through KPO's XCom sidecar (``/airflow/xcom/return.json``); its
   progress (stderr) comes into the task log.
 - is named from (dag, run, map index): at most one pod per mapped job exists at a time, and a
@@ -121,6 +124,8 @@ class PodSettings:
     memory_mb: int
     disk_gib: int
     service_account_name: str | None = None
+    # settings that are no secret, as (environment variable, value), from the connections
+    plain_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def resolve(
@@ -130,6 +135,7 @@ class PodSettings:
         *,
         environment: str,
         input_bytes: Sequence[int | None] = (),
+        plain_env: Mapping[str, str] | None = None,
     ) -> PodSettings:
         """From ``params`` (operator arguments; None = unset), then ``job_*`` extras, then
         defaults; memory follows the largest job's inputs, disk their sum (jobs of a batch run
@@ -158,6 +164,7 @@ class PodSettings:
             service_account_name=None
             if account is None
             else _dns_name(account, "service_account_name"),
+            plain_env=tuple(sorted((plain_env or {}).items())),
         )
 
 
@@ -203,8 +210,12 @@ def build_pod_request(
             str(settings.cpu),
         ],
         env=[
-            _secret_env(settings.credentials_secret, variable)
-            for variable in ENVIRONMENT_NAMES.values()
+            *(k8s.V1EnvVar(name=name, value=value) for name, value in settings.plain_env),
+            *(
+                _secret_env(settings.credentials_secret, variable)
+                for variable in ENVIRONMENT_NAMES.values()
+                if variable not in dict(settings.plain_env)
+            ),
         ],
         resources=k8s.V1ResourceRequirements(requests=amounts, limits=dict(amounts)),
         volume_mounts=[
@@ -370,6 +381,7 @@ class KubernetesFileJobOperator(BaseOperator):
             extra,
             environment=self.environment,
             input_bytes=() if sized else self._input_bytes(plan_jobs),
+            plain_env=self._plain_env(),
         )
         ti = context["ti"]
         return build_pod_request(
@@ -389,6 +401,16 @@ class KubernetesFileJobOperator(BaseOperator):
             namespace = pod.metadata.namespace or extra.get("namespace") or "default"
             url = str(template).replace("{namespace}", namespace)
             push_file_job_url(context["ti"], url.replace("{pod}", pod.metadata.name))
+
+    def _plain_env(self) -> dict[str, str]:
+        """The job's settings that are no secret, from the environment's connections."""
+        from hca_archive.orchestration.hooks import HcaArchiveHook
+
+        try:
+            return HcaArchiveHook(self.environment).file_job_settings()
+        except AirflowNotFoundException as error:
+            self.log.warning("the pod takes every setting from its Secret: %s", error)
+            return {}
 
     def _input_bytes(self, plan_jobs: tuple[PlanJob, ...]) -> list[int | None]:
         """Each job's download size, asked of S3 with the environment's AWS connection."""
