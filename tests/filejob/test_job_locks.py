@@ -91,3 +91,34 @@ def test_a_signal_while_the_result_is_written_still_leaves_the_result(tmp_path: 
     result = json.loads((tmp_path / f"result-{lane1.index}.json").read_text())
     assert result["jobs"][0]["status"] == outcome.status == "succeeded"
     assert runner.stopped == "stopped by SIGTERM"  # no further job starts
+
+
+def test_a_signal_as_a_jobs_lock_is_taken_still_leaves_every_outcome(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The signal comes before the job's lock is ours: that job is reported not started (its
+    result file may belong to another process, so none is written) and so is the next one."""
+    lane1, lane2 = lane_jobs()
+    locking = cli.exclusive
+
+    def exclusive_with_a_signal(path: Path, *args, **kwargs):
+        if path.name == f"job-{lane1.index}.lock":
+            os.kill(os.getpid(), signal.SIGINT)
+        return locking(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "exclusive", exclusive_with_a_signal)
+
+    class Runner:
+        stopped: str | None = None
+
+        def run(self, job, workdir: Path) -> JobOutcome:
+            raise AssertionError("no job starts after the signal")
+
+    with cli._stop_on_signals():
+        outcomes = cli._run_all(Runner(), [lane1, lane2], tmp_path, None)  # type: ignore[arg-type]
+    assert [o.error for o in outcomes] == [
+        f"job {job.index} ({job.label}): not started: stopped by SIGINT" for job in (lane1, lane2)
+    ]
+    assert not (tmp_path / f"result-{lane1.index}.json").exists()
+    second = json.loads((tmp_path / f"result-{lane2.index}.json").read_text())
+    assert second["jobs"][0]["error"] == outcomes[1].error

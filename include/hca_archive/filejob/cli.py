@@ -126,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
         _write_result(args.workdir, outcome)
     runner = _build_runner(args, credentials)
     with _stop_on_signals():
-        for job in jobs:
-            outcomes.append(_run_one(runner, job, args.workdir, args.lock_dir))
+        outcomes += _run_all(runner, jobs, args.workdir, args.lock_dir)
     document = result_document(sorted(outcomes, key=lambda outcome: outcome.index))
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -142,6 +141,21 @@ def result_document(outcomes: list[JobOutcome]) -> dict[str, Any]:
         "succeeded": len(outcomes) - failed,
         "failed": failed,
     }
+
+
+def _run_all(
+    runner: JobRunner, jobs: list[PlanJob], workdir: Path, lock_dir: Path | None
+) -> list[JobOutcome]:
+    """Every job's outcome, also when a signal comes between jobs or as a job's lock is taken."""
+    outcomes = []
+    for job in jobs:
+        try:
+            outcome = _run_one(runner, job, workdir, lock_dir)
+        except Interrupted as error:  # its lock may not be ours: no result file is written
+            runner.stopped = runner.stopped or str(error)
+            outcome = _not_run(job, runner.stopped)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _run_one(runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | None) -> JobOutcome:
