@@ -42,6 +42,7 @@ class BamWriter:
     """
 
     def __init__(self, path: Path, threads: int, level: int):
+        bgzf.libdeflate_level(level)  # a bad level fails here, not in the child
         self.path = path
         self._problem: str | None = None  # None until the child is reaped
         source, sink = os.pipe()
