@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,3 +123,32 @@ def test_a_signal_as_a_jobs_lock_is_taken_still_leaves_every_outcome(
     assert not (tmp_path / f"result-{lane1.index}.json").exists()
     second = json.loads((tmp_path / f"result-{lane2.index}.json").read_text())
     assert second["jobs"][0]["error"] == outcomes[1].error
+
+
+def test_a_signal_as_a_finished_jobs_lock_is_released_keeps_its_outcome(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The job ran and wrote its result: stdout must say what the result file says."""
+    (lane1, _lane2) = lane_jobs()
+    locking = cli.exclusive
+
+    @contextlib.contextmanager
+    def exclusive_signalled_on_release(path: Path, *args, **kwargs):
+        with locking(path, *args, **kwargs) as held:
+            yield held
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "exclusive", exclusive_signalled_on_release)
+
+    class Runner:
+        stopped: str | None = None
+
+        def run(self, job, workdir: Path) -> JobOutcome:
+            return JobOutcome(job.index, job.manifest_id, job.label, status="succeeded")
+
+    runner = Runner()
+    with cli._stop_on_signals():
+        (outcome,) = cli._run_all(runner, [lane1], tmp_path, None)  # type: ignore[arg-type]
+    result = json.loads((tmp_path / f"result-{lane1.index}.json").read_text())
+    assert outcome.status == result["jobs"][0]["status"] == "succeeded"
+    assert runner.stopped == "stopped by SIGTERM"

@@ -146,12 +146,12 @@ def result_document(outcomes: list[JobOutcome]) -> dict[str, Any]:
 def _run_all(
     runner: JobRunner, jobs: list[PlanJob], workdir: Path, lock_dir: Path | None
 ) -> list[JobOutcome]:
-    """Every job's outcome, also when a signal comes between jobs or as a job's lock is taken."""
+    """Every job's outcome, also when a signal comes between jobs."""
     outcomes = []
     for job in jobs:
         try:
             outcome = _run_one(runner, job, workdir, lock_dir)
-        except Interrupted as error:  # its lock may not be ours: no result file is written
+        except Interrupted as error:  # before the job's lock was taken: no result file
             runner.stopped = runner.stopped or str(error)
             outcome = _not_run(job, runner.stopped)
         outcomes.append(outcome)
@@ -160,25 +160,36 @@ def _run_all(
 
 def _run_one(runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | None) -> JobOutcome:
     """Run ``job`` unless another process runs it; only its runner writes its result file."""
-    with exclusive(workdir / f"job-{int(job.index)}.lock") as held:
-        if not held:
-            return _not_run(job, f"another run-job process is running it in {workdir}")
-        outcome = None
-        try:
-            (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
-            if not runner.stopped:
-                with _after_other_runs(job, lock_dir, workdir):
-                    outcome = runner.run(job, workdir)
-        except Interrupted as error:  # stopped while waiting for another run's copy
-            runner.stopped = f"{error} while waiting for another run's copy of this job"
-        if outcome is None:
-            outcome = _not_run(job, str(runner.stopped))
-        try:
-            _write_result(workdir, outcome)
-        except Interrupted as error:  # only the first signal interrupts: writing again completes
-            runner.stopped = str(error)
-            _write_result(workdir, outcome)
-        return outcome
+    outcome = None
+    try:
+        with exclusive(workdir / f"job-{int(job.index)}.lock") as held:
+            if not held:
+                return _not_run(job, f"another run-job process is running it in {workdir}")
+            outcome = _run_holding_the_lock(runner, job, workdir, lock_dir)
+    except Interrupted as error:  # as the lock was taken (not started) or released (done)
+        runner.stopped = runner.stopped or str(error)
+    return outcome or _not_run(job, str(runner.stopped))
+
+
+def _run_holding_the_lock(
+    runner: JobRunner, job: PlanJob, workdir: Path, lock_dir: Path | None
+) -> JobOutcome:
+    outcome = None
+    try:
+        (workdir / f"result-{int(job.index)}.json").unlink(missing_ok=True)  # a stale marker
+        if not runner.stopped:
+            with _after_other_runs(job, lock_dir, workdir):
+                outcome = runner.run(job, workdir)
+    except Interrupted as error:  # stopped while waiting for another run's copy
+        runner.stopped = f"{error} while waiting for another run's copy of this job"
+    if outcome is None:
+        outcome = _not_run(job, str(runner.stopped))
+    try:
+        _write_result(workdir, outcome)
+    except Interrupted as error:  # only the first signal interrupts: writing again completes
+        runner.stopped = str(error)
+        _write_result(workdir, outcome)
+    return outcome
 
 
 @contextmanager
