@@ -144,16 +144,22 @@ def checked_record(record: ArchiveSubmission, limit: int = 20) -> ArchiveSubmiss
     )
 
 
-def check_entities(archiver: ArchiverClient, dsp_uuid: str, limit: int = 20) -> None:
+def check_entities(
+    archiver: ArchiverClient, dsp_uuid: str, limit: int = 20, per_entity: int = 3
+) -> None:
     """Stop when the archiver noted errors on entities: those are missing from (or wrong in) the
     DSP submission, so completing it would archive the submission in part, for good."""
+    from hca_archive.http import one_line
+
     failed = [entity for entity in archiver.entities(dsp_uuid) if entity.errors]
     if not failed:
         return
-    lines = [
-        f"- {entity.type} {entity.alias}: {'; '.join(map(str, entity.errors))}"
-        for entity in failed[:limit]
-    ]
+    lines = []
+    for entity in failed[:limit]:
+        errors = "; ".join(map(str, entity.errors[:per_entity]))
+        more = len(entity.errors) - per_entity
+        errors += f"; ... and {more} more" if more > 0 else ""
+        lines.append(f"- {one_line(f'{entity.type} {entity.alias}', 200)}: {errors}")
     if len(failed) > limit:
         lines.append(f"- ... and {len(failed) - limit} more")
     raise RunStopped(

@@ -198,6 +198,26 @@ def test_a_record_whose_entities_have_errors_is_not_reused() -> None:
     assert archiver.triggers == [UUID]
 
 
+def test_entity_errors_are_shown_bounded_on_one_line_each() -> None:
+    """The archiver's text is untrusted: no forged lines, no megabytes in the task's event."""
+    docs = [
+        {
+            "type": "sample",
+            "alias": "HCA_s1\n- project HCA_p: all fine",
+            "errors": [{"message": "x" * 5_000_000}, "second\nline", *["more"] * 100_000],
+        },
+        {"type": "project", "alias": "HCA_p", "errors": [None, "", {}]},  # no errors at all
+    ]
+    archiver = SlowArchiver(triggers=[UUID], record_visible=True, entity_docs=docs)
+    with pytest.raises(RunStopped) as stopped:
+        dsp_submission_progress(archiver, UUID)
+    heading, line = str(stopped.value).splitlines()
+    assert heading == "the archiver reported errors on 1 entity of DSP submission dsp-1:"
+    assert line.startswith("- sample HCA_s1 - project HCA_p: all fine: xxx")
+    assert line.endswith("…; second line; more; ... and 99999 more")
+    assert len(line) < 1_000
+
+
 def test_entities_without_errors_let_the_wait_end() -> None:
     archiver = SlowArchiver(triggers=[UUID], record_visible=True, entity_docs=ENTITY_ERRORS[:1])
     assert dsp_submission_progress(archiver, UUID).done

@@ -18,6 +18,9 @@ MISSING_FILE = re.compile(
 )
 
 
+ERROR_TEXT_LIMIT = 500
+
+
 @dataclass(frozen=True)
 class ArchiveError:
     error_code: str
@@ -25,11 +28,14 @@ class ArchiveError:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return f"{self.error_code}: {self.message}" if self.error_code else self.message
+        """One line for a wrangler; the service's text is untrusted, so it is bounded."""
+        text = f"{self.error_code}: {self.message}" if self.error_code else self.message
+        return one_line(text, ERROR_TEXT_LIMIT) or "(no message)"
 
 
 def archive_errors(value: Any) -> tuple[ArchiveError, ...]:
-    """The archiver's ``errors`` list; an entry that is not an object is kept as its text."""
+    """The archiver's ``errors`` list; an entry that is not an object is kept as its text, and
+    empty entries (null, "", {}) are no errors."""
     return tuple(
         ArchiveError(
             error_code=str(error.get("errorCode") or ""),
@@ -37,8 +43,9 @@ def archive_errors(value: Any) -> tuple[ArchiveError, ...]:
             details=error.get("details") if isinstance(error.get("details"), Mapping) else {},
         )
         if isinstance(error, Mapping)
-        else ArchiveError("", one_line(str(error), 1000))
+        else ArchiveError("", str(error))
         for error in _list(value)
+        if error not in (None, "", {})
     )
 
 
