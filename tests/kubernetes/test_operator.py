@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_the_pod_created_carries_no_secret_and_valid_labels(cluster: FakeKuberne
         assert not any(secret in text for secret in SECRET_VALUES)
     for container in created["spec"]["containers"]:
         for variable in container.get("env", []):
-            assert "value" not in variable or variable["name"] in PLAIN_NAMES, variable["name"]
+            assert "value" not in variable or variable["name"] in PLAIN, variable["name"]
     labels = created["metadata"]["labels"]
     assert labels["map_index"] == "1023"
     assert {"dag_id", "task_id", "run_id", "try_number"} <= labels.keys()
@@ -116,26 +117,44 @@ def test_the_pod_created_carries_no_secret_and_valid_labels(cluster: FakeKuberne
 
 
 # The job's settings that are no secret, as the connections (conftest) give them: the pod talks
-# to the DAG's services whatever its Secret holds; AWS_DEFAULT_REGION is unset on this worker.
+# to the DAG's services whatever its Secret holds. The aws connection names no region.
 PLAIN = {
     "HCA_AAP_URL": "http://127.0.0.1:1/aap",
     "HCA_DSP_URL": "http://127.0.0.1:1",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
 }
-PLAIN_NAMES = {*PLAIN, "AWS_DEFAULT_REGION"}
+
+
+def job_env(cluster: FakeKubernetes) -> tuple[dict[str, str], set[str]]:
+    """The job container's plain values and the names it takes from the Secret."""
+    (created,) = cluster.created
+    (job,) = [c for c in created["spec"]["containers"] if c["name"] == "base"]
+    plain = {v["name"]: v["value"] for v in job["env"] if "value" in v}
+    return plain, {v["name"] for v in job["env"] if "valueFrom" in v}
 
 
 def test_settings_that_are_no_secret_come_from_the_connections(
     cluster: FakeKubernetes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    """Not the worker's own region: a pod is not an LSF node, and the Secret may name one."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
     defer(operator([plan_job()]), context())
-    (created,) = cluster.created
-    (job,) = [c for c in created["spec"]["containers"] if c["name"] == "base"]
-    plain = {v["name"]: v["value"] for v in job["env"] if "value" in v}
+    plain, referenced = job_env(cluster)
     assert plain == PLAIN
-    referenced = {v["name"] for v in job["env"] if "valueFrom" in v}
     assert referenced == set(ENVIRONMENT_NAMES.values()) - PLAIN.keys()
+
+
+def test_an_address_with_credentials_in_it_is_left_to_the_secret(
+    cluster: FakeKubernetes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable = "AIRFLOW_CONN_HCA_SANDBOX_DSP"
+    dsp = json.loads(os.environ[variable])
+    dsp["host"] = f"http://archiver:{SECRET_VALUES[0]}@127.0.0.1:1"
+    monkeypatch.setenv(variable, json.dumps(dsp))
+    defer(operator([plan_job()]), context())
+    plain, referenced = job_env(cluster)
+    assert "HCA_DSP_URL" not in plain and "HCA_DSP_URL" in referenced
+    assert not any(SECRET_VALUES[0] in value for value in plain.values())
 
 
 def test_an_error_event_while_the_pod_runs_defers_again_to_this_operator(

@@ -83,17 +83,16 @@ class HcaArchiveHook(BaseHook):
         return DspClient(service_url(self._connection("dsp")), self.aap)
 
     def file_job_settings(self) -> dict[str, str]:
-        """What a file job needs to know that is no secret: the services' addresses and the AWS
-        region. Keyed like the job's environment variables (``hca_archive.filejob.credentials``).
-        """
+        """What a file job needs to know that is no secret, as the connections say it: the
+        services' addresses and the AWS region. Keyed like the job's environment variables
+        (``hca_archive.filejob.credentials``)."""
         dsp = self._connection("dsp")
         aws = self._aws_hook().conn_config
         return _by_variable(
             {
                 "aap_url": dsp.extra_dejson.get("aap_url"),
                 "s3_endpoint_url": aws.endpoint_url,
-                # the connection's, else this worker's: an LSF node has neither
-                "aws_region": aws.region_name or os.environ.get("AWS_DEFAULT_REGION"),
+                "aws_region": aws.region_name,
                 "dsp_url": service_url(dsp),
             }
         )
@@ -110,7 +109,9 @@ class HcaArchiveHook(BaseHook):
             "aws_secret_access_key": aws.secret_key,
             "aws_session_token": aws.token,
         }
-        return {**self.file_job_settings(), **_by_variable(secrets)}
+        # the region: the connection's, else this worker's, for an LSF node has neither
+        worker = _by_variable({"aws_region": os.environ.get("AWS_DEFAULT_REGION")})
+        return {**worker, **self.file_job_settings(), **_by_variable(secrets)}
 
     def _aws_hook(self) -> Any:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook

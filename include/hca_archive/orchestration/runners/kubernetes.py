@@ -403,14 +403,24 @@ class KubernetesFileJobOperator(BaseOperator):
             push_file_job_url(context["ti"], url.replace("{pod}", pod.metadata.name))
 
     def _plain_env(self) -> dict[str, str]:
-        """The job's settings that are no secret, from the environment's connections."""
+        """The job's settings that are no secret, from the environment's connections; an
+        address with a user or password in it is left to the Secret."""
+        from urllib.parse import urlsplit
+
         from hca_archive.orchestration.hooks import HcaArchiveHook
 
         try:
-            return HcaArchiveHook(self.environment).file_job_settings()
-        except AirflowNotFoundException as error:
+            settings = HcaArchiveHook(self.environment).file_job_settings()
+        except (AirflowNotFoundException, ValueError) as error:
             self.log.warning("the pod takes every setting from its Secret: %s", error)
             return {}
+        plain = {}
+        for variable, value in settings.items():
+            if "@" in urlsplit(value).netloc:
+                self.log.warning("%s holds credentials; the pod takes it from its Secret", variable)
+            else:
+                plain[variable] = value
+        return plain
 
     def _input_bytes(self, plan_jobs: tuple[PlanJob, ...]) -> list[int | None]:
         """Each job's download size, asked of S3 with the environment's AWS connection."""
