@@ -310,6 +310,36 @@ def test_results_of_another_batch_in_the_directory_are_not_taken(lsf_quick, hpc_
     assert len(submissions(hpc, job_name("lsf_test", "replanned", 0))) == 2
 
 
+def test_a_failure_after_a_replan_is_retried_not_hidden_by_the_old_done_job(
+    lsf_quick, hpc_connection
+):
+    """The old batch's job is DONE, the new batch's EXIT: a retry submits the new batch again
+    (adopting the DONE job would read the new batch's results as its own, every retry)."""
+    hpc, ctx = lsf_quick, context("replan-fail")
+    old = operator(hpc_connection, plan_job("manifest-old"))
+    assert run_deferred(old, defer(old, ctx), ctx)["succeeded"] == 1
+    new_job = plan_job("manifest-new", status="crash")
+    new = operator(hpc_connection, new_job)
+    with pytest.raises(AirflowException, match="EXIT code 3"):
+        run_deferred(new, defer(new, ctx), ctx)
+    defer(operator(hpc_connection, new_job), ctx)  # the retry: submits, then waits
+    assert len(submissions(hpc, job_name("lsf_test", "replan-fail", 0))) == 3
+
+
+def test_results_a_job_left_beside_a_newer_failed_twin_are_taken(lsf_quick, hpc_connection):
+    """A twin of the job (a second worker's submission, killed) ended in EXIT after the job
+    itself finished: its successful results stand, nothing is submitted again."""
+    hpc, ctx = lsf_quick, context("twin")
+    job = plan_job("manifest-twin")
+    op = operator(hpc_connection, job)
+    result = run_deferred(op, defer(op, ctx), ctx)
+    name = job_name("lsf_test", "twin", 0)
+    twin = hpc.run(["bsub", "-J", name, "false"])
+    wait_for(hpc, parse_bsub(twin.stdout, twin.stderr, twin.returncode).job_id, {"EXIT"})
+    assert operator(hpc_connection, job).execute(ctx) == result
+    assert len(submissions(hpc, name)) == 2  # ours and the twin
+
+
 def test_a_running_job_of_another_batch_is_ended_before_the_new_one(lsf_quick, hpc_connection):
     hpc = lsf_quick
     ctx = context("replanned-running")
@@ -344,6 +374,28 @@ def test_a_job_that_does_not_end_is_killed_at_the_wait_timeout(lsf_quick, hpc_co
     with pytest.raises(AirflowFailException, match=r"still RUN after 0:00:03: killed it"):
         run_deferred(op, deferred, ctx)
     assert wait_for(lsf_quick, deferred.trigger.job_id, {"EXIT"}).stat == "EXIT"
+
+
+def test_a_job_stopped_while_pending_leaves_no_credentials(lsf_quick, hpc_connection):
+    """A pending job never reads (and so never deletes) its credentials file: whoever stops it
+    must - the wait's timeout, the task's kill and the trigger's kill."""
+    lsf_quick.configure_lsf(pend_seconds=60)
+    for run in ("pend-timeout", "pend-kill", "pend-tkill"):
+        op = operator(
+            hpc_connection, plan_job(f"manifest-{run}"), wait_timeout=timedelta(seconds=2)
+        )
+        ctx = context(run)
+        deferred = defer(op, ctx)
+        credentials = Path(job_paths(str(lsf_quick.work_root), "lsf_test", run, 0).credentials)
+        assert credentials.exists()
+        if run == "pend-timeout":
+            with pytest.raises(AirflowFailException, match="still PEND after 0:00:02: killed"):
+                run_deferred(op, deferred, ctx)
+        elif run == "pend-kill":
+            op.on_kill()
+        else:
+            asyncio.run(deferred.trigger.on_kill())
+        assert not credentials.exists(), run
 
 
 def test_killing_the_deferred_task_kills_the_job_from_the_trigger(lsf_quick, hpc_connection):

@@ -77,7 +77,9 @@ def test_no_job_found_is_not_an_error():
     assert parse_bjobs_json("", "No unfinished job found\n", 255).jobs == ()
 
 
-@pytest.mark.parametrize("stat", ["PEND", "PSUSP", "RUN", "USUSP", "SSUSP", "UNKWN", "WAIT"])
+@pytest.mark.parametrize(
+    "stat", ["PEND", "PSUSP", "RUN", "USUSP", "SSUSP", "UNKWN", "WAIT", "ZOMBI"]
+)
 def test_unfinished_states_are_active(stat):
     assert JobState("1", stat, None).active
     assert not JobState("1", stat, None).finished

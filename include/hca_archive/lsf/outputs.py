@@ -6,7 +6,8 @@ import json
 import re
 from dataclasses import dataclass
 
-# PEND, PSUSP, RUN, USUSP, SSUSP, UNKWN, WAIT, PROV and states we do not know: not finished.
+# PEND, PSUSP, RUN, USUSP, SSUSP, UNKWN, WAIT, PROV, ZOMBI and states we do not know: not
+# finished. ZOMBI is a killed job whose host LSF cannot reach: it may still be running there.
 FINISHED_STATES = frozenset({"DONE", "EXIT"})
 
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted to (?:default )?queue <([^>]*)>")
@@ -45,7 +46,8 @@ class JobState:
 
     @property
     def active(self) -> bool:
-        return not self.finished and self.stat != "ZOMBI"
+        """May still run: a new job must not start in its work directory."""
+        return not self.finished
 
 
 @dataclass(frozen=True)

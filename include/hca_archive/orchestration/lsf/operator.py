@@ -122,6 +122,7 @@ class LsfFileJobOperator(BaseOperator):
         self.wait_timeout = wait_timeout
         self._lsf_job_id: str | None = None
         self._lsf_job_name: str | None = None
+        self._job_directory: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         with recorded_step(context) as record:
@@ -134,6 +135,7 @@ class LsfFileJobOperator(BaseOperator):
                 paths = job_paths(
                     self._settings(extra).work_root, ti.dag_id, ti.run_id, ti.map_index
                 )
+                self._job_directory = paths.directory
                 existing = _pick_existing(_jobs_named(cluster, name))
                 stale = not _staged_plan_is(cluster, paths, self.batch)
                 if stale:  # the run was cleared after its upload plan changed: start afresh
@@ -150,7 +152,8 @@ class LsfFileJobOperator(BaseOperator):
                     result = self._conclude(cluster, paths, plan_jobs, existing.job_id, existing)
                     record.outcome = _outcome(label, result)
                     return result
-                if existing is None and not stale:
+                if (existing is None or existing.stat == "EXIT") and not stale:
+                    # an older copy's results, e.g. of a job that finished beside a killed twin
                     result, _ = _collect_results(cluster, paths, plan_jobs)
                     if _all_succeeded(result):
                         self.log.info(
@@ -178,6 +181,7 @@ class LsfFileJobOperator(BaseOperator):
             label = label_task(context, self.batch)
             job_id, name = str(event["job_id"]), str(event["job_name"])
             self._lsf_job_id, self._lsf_job_name = job_id, name
+            self._job_directory = str(event["directory"])
             self.log.info("Trigger: %s", event.get("message"))
             paths = JobPaths(str(event["directory"]))
             with _connect(self._ssh_conn_id()) as cluster:
@@ -190,10 +194,15 @@ class LsfFileJobOperator(BaseOperator):
                     record.outcome = _outcome(label, result)
                     return result
                 if event.get("outcome") == "timeout":
-                    self._end(cluster, job_id)
+                    cluster.remove(paths.credentials)  # a job still pending never reads them
+                    try:
+                        self._end(cluster, job_id)
+                        killed = "killed it"
+                    except AirflowException as error:  # UNKWN, ZOMBI: a retry would wait again
+                        killed = f"asked LSF to kill it, but {error}"
                     raise AirflowFailException(
                         f"LSF job {job_id} ({name}) was still {current.stat} after "
-                        f"{self.wait_timeout}: killed it; see the cluster's queue and the job's "
+                        f"{self.wait_timeout}: {killed}; see the cluster's queue and the job's "
                         f"log in {paths.directory}"
                     )
             self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
@@ -211,6 +220,8 @@ class LsfFileJobOperator(BaseOperator):
             if job_ids:
                 result = cluster.run(bkill_argv(job_ids))
                 self.log.info("bkill: %s", parse_bkill(result.stdout, result.stderr))
+            if self._job_directory:  # a job killed while pending never reads them
+                cluster.remove(JobPaths(self._job_directory).credentials)
 
     def _ssh_conn_id(self) -> str:
         return self.ssh_conn_id or conn_id(self.environment, "ssh")
@@ -373,15 +384,17 @@ def _jobs_named(cluster: Cluster, name: str) -> tuple[JobState, ...]:
 
 
 def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
-    """The job to adopt: the newest active one, else the newest DONE, else the newest EXIT."""
+    """The job to adopt: the newest active one, else the newest that finished (DONE or EXIT).
+
+    Not a DONE job before a newer EXIT one: after a re-plan, the newer job ran the staged batch
+    and failed, and the older one's results belong to the batch before.
+    """
 
     def newest(candidates: list[JobState]) -> JobState | None:
         return max(candidates, key=lambda job: int(job.job_id), default=None)
 
-    return (
-        newest([job for job in jobs if job.active])
-        or newest([job for job in jobs if job.stat == "DONE"])
-        or newest([job for job in jobs if job.stat == "EXIT"])
+    return newest([job for job in jobs if job.active]) or newest(
+        [job for job in jobs if job.finished]
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from hca_archive.lsf.commands import bkill_argv
+from hca_archive.lsf.names import JobPaths
 from hca_archive.lsf.outputs import parse_bkill
 from hca_archive.orchestration.lsf.cluster import connect_async, run_async
 from hca_archive.orchestration.lsf.poller import Update, poller_for
@@ -115,6 +116,8 @@ class LsfJobTrigger(BaseTrigger):
         connection = await connect_async(self.ssh_conn_id)
         try:
             result = await run_async(connection, bkill_argv([self.job_id]))
+            # a job killed while pending never reads (and deletes) its credentials
+            await run_async(connection, ["rm", "-f", "--", JobPaths(self.directory).credentials])
         finally:
             connection.close()
         outcome = parse_bkill(result.stdout, result.stderr).get(self.job_id, "unknown")
