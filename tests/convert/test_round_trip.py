@@ -256,3 +256,30 @@ def test_random_mixtures_of_oddities(tmp_path, monkeypatch, seed):
         for record in rng.sample(records, 6):
             rng.choice(ODDITIES)(record, rng)
     round_trip(tmp_path, "10xV3", triplet.write(tmp_path / "in", eol=rng.choice(["\n", "\r\n"])))
+
+
+def test_inputs_that_share_a_name_are_rebuilt_side_by_side(tmp_path):
+    """R1 and R2 named alike in two folders, I1 as plain text beside a gzip of the same name:
+    each comes back under its own R1_/R2_/I1_ prefix, none overwrites another."""
+    triplet = make_triplet(20)
+    written = triplet.write(tmp_path / "in")
+    paths = {}
+    for index, folder in (("read1", "a"), ("read2", "b"), ("index1", "b")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        name = "S1.fastq" if index == "index1" else "S1.fastq.gz"
+        paths[index] = (tmp_path / folder / name).resolve()
+        data = written[index].read_bytes()
+        paths[index].write_bytes(gzip.decompress(data) if index == "index1" else data)
+    bam = tmp_path / "out.bam"
+    result = convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
+    verify_bam(bam, result)
+    rebuilt = rebuild_fastqs(bam, tmp_path / "rebuilt")
+    names = {index: path.name for index, path in rebuilt.items()}
+    assert names == {
+        "read1": "R1_S1.fastq.gz",
+        "read2": "R2_S1.fastq.gz",
+        "index1": "I1_S1.fastq.gz",
+    }
+    for index, path in paths.items():
+        assert gzip.decompress(rebuilt[index].read_bytes()) == _decompressed(path), index
+    assert sorted(p.name for p in (tmp_path / "rebuilt").iterdir()) == sorted(names.values())

@@ -50,12 +50,21 @@ def _overlapped(
             future.result()
 
 
-def output_name(layout: Layout, index: str) -> str:
-    """The original file name when it is a plain file name, else R1/R2/I1; always gzip."""
-    name = layout.files[index].name
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        name = f"{LABELS[index]}.fastq.gz"
-    return name if name.endswith(".gz") else name + ".gz"
+def output_names(layout: Layout) -> dict[str, str]:
+    """Per read index, the original file name when it is a plain file name, else R1/R2/I1;
+    always gzip. Names two inputs share (``a/S1.fastq.gz`` and ``b/S1.fastq.gz``, or ``S1.fastq``
+    and ``S1.fastq.gz``) get their R1_/R2_/I1_ prefix, so that no file overwrites another."""
+    names = {}
+    for index, file in layout.files.items():
+        name = file.name
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+            name = f"{LABELS[index]}.fastq.gz"
+        names[index] = name if name.endswith(".gz") else name + ".gz"
+    shared = [name for name in names.values() if list(names.values()).count(name) > 1]
+    return {
+        index: f"{LABELS[index]}_{name}" if name in shared else name
+        for index, name in names.items()
+    }
 
 
 @without_gc
@@ -64,7 +73,7 @@ def rebuild_fastqs(bam: Path | str, outdir: Path | str) -> dict[str, Path]:
     bam, outdir = Path(bam), Path(outdir)
     layout = read_layout(bam)
     outdir.mkdir(parents=True, exist_ok=True)
-    targets = {index: outdir / output_name(layout, index) for index in layout.files}
+    targets = {index: outdir / name for index, name in output_names(layout).items()}
     partial = {index: path.with_name(f".{path.name}.partial") for index, path in targets.items()}
     try:
         with contextlib.ExitStack() as stack:
