@@ -283,3 +283,17 @@ def test_inputs_that_share_a_name_are_rebuilt_side_by_side(tmp_path):
     for index, path in paths.items():
         assert gzip.decompress(rebuilt[index].read_bytes()) == _decompressed(path), index
     assert sorted(p.name for p in (tmp_path / "rebuilt").iterdir()) == sorted(names.values())
+
+
+@pytest.mark.parametrize("odd", ["read1", "read2", "index1"])
+def test_a_read_of_one_unstorable_byte_is_kept_whole(tmp_path, odd):
+    """A base and quality that are one 0xFF byte each: neither SEQ/QUAL nor a Z tag can hold
+    them, so the record goes whole into o1/o2/oi (it once matched the encoder's own marker)."""
+    records = {"read1": b"@r\n" + b"A" * 28 + b"\n+\n" + b"I" * 28 + b"\n"}
+    records |= {"read2": b"@r\nACGT\n+\nIIII\n", "index1": b"@r\nACGTACGT\n+\nIIIIIIII\n"}
+    records[odd] = b"@r\n\xff\n+\n\xff\n"
+    paths = {}
+    for index, text in records.items():
+        paths[index] = tmp_path / f"{index}.fastq"
+        paths[index].write_bytes(text)
+    round_trip(tmp_path, "10xV3", paths)

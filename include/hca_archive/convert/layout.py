@@ -323,39 +323,34 @@ class BlockEncoder:
             )
         tags: list[bytes] = []
         _name, tail, seq, plus, qual, raw = parsed["read2"]
-        if _seq_safe(seq, qual) or (not seq and not qual):
-            stored = (seq, qual)
-        else:
-            stored = (b"", b"")  # SEQ and QUAL '*'
-            seq = qual = b"\xff"  # forces the original record into o2
-        self._add_file_tags(tags, "read2", qname, tail, seq, plus, qual, raw)
+        stored = (seq, qual) if _seq_safe(seq, qual) or (not seq and not qual) else None
+        self._add_file_tags(tags, "read2", qname, tail, seq, plus, qual, raw, whole=stored is None)
         r1 = parsed["read1"]
         self._add_r1_tags(tags, qname, *r1[1:], read_number)
         if "index1" in parsed:
             _name, tail, seq, plus, qual, raw = parsed["index1"]
-            if _z_safe(seq + qual):
+            if storable := _z_safe(seq + qual):
                 tags += [z_tag(b"BC", seq), z_tag(b"QT", qual)]
-            else:
-                seq = qual = b"\xff"  # forces the original record into oi
-            self._add_file_tags(tags, "index1", qname, tail, seq, plus, qual, raw)
-        return qname, *stored, b"".join(tags)
+            self._add_file_tags(
+                tags, "index1", qname, tail, seq, plus, qual, raw, whole=not storable
+            )
+        return qname, *(stored or (b"", b"")), b"".join(tags)  # SEQ and QUAL '*' if not stored
 
     def _add_r1_tags(self, tags, qname, tail, seq, plus, qual, raw, read_number) -> None:
         schema = self.layout.schema
         if len(seq) < schema.barcode_umi_length:
             self.short_r1_reads += 1
-        if _z_safe(seq + qual):
+        if storable := _z_safe(seq + qual):
             bc, bu = schema.barcode_length, schema.barcode_umi_length
             tags += [z_tag(b"CR", seq[:bc]), z_tag(b"UR", seq[bc:bu])]
             tags += [z_tag(b"CY", qual[:bc]), z_tag(b"UY", qual[bc:bu])]
             if len(seq) > bu:
                 tags += [z_tag(b"s1", seq[bu:]), z_tag(b"q1", qual[bu:])]
-        else:
-            seq = qual = b"\xff"
-        self._add_file_tags(tags, "read1", qname, tail, seq, plus, qual, raw)
+        self._add_file_tags(tags, "read1", qname, tail, seq, plus, qual, raw, whole=not storable)
 
-    def _add_file_tags(self, tags, index, qname, tail, seq, plus, qual, raw) -> None:
-        """Tags for what the file's defaults miss; the original record if even that falls short."""
+    def _add_file_tags(self, tags, index, qname, tail, seq, plus, qual, raw, whole) -> None:
+        """Tags for what the file's defaults miss; the original record if even that falls short
+        or the bases and qualities could not be stored (`whole`)."""
         file = self.layout.files[index]
         suffix = TAG_SUFFIX[index].encode()
         extra = {}
@@ -363,7 +358,7 @@ class BlockEncoder:
             extra[b"t" + suffix] = tail
         if plus != file.default_plus(qname, tail):
             extra[b"p" + suffix] = plus
-        exact = file.render(qname, tail, seq, plus, qual) == raw
+        exact = not whole and file.render(qname, tail, seq, plus, qual) == raw
         if exact and all(map(_z_safe, extra.values())):
             tags += [z_tag(name, value) for name, value in extra.items()]
         else:
