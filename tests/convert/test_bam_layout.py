@@ -7,6 +7,7 @@ import json
 import subprocess
 
 import pysam
+import pytest
 
 from hca_archive.cli import main
 from hca_archive.convert import convert_fastqs, verify_bam
@@ -100,6 +101,28 @@ def test_command_line_reports_errors(tmp_path, capsys):
     assert main(argv) == 1
     assert "no matching read in R2" in capsys.readouterr().err
     assert main(["to-fastq", str(paths["read1"]), "--outdir", str(tmp_path / "x")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("10xV3", "10xV9"), "unknown 10x schema '10xV9'"),
+        (('"files":{', '"nofiles":{'), "malformed '@CO hca-archive-fastq:' header line"),
+    ],
+)
+def test_to_fastq_names_a_header_it_cannot_use(tmp_path, capsys, edit, expected):
+    paths = make_triplet(3).write(tmp_path / "in")
+    bam = tmp_path / "run.bam"
+    convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
+    with pysam.AlignmentFile(str(bam), "rb", check_sq=False) as source:
+        header = source.header.to_dict()
+        header["CO"] = [line.replace(*edit) for line in header["CO"]]
+        edited = tmp_path / "edited.bam"
+        with pysam.AlignmentFile(str(edited), "wb", header=header) as target:
+            for record in source:
+                target.write(record)
+    assert main(["to-fastq", str(edited), "--outdir", str(tmp_path / "x")]) == 1
+    assert expected in capsys.readouterr().err
 
 
 def test_a_tab_before_every_comment_needs_no_per_read_tags(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,17 @@ def test_truncated_gzip(tmp_path, block_reads):
     message = convert_expecting_error(tmp_path, paths)
     assert "read2 (s_L001_R2_001.fastq.gz) read" in message
     assert "gzip data is truncated" in message
+
+
+def test_truncated_gzip_names_the_first_read_it_cut(tmp_path, block_reads):
+    paths = make_triplet(7_500).write(tmp_path / "in")
+    data = paths["read2"].read_bytes()[:-20]
+    paths["read2"].write_bytes(data)
+    readable = zlib.decompressobj(31).decompress(data)
+    first_cut = readable.count(b"\n") // 4 + 1
+    assert first_cut > 7_000
+    message = convert_expecting_error(tmp_path, paths)
+    assert f"read2 (s_L001_R2_001.fastq.gz) read {first_cut}: gzip data is truncated" in message
 
 
 def test_corrupt_gzip(tmp_path):

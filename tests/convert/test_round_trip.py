@@ -297,3 +297,25 @@ def test_a_read_of_one_unstorable_byte_is_kept_whole(tmp_path, odd):
         paths[index] = tmp_path / f"{index}.fastq"
         paths[index].write_bytes(text)
     round_trip(tmp_path, "10xV3", paths)
+
+
+def test_a_last_record_without_bases_or_final_line_break(tmp_path):
+    """'@r\\n\\n+\\n' at the end of a file: four lines, the last one empty and unterminated."""
+    records = {
+        "read1": b"@a\n"
+        + b"A" * 28
+        + b"\n+\n"
+        + b"I" * 28
+        + b"\n@b\n"
+        + b"C" * 28
+        + b"\n+\n"
+        + b"I" * 28
+        + b"\n",
+        "read2": b"@a\nACGT\n+\nIIII\n@b\n\n+\n",
+    }
+    paths = {}
+    for index, text in records.items():
+        paths[index] = tmp_path / f"{index}.fastq"
+        paths[index].write_bytes(text)
+    result, _bam = round_trip(tmp_path, "10xV3", paths)
+    assert result.read_count == 2

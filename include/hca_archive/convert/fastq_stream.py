@@ -121,7 +121,7 @@ class FastqStream:
         item = self._queue.get()
         if isinstance(item, Exception):
             self._eof = True
-            where = self.describe(self.reads + 1)
+            where = self.describe(self.reads + len(self._lines) // 4 + 1)  # the first not whole
             if isinstance(item, _TruncatedGzip):
                 raise ConversionError(f"{where}: gzip data is truncated")
             raise ConversionError(f"{where}: cannot read: {item}") from item
@@ -153,7 +153,9 @@ class FastqStream:
             lines, self._lines = self._lines, []
             last = b"".join(self._unfinished)
             self._unfinished = []
-            if last:
+            # A last record with no bases and no final line break ends "+\n": its (empty)
+            # quality line is the nothing after that break.
+            if last or (len(lines) % 4 == 3 and lines[-2] == b""):
                 lines.append(last)
                 self.missing_final_newline = True
             if len(lines) % 4:

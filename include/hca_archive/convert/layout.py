@@ -114,14 +114,18 @@ class Layout(NamedTuple):
         for comment in comments:
             if comment.startswith(prefix):
                 data = json.loads(comment[len(prefix) :])
-                if data.get("version") != FORMAT_VERSION:
-                    raise ValueError(f"unsupported {FORMAT_NAME} version {data.get('version')}")
-                files = {
-                    i: FileLayout.from_json(data["files"][i])
-                    for i in READ_INDEXES
-                    if i in data["files"]
-                }
-                return cls(get_schema(data["schema"]), files)
+                if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+                    version = data.get("version") if isinstance(data, dict) else None
+                    raise ValueError(f"unsupported {FORMAT_NAME} version {version}")
+                try:
+                    files = {
+                        i: FileLayout.from_json(data["files"][i])
+                        for i in READ_INDEXES
+                        if i in data["files"]
+                    }
+                    return cls(get_schema(data["schema"]), files)
+                except (KeyError, TypeError, AttributeError, ConversionError) as error:
+                    raise ValueError(f"malformed '@CO {prefix}' header line: {error!r}") from None
         raise ValueError(f"no '@CO {prefix}' header line: not written by hca-archive convert")
 
 
