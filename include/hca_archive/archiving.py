@@ -208,13 +208,22 @@ def fetch_plan(
     """Fetch and validate the upload plan; batch it so no more than ``max_tasks`` tasks map.
 
     With ``dsp_url`` (the environment's DSP), a plan naming another DSP host is refused: the file
-    jobs would send that host our AAP token.
+    jobs would send that host our AAP token. A job for another DSP submission is refused too: it
+    would upload into a submission that is not this run's, with our AAP login.
     """
     data = archiver.file_upload_plan(dsp_uuid)
     try:
         plan = parse_plan(data, dsp_url=dsp_url)
     except PlanError as error:
         raise RunStopped(f"upload plan of DSP submission {dsp_uuid} is invalid:\n{error}") from None
+    elsewhere = [job for job in plan.jobs if job.submission_id.lower() != dsp_uuid.lower()]
+    if elsewhere:
+        named = "; ".join(f"job {job.index} ({job.label})" for job in elsewhere[:20])
+        more = f"; ... and {len(elsewhere) - 20} more" if len(elsewhere) > 20 else ""
+        raise RunStopped(
+            f"upload plan of DSP submission {dsp_uuid} sends files to another submission "
+            f"({elsewhere[0].submission_url}): {named}{more}"
+        )
     jobs = [job.to_dict() for job in plan.jobs]
     per_batch = -(-len(jobs) // max_tasks)
     batches = [jobs[start : start + per_batch] for start in range(0, len(jobs), per_batch)]
