@@ -132,7 +132,7 @@ def summarise_body(response: requests.Response) -> str:
         return summarise_html(text)
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return one_line(text) or response.reason or "(empty body)"
     if isinstance(doc, dict):
         for key in ("message", "error", "detail", "title"):
@@ -266,7 +266,7 @@ def decode_json(response: requests.Response) -> Any:
         return None
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         raise ServiceError(
             f"answer is not JSON: {summarise_body(response)}",
             status=response.status_code,

@@ -192,6 +192,13 @@ def test_a_non_json_success_is_a_clear_error(stub, fast):
         JsonHttp(stub.url, **fast).get_json("page")
 
 
+def test_json_nested_deeper_than_python_parses_is_a_clear_error(stub, fast):
+    stub.on("GET", "/deep", Reply(200, b"[" * 200_000))
+
+    with pytest.raises(ServiceError, match=r"answer is not JSON: \[\[\["):
+        JsonHttp(stub.url, **fast).get_json("deep")
+
+
 def test_retries_are_logged_one_line_each(stub, fast, caplog):
     stub.on("GET", "/thing", Reply(500, WHITELABEL, "text/html"), Reply(200, {}))
     caplog.set_level(logging.WARNING, logger="hca_archive.http")

@@ -151,6 +151,7 @@ def test_run_job_leaves_a_job_another_process_holds_alone(tmp_path):
         "HCA_AAP_URL": "http://127.0.0.1:9/auth",
         "HCA_AAP_USERNAME": "user",
         "HCA_AAP_PASSWORD": "pw-5678",
+        "HCA_DSP_URL": "https://dsp.example.org",
     }
     command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
     with exclusive(workdir / "job-0.lock") as held:
@@ -179,3 +180,50 @@ def test_a_symlink_cannot_lead_a_name_out_of_the_work_directory(tmp_path):
     with pytest.raises(UnsafePathError, match="leaves"):
         child(tmp_path, "escape")
     assert child(tmp_path, "R1.fastq.gz") == tmp_path.resolve() / "R1.fastq.gz"
+
+
+def test_run_job_without_the_environments_dsp_refuses_to_start(tmp_path):
+    """The plan says where the AAP token goes; without the DSP to hold it to, nothing runs."""
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"jobs": [job("m1", "a.fastq.gz")]}))
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HCA_AAP_URL": "http://127.0.0.1:9/auth",
+        "HCA_AAP_USERNAME": "user",
+        "HCA_AAP_PASSWORD": "pw-5678",
+    }
+    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
+    finished = subprocess.run(
+        [*command, "--workdir", str(tmp_path / "work")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert "no DSP named: set HCA_DSP_URL" in finished.stderr
+    assert finished.stdout == ""
+    assert not (tmp_path / "work").exists()
+
+
+def test_run_job_refuses_a_plan_nested_too_deeply_to_read(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text("[" * 200_000)
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HCA_AAP_URL": "http://127.0.0.1:9/auth",
+        "HCA_AAP_USERNAME": "user",
+        "HCA_AAP_PASSWORD": "pw-5678",
+        "HCA_DSP_URL": "https://dsp.example.org",
+    }
+    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
+    finished = subprocess.run(
+        [*command, "--workdir", str(tmp_path / "work")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2, finished.stderr
+    assert "is nested too deeply to read" in finished.stderr
+    assert "Traceback" not in finished.stderr

@@ -115,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
         )
     except CredentialsError as error:
         return _refuse(str(error))
+    if credentials.dsp_url is None:  # the plan names where the AAP token goes: not on trust
+        return _refuse(
+            "no DSP named: set HCA_DSP_URL (or dsp_url in the credentials file) to the "
+            "environment's DSP; only a plan for that host is run"
+        )
     _redact_in_logs(credentials)
     try:
         jobs, outcomes = select_jobs(_read_plan(args.plan), args.job, dsp_url=credentials.dsp_url)
@@ -245,6 +250,8 @@ def _read_plan(plan_path: Path) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"plan {plan_path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError(f"plan {plan_path} is nested too deeply to read") from None
 
 
 def _build_runner(args: argparse.Namespace, credentials: Credentials) -> JobRunner:

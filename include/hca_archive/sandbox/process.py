@@ -127,6 +127,7 @@ class SandboxInfo:
             "AWS_SECRET_ACCESS_KEY": self.aws_secret_access_key,
             "AWS_ENDPOINT_URL": self.s3_endpoint_url,
             "AWS_DEFAULT_REGION": "us-east-1",
+            "HCA_DSP_URL": self.dsp_url,
         }
 
     def token(self) -> str:
