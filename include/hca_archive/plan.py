@@ -231,6 +231,12 @@ def parse_s3_url(url: Any) -> tuple[str, str]:
 SHELL_METACHARACTERS = frozenset(";&|<>`$(){}[]*?!\"'#~")
 
 
+# What the file job names a file while it downloads it (filejob/s3download.py): a plan name like
+# that could overwrite another file's partial download or be read as its resume record.
+PARTIAL_SUFFIX, RESUME_SUFFIX = ".part", ".part.json"
+DOWNLOAD_SUFFIXES = (PARTIAL_SUFFIX, RESUME_SUFFIX)
+
+
 def name_problems(name: str) -> list[str]:
     """What makes ``name`` unusable as one path component (empty when it is fine)."""
     if not name:
@@ -248,6 +254,10 @@ def name_problems(name: str) -> list[str]:
         problems.append(f"is {len(name.encode())} bytes in UTF-8 (at most {MAX_NAME_BYTES})")
     if name.startswith("-"):
         problems.append("starts with '-' (would read as a command-line option)")
+    if name.startswith(" ") or name.endswith(" "):  # other blanks are refused above
+        problems.append("starts or ends with a space")
+    if name.endswith(DOWNLOAD_SUFFIXES):
+        problems.append(f"ends with {' or '.join(DOWNLOAD_SUFFIXES)} (a download in progress)")
     shell = sorted(set(name) & SHELL_METACHARACTERS)
     if shell:
         problems.append(f"contains shell metacharacters {' '.join(shell)}")

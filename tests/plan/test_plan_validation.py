@@ -47,6 +47,10 @@ def with_input_name(name: str, position: int = 1) -> dict:
         ("é" * 101, "is 202 bytes in UTF-8 (at most 200)"),
         ("-rf", "starts with '-'"),
         ("--output=/etc/passwd", "contains '/'"),
+        ("R2.fastq.gz ", "starts or ends with a space"),
+        (" R2.fastq.gz", "starts or ends with a space"),
+        ("R1.fastq.gz.part", "ends with .part or .part.json (a download in progress)"),
+        ("R1.fastq.gz.part.json", "ends with .part or .part.json"),
     ],
 )
 def test_unsafe_input_names_are_rejected(name, reason):

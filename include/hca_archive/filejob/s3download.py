@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hca_archive.filejob.progress import Progress, megabytes
 from hca_archive.filejob.workdir import read_json, write_json_atomically
+from hca_archive.plan import PARTIAL_SUFFIX, RESUME_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,8 @@ class S3Downloader:
                     resumed_from=0,
                     seconds=time.monotonic() - started,
                 )
-        partial = destination.with_name(destination.name + ".part")
-        sidecar = destination.with_name(destination.name + ".part.json")
+        partial = destination.with_name(destination.name + PARTIAL_SUFFIX)
+        sidecar = destination.with_name(destination.name + RESUME_SUFFIX)
         resumed_from = self._download(bucket, key, expected, partial, sidecar)
         try:
             md5 = self._verify(bucket, key, partial, expected)
