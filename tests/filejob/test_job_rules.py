@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,6 +140,31 @@ def test_a_job_lock_is_held_by_one_process_at_a_time(tmp_path):
         assert held is True
 
 
+# A run-job that reaches no service: every job below ends before a download.
+OFFLINE_JOB_ENV = {
+    "HCA_AAP_URL": "http://127.0.0.1:9/auth",
+    "HCA_AAP_USERNAME": "user",
+    "HCA_AAP_PASSWORD": "pw-5678",
+    "HCA_DSP_URL": "https://dsp.example.org",
+}
+
+
+def run_job_offline(
+    plan: Path, workdir: Path, without: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    environment = {"PATH": os.environ["PATH"], **OFFLINE_JOB_ENV}
+    for name in without:
+        del environment[name]
+    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
+    return subprocess.run(
+        [*command, "--workdir", str(workdir)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_run_job_leaves_a_job_another_process_holds_alone(tmp_path):
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"jobs": [job("m1", "a.fastq.gz")]}))
@@ -146,23 +172,9 @@ def test_run_job_leaves_a_job_another_process_holds_alone(tmp_path):
     workdir.mkdir()
     result = workdir / "result-0.json"
     result.write_text('{"written by": "the running process"}')
-    environment = {
-        "PATH": os.environ["PATH"],
-        "HCA_AAP_URL": "http://127.0.0.1:9/auth",
-        "HCA_AAP_USERNAME": "user",
-        "HCA_AAP_PASSWORD": "pw-5678",
-        "HCA_DSP_URL": "https://dsp.example.org",
-    }
-    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
     with exclusive(workdir / "job-0.lock") as held:
         assert held
-        finished = subprocess.run(
-            [*command, "--workdir", str(workdir)],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        finished = run_job_offline(plan, workdir)
     assert finished.returncode == 1
     (outcome,) = json.loads(finished.stdout)["jobs"]
     assert "not started: another run-job process is running it" in outcome["error"]
@@ -186,20 +198,7 @@ def test_run_job_without_the_environments_dsp_refuses_to_start(tmp_path):
     """The plan says where the AAP token goes; without the DSP to hold it to, nothing runs."""
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"jobs": [job("m1", "a.fastq.gz")]}))
-    environment = {
-        "PATH": os.environ["PATH"],
-        "HCA_AAP_URL": "http://127.0.0.1:9/auth",
-        "HCA_AAP_USERNAME": "user",
-        "HCA_AAP_PASSWORD": "pw-5678",
-    }
-    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
-    finished = subprocess.run(
-        [*command, "--workdir", str(tmp_path / "work")],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = run_job_offline(plan, tmp_path / "work", without=("HCA_DSP_URL",))
     assert finished.returncode == 2
     assert "no DSP named: set HCA_DSP_URL" in finished.stderr
     assert finished.stdout == ""
@@ -209,21 +208,7 @@ def test_run_job_without_the_environments_dsp_refuses_to_start(tmp_path):
 def test_run_job_refuses_a_plan_nested_too_deeply_to_read(tmp_path):
     plan = tmp_path / "plan.json"
     plan.write_text("[" * 200_000)
-    environment = {
-        "PATH": os.environ["PATH"],
-        "HCA_AAP_URL": "http://127.0.0.1:9/auth",
-        "HCA_AAP_USERNAME": "user",
-        "HCA_AAP_PASSWORD": "pw-5678",
-        "HCA_DSP_URL": "https://dsp.example.org",
-    }
-    command = [sys.executable, "-m", "hca_archive.cli", "run-job", "--plan", str(plan)]
-    finished = subprocess.run(
-        [*command, "--workdir", str(tmp_path / "work")],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    finished = run_job_offline(plan, tmp_path / "work")
     assert finished.returncode == 2, finished.stderr
     assert "is nested too deeply to read" in finished.stderr
     assert "Traceback" not in finished.stderr
