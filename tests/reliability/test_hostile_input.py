@@ -173,9 +173,11 @@ def test_fetch_plan_batches_ten_thousand_jobs_into_at_most_1024_tasks(
     (submission,) = sandbox.seed(jobs=["plain"], reads=20)
     dsp_uuid = trigger_and_wait(sandbox, submission)["dspUuid"]
     jobs = []
+    submission_url = real_job["submission_url"].rsplit("/", 1)[0] + f"/{dsp_uuid}"
     for number in range(10_000):
         job = copy.deepcopy(real_job)
         job["manifest_id"] = f"m{number:05d}"
+        job["submission_url"] = submission_url  # real_job is of another submission
         for file in job["files"]:
             file["name"] = f"m{number:05d}_{file['name']}"
         jobs.append(job)
