@@ -128,12 +128,16 @@ def test_blockers_and_processing_statuses(stub, tokens, fast):
             },
         )
 
-    stub.on("GET", f"/api/submissions/{SUB}/processingStatuses", statuses)
+    search = "/api/processingStatuses/search/by-submission"
+    link = {"href": f"{stub.url}{search}?submissionId={SUB}"}
+    stub.on("GET", f"/api/submissions/{SUB}", Reply(200, {"_links": {"processingStatuses": link}}))
+    stub.on("GET", search, statuses)
     dsp = DspClient(stub.url, tokens, page_size=2, **fast)
 
     blockers = dsp.blockers(SUB)
     assert not blockers.ready and blockers.not_ready_file_count == 2
     found = dsp.processing_statuses(SUB)
+    assert {seen.query["submissionId"][0] for seen in stub.requests_to(search)} == {SUB}
     assert [(p.alias, p.status, p.accession) for p in found] == [
         (f"s{n}", "Completed", f"SAMEA{n}") for n in range(3)
     ]

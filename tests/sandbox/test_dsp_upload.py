@@ -115,7 +115,9 @@ def test_upload_in_two_chunks_then_complete_archives_the_envelope(
         "DSP status Completed",
         lambda: dsp(sandbox, "GET", status_path).json()["status"] == "Completed",
     )
-    statuses = dsp(sandbox, "GET", f"/api/submissions/{dsp_uuid}/processingStatuses").json()
+    statuses = dsp(
+        sandbox, "GET", f"/api/processingStatuses/search/by-submission?submissionId={dsp_uuid}"
+    ).json()
     assert {item["status"] for item in statuses["_embedded"]["processingStatuses"]} == {"Completed"}
     entities = archiver(sandbox, "GET", f"/archiveSubmissions/{dsp_uuid}/entities").json()
     for entity in entities["entities"]:
@@ -262,7 +264,7 @@ def test_a_rejected_item_leaves_the_submission_processing_for_good(sandbox: Sand
     [planned] = record["fileUploadPlan"][0]["files"]
     upload(sandbox, dsp_uuid, planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
     assert archiver(sandbox, "POST", f"/archiveSubmissions/{dsp_uuid}/complete").status_code == 202
-    statuses_path = f"/api/submissions/{dsp_uuid}/processingStatuses"
+    statuses_path = f"/api/processingStatuses/search/by-submission?submissionId={dsp_uuid}"
 
     def decided() -> list | None:
         items = dsp(sandbox, "GET", statuses_path).json()["_embedded"]["processingStatuses"]

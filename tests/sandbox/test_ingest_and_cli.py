@@ -92,7 +92,9 @@ def test_a_submitted_submission_is_processing_before_it_completes(tmp_path: Path
             return seen[-1] == wanted
 
         wait_for("Processing", lambda: status_is("Processing"))
-        items = dsp(slow, "GET", f"/api/submissions/{dsp_uuid}/processingStatuses").json()
+        items = dsp(
+            slow, "GET", f"/api/processingStatuses/search/by-submission?submissionId={dsp_uuid}"
+        ).json()
         items = items["_embedded"]["processingStatuses"]
         assert {(item["status"], item["accession"]) for item in items} == {("Processing", None)}
         wait_for("Completed", lambda: status_is("Completed"))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 
 from hca_archive.clients.aap import TokenSource
-from hca_archive.clients.hal import embedded_items, iter_pages, optional_text, parsed
+from hca_archive.clients.hal import embedded_items, iter_pages, links, optional_text, parsed
 from hca_archive.http import JsonHttp, ServiceError, decode_json, segment
 
 
@@ -162,8 +163,20 @@ class DspClient:
         return parsed(Blockers.from_json, self._json("GET", path), self.http.url(path))
 
     def processing_statuses(self, submission_id: str) -> list[ProcessingStatus]:
-        """Every item's processing status, across all pages."""
-        docs = self._paged(f"submissions/{segment(submission_id)}/processingStatuses")
+        """Every item's processing status, across all pages.
+
+        USI serves them only behind the submission's ``processingStatuses`` link (a search,
+        ``processingStatuses/search/by-submission?submissionId=<id>``), so the link is followed;
+        only its path and query are used, on our DSP root, so the token goes nowhere else.
+        """
+        path, params = self._linked(submission_id, "processingStatuses")
+        docs = self._with_fresh_token(
+            lambda: list(
+                iter_pages(
+                    self.http, path, "processingStatuses", params=params, size=self.page_size
+                )
+            )
+        )
         return [
             ProcessingStatus(
                 submittable_type=str(doc.get("submittableType") or ""),
@@ -192,10 +205,20 @@ class DspClient:
             return dict(items[0])
         return doc if isinstance(doc, dict) and "_embedded" not in doc else None
 
-    def _paged(self, path: str) -> list[Any]:
-        return self._with_fresh_token(
-            lambda: list(iter_pages(self.http, path, path.rsplit("/", 1)[-1], size=self.page_size))
-        )
+    def _linked(self, submission_id: str, relation: str) -> tuple[str, dict[str, str]]:
+        """The submission's ``relation`` link as (path below ``/api``, query parameters)."""
+        href = links(self.submission(submission_id)).get(relation)
+        if href is None:  # USI's own spelling of the link
+            search = f"{relation}/search/by-submission"
+            return search, {"submissionId": submission_id}
+        parts = urlsplit(re.sub(r"\{[^}]*\}$", "", href))  # drop a template's {?page,size}
+        api = urlsplit(self.http.base_url).path.rstrip("/") + "/"
+        if not parts.path.startswith(api) or ".." in parts.path.split("/"):
+            raise ServiceError(
+                f"{relation} link is not below {api}", method="GET", url=self.http.url("")
+            )
+        params = {k: v for k, v in parse_qsl(parts.query) if k not in ("page", "size", "sort")}
+        return parts.path[len(api) :], params
 
     def _json(
         self,

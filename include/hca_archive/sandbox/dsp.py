@@ -17,7 +17,14 @@ from hca_archive.sandbox.filestate import (
 )
 from hca_archive.sandbox.store import now_iso
 from hca_archive.sandbox.tus import TusEndpoint
-from hca_archive.sandbox.web import HttpError, Request, Response, Router, json_response
+from hca_archive.sandbox.web import (
+    HttpError,
+    Request,
+    Response,
+    Router,
+    json_response,
+    query_int,
+)
 
 # archive entity type -> (DSP collection, submittable type, accession prefix, first number)
 ENTITY_TYPES: dict[str, tuple[str, str, str, int]] = {
@@ -105,7 +112,8 @@ class DspApi:
         router.add("PUT", sub + "/submissionStatus", self.change_status)
         router.add("GET", sub + "/availableSubmissionStatuses", self.available)
         router.add("GET", sub + "/submissionBlockersSummary", self.blockers)
-        router.add("GET", sub + "/processingStatuses", self.processing_statuses)
+        # USI has no /submissions/<id>/processingStatuses: the submission links the search below.
+        router.add("GET", r"/api/processingStatuses/search/by-submission", self.processing_statuses)
         router.add("GET", sub + "/validationResults", self.validation_results)
         router.add("GET", sub + "/contents", self.contents)
         router.add("GET", sub + r"/contents/(?P<collection>\w+)", self.contents_of)
@@ -125,11 +133,13 @@ class DspApi:
             for name in (
                 "submissionStatus",
                 "validationResults",
-                "processingStatuses",
                 "submissionBlockersSummary",
                 "contents",
             )
         }
+        # As USI renders it (SubmissionResourceProcessor.addReceiptLink): a search resource.
+        search = f"{self._ctx.urls.dsp}/api/processingStatuses/search/by-submission"
+        links["processingStatuses"] = {"href": f"{search}?submissionId={dsp_uuid}"}
         return json_response(
             200,
             {
@@ -172,7 +182,8 @@ class DspApi:
         self._submission(request, dsp_uuid)
         return json_response(200, blockers_summary(self._ctx, dsp_uuid))
 
-    def processing_statuses(self, request: Request, dsp_uuid: str) -> Response:
+    def processing_statuses(self, request: Request) -> Response:
+        dsp_uuid = request.query.get("submissionId", "")
         self._submission(request, dsp_uuid)
         items = [
             {
@@ -186,7 +197,7 @@ class DspApi:
             }
             for row in self._entities(dsp_uuid)
         ]
-        return json_response(200, _page("processingStatuses", items))
+        return json_response(200, _paged(request, "processingStatuses", items))
 
     def validation_results(self, request: Request, dsp_uuid: str) -> Response:
         self._submission(request, dsp_uuid)
@@ -286,6 +297,28 @@ def _authorise(ctx: Context, request: Request) -> None:
                 "path": request.path,
             },
         )
+
+
+def _paged(request: Request, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One page of ``items`` as Spring Data REST serves a search: ``page``/``size`` (default 20)."""
+    page = query_int(request, "page", 0)
+    size = max(1, query_int(request, "size", 20))
+    chosen = items[page * size : (page + 1) * size]
+    total_pages = -(-len(items) // size)
+    links = {}
+    if page + 1 < total_pages:
+        query = "&".join(f"{k}={v}" for k, v in {**request.query, "page": page + 1}.items())
+        links["next"] = {"href": f"{request.base_url}{request.path}?{query}"}
+    return {
+        "_embedded": {name: chosen},
+        "_links": links,
+        "page": {
+            "size": size,
+            "totalElements": len(items),
+            "totalPages": total_pages,
+            "number": page,
+        },
+    }
 
 
 def _page(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
