@@ -47,6 +47,7 @@ class TusStub:
     location_prefix: str = ""  # put before /files/<id> in Location, e.g. another host
     redirect_to: str = ""  # when set, every request is answered 307 to this URL
     extra_head_offset: int = 0  # added to the offset HEAD reports: a server out of step
+    unknown_status: int = 404  # for an unknown upload; tus 1.0.0 allows 404, 410 or 403
     patched_bytes: int = 0
 
     @property
@@ -95,7 +96,7 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
             self._record()
             upload = stub.uploads.get(self.path.rsplit("/", 1)[-1])
             if upload is None:
-                self._answer(404)
+                self._answer(stub.unknown_status)
                 return
             offset = len(upload.data) + stub.extra_head_offset
             self._answer(200, {"Upload-Offset": str(offset), "Upload-Length": str(upload.length)})
@@ -106,7 +107,7 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers["Content-Length"])
             if upload is None:
                 self.rfile.read(length)
-                self._answer(404)
+                self._answer(stub.unknown_status)
                 return
             if stub.patch_statuses:
                 self.rfile.read(length)

@@ -252,6 +252,8 @@ class TusClient:
         for attempt in range(1, self._attempts + 1):
             try:
                 response = self._send("HEAD", url, headers=self._headers())
+                if response.status_code == 403 and "Upload-Offset" not in response.headers:
+                    return None  # tus 1.0.0: HEAD answers 404, 410 or 403 for an unknown upload
                 self._raise_for_status(response, "asking for the upload offset")
                 return _offset_header(response)
             except _Gone:
