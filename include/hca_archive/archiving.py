@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from hca_archive.plan import PlanError, parse_plan
 
 if TYPE_CHECKING:  # the DAG file imports this module; the clients load when a task runs
-    from hca_archive.clients.archiver import ArchiverClient, ArchiveSubmission
-    from hca_archive.clients.dsp import DspClient
+    from hca_archive.clients.archiver import ArchiverClient, ArchiveSubmission, ValidationReport
+    from hca_archive.clients.dsp import Blockers, DspClient
     from hca_archive.clients.ingest import Envelope, IngestClient
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,23 @@ def record_summary(record: ArchiveSubmission) -> dict[str, Any]:
     }
 
 
+def blocking_errors(report: ValidationReport, blockers: Blockers) -> bool:
+    """Whether the report's messages other than missing files block the submission.
+
+    The archiver relays validator warnings as errors, so a message alone proves nothing; DSP's
+    blockers summary counts only what blocks. It counts a submittable whose data file is missing
+    too, so messages block when DSP counts more blockers than those submittables.
+    """
+    if not report.metadata_errors:
+        return False
+    missing = {issue.subject for issue in report.file_reference_errors}
+    return blockers.total_metadata_blockers > len(missing)
+
+
 def metadata_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     """Done once validation has no pending results; fails on errors other than missing files."""
     report = archiver.validation_errors(dsp_uuid)
-    if report.metadata_errors:
+    if report.metadata_errors and blocking_errors(report, archiver.blockers(dsp_uuid)):
         raise RunStopped(
             f"metadata validation failed for DSP submission {dsp_uuid}:\n{report.summary()}"
         )
@@ -241,11 +254,13 @@ def batch_label(batch: list[dict[str, Any]]) -> str:
 def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     """Done when validation is clean and DSP lists no blockers."""
     report = archiver.validation_errors(dsp_uuid)
-    if report.metadata_errors:
-        raise RunStopped(f"validation failed for DSP submission {dsp_uuid}:\n{report.summary()}")
     blockers = archiver.blockers(dsp_uuid)
+    if blocking_errors(report, blockers):
+        raise RunStopped(f"validation failed for DSP submission {dsp_uuid}:\n{report.summary()}")
     if blockers.empty_submission:  # the archiver adds the entities before its record appears
         raise RunStopped(f"DSP submission {dsp_uuid} is empty: nothing to archive or complete")
+    if report.metadata_errors:
+        log.warning("DSP submission %s: not blocking (warnings): %s", dsp_uuid, report.summary())
     if report.file_reference_errors or report.pending or not blockers.ready:
         return Progress(
             False,

@@ -1,0 +1,69 @@
+"""Validator warnings come through the archiver as errors; DSP's blockers say they block
+nothing. services.md: "warnings also appear as errors" (validationErrors) and "A submission is
+ready to complete when no file is not-ready, there are no metadata blockers, nothing is pending,
+and it is not empty." A warning must not stop a run DSP would accept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hca_archive.archiving import metadata_progress, validation_progress
+from hca_archive.clients import ArchiverClient
+from tests.clients.stub_server import Reply, StubServer
+
+pytestmark = pytest.mark.integration
+
+DSP = "b729f228-0000-4000-8000-000000000001"
+SAMPLE = "https://submission.ebi.ac.uk/api/samples/5f0c"
+RUN = "https://submission.ebi.ac.uk/api/sequencingRuns/77aa"
+WARNING = {"Biosamples": ["Recommended field 'collection date' is missing (warning)"]}
+MISSING = {
+    "FileReference": [
+        "file m1_1.bam referenced in the metadata is not exists on the file storage area"
+    ]
+}
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer().start()
+    yield server
+    server.stop()
+
+
+def blockers(not_ready: int, metadata: int, per_type: dict) -> dict:
+    return {
+        "notReadyFileCount": not_ready,
+        "validationIssuesPerDataTypeId": per_type,
+        "totalMetadataBlockers": metadata,
+        "emptySubmission": False,
+        "anyPendingValidationResult": False,
+    }
+
+
+def test_a_warning_on_a_ready_submission_does_not_stop_the_run(stub):
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(200, {"errors": {SAMPLE: [WARNING]}, "pending": []}),
+    )
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(0, 0, {})))
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    assert validation_progress(archiver, DSP).done
+
+
+def test_a_warning_while_files_are_awaited_does_not_stop_the_run(stub):
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(200, {"errors": {SAMPLE: [WARNING], RUN: [MISSING]}, "pending": []}),
+    )
+    per_type = {"sequencingRuns": {"displayName": "Sequencing runs", "count": 1}}
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(1, 1, per_type)))
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    progress = metadata_progress(archiver, DSP)
+    assert progress.done and progress.value == {"awaited_files": 1}
