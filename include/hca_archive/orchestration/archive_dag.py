@@ -32,7 +32,12 @@ from hca_archive.orchestration.step_record import recorded_step
 log = logging.getLogger(__name__)
 
 DAG_ID = "archive_submission"
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# Patterns are checked with re.search, where "$" also matches before a final line break: END
+# does not. Lower case only: ingest finds "2A0F..." as "2a0f...", but the run's claim, the
+# request marker and the sweep's run id are keyed on the text, so another spelling would be
+# another submission to them (a second run, a second DSP submission).
+END = r"(?![\s\S])"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + END
 # Airflow refuses to map more tasks than [core] max_map_length (1024 by default); larger plans
 # are run in batches of consecutive jobs.
 MAX_MAPPED_TASKS = 1024
@@ -54,8 +59,8 @@ PARAMS = {
         type="string",
         pattern=UUID_PATTERN,
         title="Ingest submission UUID",
-        description="The UUID of the ingest submission (envelope) to archive; it must be in "
-        "state Archiving. Example: 2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10",
+        description="The UUID of the ingest submission (envelope) to archive, in lower case; it "
+        "must be in state Archiving. Example: 2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10",
     ),
     "environment": Param(
         "sandbox",
@@ -74,14 +79,14 @@ PARAMS = {
     "alias_prefix": Param(
         "HCA",
         type="string",
-        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        pattern=r"^[A-Za-z0-9_-]{1,32}" + END,
         title="Alias prefix",
         description="Prefix of the aliases of the archive entities created in DSP.",
     ),
     "exclude_types": Param(
         [],
         type="array",
-        items={"type": "string", "pattern": r"^[A-Za-z][A-Za-z_]{0,63}$"},
+        items={"type": "string", "pattern": r"^[A-Za-z][A-Za-z_]{0,63}" + END},
         title="Entity types to leave out",
         description="Metadata types the archiver should not archive (usually none).",
     ),
