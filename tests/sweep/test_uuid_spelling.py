@@ -42,9 +42,7 @@ def test_the_form_refuses_another_spelling_of_a_uuid(dag_params, typed: str) -> 
         _validated(dag_params, submission_uuid=typed)
 
 
-@pytest.mark.parametrize(
-    "values", [{"alias_prefix": "HCA\n"}, {"exclude_types": ["project\n"]}]
-)
+@pytest.mark.parametrize("values", [{"alias_prefix": "HCA\n"}, {"exclude_types": ["project\n"]}])
 def test_the_form_refuses_a_trailing_line_break(dag_params, values: dict) -> None:
     """JSON Schema ``pattern`` is checked with ``re.search``: ``$`` matches before a final \\n."""
     with pytest.raises(ParamValidationError):
@@ -52,10 +50,10 @@ def test_the_form_refuses_a_trailing_line_break(dag_params, values: dict) -> Non
 
 
 class Variables(dict):
-    def get(self, key, default=None):  # noqa: D102 - Variable.get's signature
+    def get(self, key, default=None):
         return super().get(key, default)
 
-    def set(self, key, value):  # noqa: D102
+    def set(self, key, value):
         self[key] = value
 
 

@@ -14,6 +14,8 @@ from hca_archive.archiving import batch_label
 # How long a runner lets a file job run before stopping it. Airflow applies no execution_timeout
 # while a task is deferred, so the LSF and Kubernetes runners bound their own waits.
 FILE_JOB_TIME_LIMIT = timedelta(hours=48)
+# A failed task pushes no return value: its result goes to the report under this key instead.
+FAILED_RESULT_XCOM_KEY = "failed_file_jobs"
 
 
 def work_key(context: Any) -> str:
@@ -35,8 +37,14 @@ def label_task(context: Any, batch: list[dict[str, Any]]) -> str:
     return label
 
 
-def check_result(result: dict[str, Any], log: Any) -> None:
-    """Log one line per job and file; raise naming every failed job."""
+def keep_failed_result(ti: Any, result: Any) -> None:
+    """Give the report a failed batch's result: which job failed, which files did upload."""
+    if ti is not None and isinstance(result, dict) and result.get("jobs"):
+        ti.xcom_push(key=FAILED_RESULT_XCOM_KEY, value=result)
+
+
+def check_result(result: dict[str, Any], log: Any, ti: Any = None) -> None:
+    """Log one line per job and file; raise naming every failed job (kept for the report)."""
     for job in result.get("jobs", []):
         if job.get("status") == "succeeded":
             for file in job.get("files", []):
@@ -52,5 +60,6 @@ def check_result(result: dict[str, Any], log: Any) -> None:
             log.error("%s failed: %s", job.get("label"), job.get("error"))
     failed = [job for job in result.get("jobs", []) if job.get("status") != "succeeded"]
     if failed or not result.get("jobs"):
+        keep_failed_result(ti, result)
         reasons = "; ".join(f"{job.get('label')}: {job.get('error')}" for job in failed)
         raise AirflowException(f"{len(failed)} file job(s) failed: {reasons or 'no result'}")

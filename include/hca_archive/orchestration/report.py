@@ -18,6 +18,7 @@ from urllib.parse import quote
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
+from hca_archive.orchestration.file_job_results import FAILED_RESULT_XCOM_KEY
 from hca_archive.orchestration.step_record import STEP_XCOM_KEY
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def collect_report(context: Any) -> dict[str, Any]:
     jobs = [
         job
         for task_id in FILE_JOB_STEPS
-        for result in _as_list(ti.xcom_pull(task_ids=task_id))
+        for key in ("return_value", FAILED_RESULT_XCOM_KEY)  # a failed task returns nothing
+        for result in _as_list(ti.xcom_pull(task_ids=task_id, key=key))
         for job in result.get("jobs", [])
     ]
     completion = ti.xcom_pull(task_ids="wait_for_completion") or {}

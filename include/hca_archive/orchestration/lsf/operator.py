@@ -35,6 +35,7 @@ from hca_archive.orchestration.extra_links import FileJobLink, push_file_job_url
 from hca_archive.orchestration.file_job_results import (
     FILE_JOB_TIME_LIMIT,
     check_result,
+    keep_failed_result,
     label_task,
 )
 from hca_archive.orchestration.step_record import recorded_step
@@ -149,7 +150,9 @@ class LsfFileJobOperator(BaseOperator):
                     self.log.info(
                         "LSF job %s (%s) already finished: adopting it", existing.job_id, name
                     )
-                    result = self._conclude(cluster, paths, plan_jobs, existing.job_id, existing)
+                    result = self._conclude(
+                        cluster, paths, plan_jobs, existing.job_id, existing, ti
+                    )
                     record.outcome = _outcome(label, result)
                     return result
                 if (existing is None or existing.stat == "EXIT") and not stale:
@@ -159,7 +162,7 @@ class LsfFileJobOperator(BaseOperator):
                         self.log.info(
                             "%s holds successful results: not resubmitting", paths.directory
                         )
-                        check_result(result, self.log)
+                        check_result(result, self.log, ti)
                         record.outcome = _outcome(label, result)
                         return result
                 if existing is not None and existing.active:
@@ -190,7 +193,9 @@ class LsfFileJobOperator(BaseOperator):
                 current = states.get(job_id)
                 if current is None or not current.active:
                     plan_jobs = parse_plan({"jobs": self.batch}).jobs
-                    result = self._conclude(cluster, paths, plan_jobs, job_id, current)
+                    result = self._conclude(
+                        cluster, paths, plan_jobs, job_id, current, context["ti"]
+                    )
                     record.outcome = _outcome(label, result)
                     return result
                 if event.get("outcome") == "timeout":
@@ -330,6 +335,7 @@ class LsfFileJobOperator(BaseOperator):
         plan_jobs: tuple[PlanJob, ...],
         job_id: str,
         state: JobState | None,
+        ti: Any = None,
     ) -> dict[str, Any]:
         """Log the job's output and return the batch's results, or fail with the reason."""
         cluster.remove(paths.credentials)  # the job deletes it once read; it may never have run
@@ -339,13 +345,14 @@ class LsfFileJobOperator(BaseOperator):
                 self.log.info("LSF job %s %s (last %d bytes):\n%s", job_id, label, len(tail), tail)
         result, missing = _collect_results(cluster, paths, plan_jobs)
         if state is not None and state.stat == "EXIT":
+            keep_failed_result(ti, result)
             raise AirflowException(describe_exit(job_id, state.exit_code) + _job_errors(result))
         if missing == len(plan_jobs):
             known = state.stat if state is not None else "no longer known to LSF"
             raise AirflowException(
                 f"LSF job {job_id} is {known} but left no result file in {paths.directory}"
             )
-        check_result(result, self.log)
+        check_result(result, self.log, ti)
         for job in plan_jobs:  # the inputs and BAMs are on DSP now; a failed job keeps them
             cluster.run(["rm", "-rf", "--", paths.scratch(job.index)])
         return result

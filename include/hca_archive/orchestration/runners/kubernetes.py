@@ -344,7 +344,7 @@ class KubernetesFileJobOperator(BaseOperator):
             # KPO.execute in deferrable mode, without the guard against operators nested by DAG
             # authors (it would warn in every task log); defers unless the pod already ended.
             self._pod_operator.execute_async(context)
-            record.outcome = self._conclude(label, self._pod_operator.result)
+            record.outcome = self._conclude(label, self._pod_operator.result, context["ti"])
             return self._pod_operator.result
 
     def trigger_reentry(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +354,7 @@ class KubernetesFileJobOperator(BaseOperator):
             label = label_task(context, self.batch)
             self._pod_operator = self._build_pod_operator(None)
             result = self._pod_operator.trigger_reentry(context, event)  # may defer again
-            record.outcome = self._conclude(label, result)
+            record.outcome = self._conclude(label, result, context["ti"])
             return result
 
     def on_kill(self) -> None:
@@ -455,12 +455,12 @@ class KubernetesFileJobOperator(BaseOperator):
             execution_timeout=self.execution_timeout,
         )
 
-    def _conclude(self, label: str, result: Any) -> str:
+    def _conclude(self, label: str, result: Any, ti: Any = None) -> str:
         if not isinstance(result, dict):
             raise AirflowException(
                 "the pod ended without a result JSON (removed before it could be read?)"
             )
-        check_result(result, self.log)
+        check_result(result, self.log, ti)
         return f"{label}: {result.get('succeeded', 0)} job(s) archived in Kubernetes"
 
 

@@ -61,7 +61,7 @@ class LocalFileJobOperator(BaseOperator):
 
             credentials = HcaArchiveHook(self.environment).file_job_credentials()
             result = self._run(workdir, plan_path, credentials)
-            check_result(result, self.log)
+            check_result(result, self.log, context["ti"])
             record.outcome = f"{label}: {result.get('succeeded', 0)} job(s) archived"
             shutil.rmtree(workdir)  # inputs and BAMs are on DSP now; a failed job keeps them
             return result
