@@ -1,6 +1,7 @@
 """The per-run report: what each step did, every file with bytes and md5, the accessions.
 
-Written to the task log as a story and, as JSON, to the audit location: a directory or any
+Written to the task log as a story and, as JSON, to the audit location (``<dag id>/<run id>.json``,
+the latest, and ``<dag id>/<run id>/try-<n>.json`` for each attempt): a directory or any
 object storage URL (``HCA_ARCHIVE_AUDIT_URL``, e.g. ``s3://bucket/audit``; default
 ``$AIRFLOW_HOME/hca-archive-audit``). The report task fails the run when a step failed, naming it.
 """
@@ -188,10 +189,15 @@ def build_and_publish_report(context: Any) -> dict[str, Any]:
     for line in render_story(report):
         log.info("%s", line)
     set_run_note(ti, render_note(report))
+    text = json.dumps({**report, "report_try": ti.try_number}, indent=2, default=str)
     target = audit_root() / ti.dag_id / f"{ti.run_id}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2, default=str))
-    log.info("audit record written to %s", target)
+    # the latest record at <run id>.json; every attempt (a cleared run reports again, under a
+    # new try number) also under <run id>/try-<n>.json, so a rerun never erases a failure
+    attempt = audit_root() / ti.dag_id / ti.run_id / f"try-{ti.try_number}.json"
+    for path in (attempt, target):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    log.info("audit record written to %s (this attempt: %s)", target, attempt)
     failed = [step for step in report["steps"] if FAILED_STATES & set(step["states"])]
     if failed:
         first = failed[0]
