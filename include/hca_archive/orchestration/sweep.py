@@ -132,8 +132,14 @@ def decide(
         run_id = sweep_run_id(environment, submission_uuid)
         # the run that stands for the submission: the sweep's own, else one started by hand
         shown, state = run_id, state_of(run_id)
-        if state is None and (claimant := claimant_of(submission_uuid)):
-            shown, state = claimant, state_of(claimant)  # None once that run was deleted
+        # A run that archives ends with the envelope Archived: a successful run of a submission
+        # still in Archiving left it to another run (or was a dry run), so that run stands for it.
+        own_success = state == "success"
+        if state in (None, "success") and (claimant := claimant_of(submission_uuid)):
+            if claimant != run_id and (claimant_state := state_of(claimant)) is not None:
+                shown, state = claimant, claimant_state
+            elif not own_success:
+                state = None  # the claimant was deleted
         if state is None and submission.since and now - submission.since < min_age:
             reason, trigger = (
                 f"in Archiving since {submission.since:%Y-%m-%d %H:%M} UTC: "
@@ -144,6 +150,13 @@ def decide(
             reason, trigger = "no run yet", True
         elif state in run_claims.ACTIVE_STATES:
             reason, trigger = f"run {shown} is {state}", False
+        elif state == "success" and own_success and shown == run_id:
+            reason, trigger = (
+                f"run {run_id} succeeded but the submission is still in Archiving (a dry run, "
+                f"or it left the submission to a run since deleted): clear run {run_id} to "
+                "archive it",
+                False,
+            )
         elif state == "success":
             reason, trigger = f"run {shown} succeeded", False
         else:
