@@ -88,3 +88,23 @@ def test_a_failed_file_job_task_reports_its_failed_job_and_uploaded_files(
     text = describe_run(report, False).text
     assert "Failed job m2/b.fastq.gz: md5 mismatch" in text
     assert "Files uploaded or found on DSP: 1 (10 bytes)" in text
+
+
+def test_entities_without_an_accession_are_not_counted_or_listed_as_accessions() -> None:
+    """An entity DSP did not accession (an ArchiveDisabled item, say) has ``accession`` None."""
+    report = {
+        "run_id": "sweep__dev__" + UUID,
+        "params": PARAMS,
+        "dsp_submission": "d5p",
+        "steps": [],
+        "files": [],
+        "failed_jobs": [],
+        "accessions": [
+            {"type": "study", "alias": "HCA_study_1", "accession": "ERP000123"},
+            {"type": "sample", "alias": "HCA_sample_1", "accession": None},
+        ],
+    }
+    message = describe_run(report, True)
+    assert message.subject.endswith(": archived (1 accessions)")
+    assert "None" not in message.text
+    assert not any("None" in line for line in report_module.render_story(report))

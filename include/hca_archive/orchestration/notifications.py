@@ -54,7 +54,9 @@ def describe_run(
     params = report.get("params", {})
     submission = params.get("submission_uuid", "?")
     environment = params.get("environment", "?")
-    accessions = report.get("accessions", [])
+    entities = report.get("accessions", [])
+    accessions = [a for a in entities if a.get("accession")]
+    unaccessioned = [a for a in entities if not a.get("accession")]
     if not succeeded:
         step, why = failing_step(report)
         outcome = f"FAILED at {step}" if step else "FAILED"
@@ -66,6 +68,7 @@ def describe_run(
     elif accessions:
         outcome = f"archived ({len(accessions)} accessions)"
         details = [f"Accession {a['type']} {a['alias']}: {a['accession']}" for a in accessions]
+        details += [f"No accession for {a['type']} {a['alias']}" for a in unaccessioned]
     else:
         outcome, details = "finished, nothing archived", [_first_outcome(report)]
     files = report.get("files", [])

@@ -138,7 +138,8 @@ def render_story(report: dict[str, Any]) -> list[str]:
         )
     for accession in report["accessions"]:
         lines.append(
-            f"accession {accession['type']} {accession['alias']}: {accession['accession']}"
+            f"accession {accession['type']} {accession['alias']}: "
+            f"{accession['accession'] or 'none (not accessioned)'}"
         )
     return lines
 
