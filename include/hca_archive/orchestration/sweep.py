@@ -10,11 +10,14 @@ state Archiving and triggers ``archive_submission`` for it under a deterministic
   each ask the archiver, making two DSP submissions);
 - a queued or running run: skip (it is at work); a run a wrangler started by hand, found by the
   claim it makes on the submission (``run_claims``), counts too;
-- a successful run: skip (archived);
+- a successful run: skip (archived); but a successful sweep run of a submission still in
+  Archiving (a dry run, or one that left the submission to a run by hand) is no proof: the run by
+  hand stands for it while it exists, and otherwise the sweep says to clear its own run;
 - a failed run: skip and say so. A wrangler fixes the cause and clears the run, which reruns it
   under the same id; retrying on its own every sweep would repeat the failure (and its
   notification) every few minutes. A run started by hand that succeeded or failed counts as the
-  sweep's own would; once that run is deleted, a sweep starts one.
+  sweep's own would; once that run is deleted, a sweep starts one (unless its own run succeeded,
+  see above).
 
 Two sweeps racing for one submission cannot start two runs either: the run id is unique, and the
 trigger task of the loser is skipped (``skip_when_already_exists``).
