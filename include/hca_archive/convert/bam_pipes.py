@@ -10,10 +10,12 @@ import contextlib
 import fcntl
 import os
 import signal
-from pathlib import Path
-from typing import NoReturn
 
 from hca_archive.convert import bgzf
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see convert/__init__)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 PIPE_BUFFER = 1 << 20
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -41,7 +43,7 @@ class BamWriter:
     inherits no lock that another thread held.
     """
 
-    def __init__(self, path: Path, threads: int, level: int):
+    def __init__(self, path: str, threads: int, level: int):
         bgzf.libdeflate_level(level)  # a bad level fails here, not in the child
         self.path = path
         self._problem: str | None = None  # None until the child is reaped
@@ -109,7 +111,7 @@ class BamWriter:
 
 
 def _be_the_compressor(
-    source: int, error_sink: int, path: Path, threads: int, level: int, mask: set[int]
+    source: int, error_sink: int, path: str, threads: int, level: int, mask: set[int]
 ) -> NoReturn:
     """The forked child's whole life: never returns, never runs the parent's cleanup."""
     status = 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from hca_archive.convert.converter import DEFAULT_LEVEL, convert_fastqs
 from hca_archive.convert.errors import ConversionError
@@ -13,10 +12,10 @@ from hca_archive.convert.schema import SCHEMAS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", required=True, choices=sorted(SCHEMAS), help="10x read layout")
-    parser.add_argument("--r1", required=True, type=Path, help="R1 FASTQ (cell barcode + UMI)")
-    parser.add_argument("--r2", required=True, type=Path, help="R2 FASTQ (cDNA)")
-    parser.add_argument("--i1", type=Path, help="I1 FASTQ (sample index), if there is one")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="BAM file to write")
+    parser.add_argument("--r1", required=True, help="R1 FASTQ (cell barcode + UMI)")
+    parser.add_argument("--r2", required=True, help="R2 FASTQ (cDNA)")
+    parser.add_argument("--i1", help="I1 FASTQ (sample index), if there is one")
+    parser.add_argument("-o", "--output", required=True, help="BAM file to write")
     parser.add_argument("--threads", type=int, default=1, help="BAM compression threads")
     parser.add_argument(
         "--level",

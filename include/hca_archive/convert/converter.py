@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections import namedtuple
 from collections.abc import Callable
-from pathlib import Path
-from typing import NamedTuple
 
 from hca_archive import __version__
 from hca_archive.convert import bam_encoding
@@ -23,9 +23,13 @@ BLOCK_READS = 2_500
 DEFAULT_LEVEL = 6  # BGZF compression level (samtools' scale and default; see bgzf.py)
 
 
-class ConversionResult(NamedTuple):
+_RESULT_FIELDS = "schema output read_count inputs output_bytes seconds short_r1_reads"
+
+
+class ConversionResult(namedtuple("ConversionResult", _RESULT_FIELDS)):
+    __slots__ = ()
     schema: str
-    output: Path
+    output: str
     read_count: int
     inputs: dict[str, FastqDigest]  # by read index: read1, read2, index1
     output_bytes: int
@@ -36,10 +40,10 @@ class ConversionResult(NamedTuple):
 @without_gc
 def convert_fastqs(
     schema: str,
-    r1: Path | str,
-    r2: Path | str,
-    i1: Path | str | None,
-    out: Path | str,
+    r1: str | os.PathLike[str],
+    r2: str | os.PathLike[str],
+    i1: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
     threads: int = 1,
     *,
     level: int = DEFAULT_LEVEL,
@@ -52,11 +56,13 @@ def convert_fastqs(
     """
     started = time.monotonic()
     layout_schema = get_schema(schema)
-    paths = {"read1": Path(r1), "read2": Path(r2)}
+    paths = {"read1": os.fspath(r1), "read2": os.fspath(r2)}
     if i1 is not None:
-        paths["index1"] = Path(i1)
-    out = Path(out)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+        paths["index1"] = os.fspath(i1)
+    # os.path, not pathlib: pathlib's imports cost ~10 ms of start-up, which counts on small inputs
+    out = os.fspath(out)
+    folder, name = os.path.split(out)
+    partial = os.path.join(folder, f".{name}.{os.getpid()}.partial")
     streams: dict[str, FastqStream] = {}
     writer = None
     try:
@@ -66,7 +72,10 @@ def convert_fastqs(
         block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
         layout = Layout(
             layout_schema,
-            {index: infer_file_layout(paths[index].name, block[index][:4]) for index in paths},
+            {
+                index: infer_file_layout(os.path.basename(path), block[index][:4])
+                for index, path in paths.items()
+            },
         )
         encoder = BlockEncoder(layout, streams)
         header_text = "\n".join(layout.header_lines(__version__)) + "\n"
@@ -93,7 +102,7 @@ def convert_fastqs(
             block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
         writer.close()
         writer = None
-        partial.replace(out)
+        os.replace(partial, out)
     except OSError as error:
         raise ConversionError(f"converting to {out}: {error}") from error
     finally:
@@ -101,13 +110,14 @@ def convert_fastqs(
             writer.abort()
         for stream in streams.values():
             stream.close()
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
     return ConversionResult(
         schema=layout_schema.name,
         output=out,
         read_count=read_count,
         inputs={index: stream.digest() for index, stream in streams.items()},
-        output_bytes=out.stat().st_size,
+        output_bytes=os.stat(out).st_size,
         seconds=time.monotonic() - started,
         short_r1_reads=encoder.short_r1_reads,
     )
@@ -120,5 +130,5 @@ def _ran_out(streams: dict[str, FastqStream], counts: dict[str, int], done: int)
     longer = next(index for index, count in counts.items() if count > fewest)
     return ConversionError(
         f"{streams[longer].describe(done + 1)}: no matching read in {LABELS[short]} "
-        f"({streams[short].path.name}), which ends after {done} reads"
+        f"({os.path.basename(streams[short].path)}), which ends after {done} reads"
     )

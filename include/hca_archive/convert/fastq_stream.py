@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import queue
 import threading
+from collections import namedtuple
 from collections.abc import Callable
-from pathlib import Path
-from typing import NamedTuple
 
 from isal import isal_zlib
 
@@ -25,12 +25,14 @@ QUEUE_DEPTH = 4
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-class FastqDigest(NamedTuple):
+class FastqDigest(namedtuple("FastqDigest", "path sha256 bytes reads")):
     """What was read from one input: SHA-256 and size of the decompressed content, record count.
 
     SHA-256 rather than MD5: with the CPU's SHA extensions it hashes twice as fast here."""
 
-    path: Path
+    __slots__ = ()
+
+    path: str
     sha256: str
     bytes: int
     reads: int
@@ -40,7 +42,7 @@ class _TruncatedGzip(Exception):
     pass
 
 
-def _decompressed_chunks(path: Path, count_read: Callable[[int], None] | None = None):
+def _decompressed_chunks(path: str, count_read: Callable[[int], None] | None = None):
     """The file's content, inflated when it is gzip; `count_read` is told each stored byte read."""
     with open(path, "rb") as handle:
 
@@ -78,9 +80,9 @@ def _decompressed_chunks(path: Path, count_read: Callable[[int], None] | None = 
 class FastqStream:
     """Whole FASTQ records of one file, taken in blocks of lines (four per record)."""
 
-    def __init__(self, read_index: str, path: Path):
+    def __init__(self, read_index: str, path: str | os.PathLike[str]):
         self.read_index = read_index
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.reads = 0  # records handed out so far
         self.missing_final_newline = False
         self.text = b""  # the lines of the last take(), joined
@@ -92,7 +94,7 @@ class FastqStream:
         self._lines: list[bytes] = []  # whole lines read and not yet handed out
         self._unfinished: list[bytes] = []  # pieces of the line after them
         self._eof = False
-        if not self.path.is_file():
+        if not os.path.isfile(self.path):
             raise ConversionError(f"{read_index} ({self.path}): no such file")
         self._thread = threading.Thread(
             target=self._produce, name=f"read-{read_index}", daemon=True
@@ -100,7 +102,7 @@ class FastqStream:
         self._thread.start()
 
     def describe(self, read_number: int) -> str:
-        return f"{self.read_index} ({self.path.name}) read {read_number}"
+        return f"{self.read_index} ({os.path.basename(self.path)}) read {read_number}"
 
     def _produce(self) -> None:
         try:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import json
 import re
 import struct
+from collections import namedtuple
 from functools import lru_cache
-from typing import NamedTuple
 
 from hca_archive.convert import bam_encoding
 from hca_archive.convert.bam_encoding import SEQ_BASES, hex_tag, interleave, z_tag
@@ -57,13 +57,16 @@ PRINTABLE_TABS_LINES = PRINTABLE_LINES + b"\t"
 _HEADER = re.compile(rb"@([^ \t]*?)(?:/[0-9])?(?=[ \t]|$)")
 
 
-class FileLayout(NamedTuple):
+class FileLayout(
+    namedtuple("FileLayout", "name tail plus_repeats_header eol", defaults=(b"", False, b"\n"))
+):
     """Defaults shared by most reads of one FASTQ file."""
 
+    __slots__ = ()
     name: str
-    tail: bytes = b""
-    plus_repeats_header: bool = False
-    eol: bytes = b"\n"
+    tail: bytes  # default b""
+    plus_repeats_header: bool  # default False
+    eol: bytes  # default b"\n"
 
     def to_json(self) -> dict:
         return {
@@ -90,7 +93,8 @@ class FileLayout(NamedTuple):
         return qname + tail if self.plus_repeats_header else b""
 
 
-class Layout(NamedTuple):
+class Layout(namedtuple("Layout", "schema files")):
+    __slots__ = ()
     schema: Schema
     files: dict[str, FileLayout]  # by read index, in READ_INDEXES order
 

@@ -126,8 +126,9 @@ def verify_bam(
         rebuilt = (digests[index].hexdigest(), sizes[index], reads)
         if rebuilt != (expected.sha256, expected.bytes, expected.reads):
             problems.append(
-                f"{LABELS[index]} ({expected.path.name}): rebuilt SHA-256 {rebuilt[0]}, "
-                f"{rebuilt[1]} bytes, {rebuilt[2]} reads; input SHA-256 {expected.sha256}, "
+                f"{LABELS[index]} ({os.path.basename(expected.path)}): "
+                f"rebuilt SHA-256 {rebuilt[0]}, {rebuilt[1]} bytes, {rebuilt[2]} reads; "
+                f"input SHA-256 {expected.sha256}, "
                 f"{expected.bytes} bytes, {expected.reads} reads"
             )
     if problems:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import namedtuple
 
 from hca_archive.convert.errors import ConversionError
 
 
-class Schema(NamedTuple):
+class Schema(namedtuple("Schema", "name barcode_length umi_length")):
+    __slots__ = ()
     name: str
     barcode_length: int
     umi_length: int
