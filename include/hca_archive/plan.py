@@ -265,12 +265,28 @@ def name_problems(name: str) -> list[str]:
     if spaces:
         described = ", ".join(f"U+{ord(ch):04X}" for ch in spaces)
         problems.append(f"contains a space other than U+0020 ({described})")
+    invisible = () if name.isascii() else sorted({ch for ch in name if _invisible(ch)})
+    if invisible:
+        described = ", ".join(f"U+{ord(ch):04X}" for ch in invisible)
+        problems.append(f"contains a character that shows as nothing ({described})")
     return problems
 
 
 def _other_space(ch: str) -> bool:
     """A space separator that is not U+0020: no-break, em, ideographic and the like."""
     return ch != " " and unicodedata.category(ch) == "Zs"
+
+
+# Letters and marks that render as blank or as nothing although they are neither spaces nor
+# format characters: two names differing only by one look alike in every listing. Hangul fillers,
+# the Braille blank, the combining grapheme joiner, Khmer inherent vowels, variation selectors.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5")
+_INVISIBLE_RANGES = ((0x180B, 0x180F), (0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+
+
+def _invisible(ch: str) -> bool:
+    code = ord(ch)
+    return ch in _INVISIBLE or any(low <= code <= high for low, high in _INVISIBLE_RANGES)
 
 
 def _bad_characters(text: str) -> str | None:

@@ -105,6 +105,13 @@ def test_spaces_other_than_u0020_are_refused(space):
     assert f"job 0 (manifest 1f2e3d4c): conversion.inputs[1].name: {what}" in problems, problems
 
 
+@pytest.mark.parametrize("blank", ["\u3164", "\u2800", "\u115f", "\ufe0f", "\U000e0100"])
+def test_characters_that_show_as_nothing_are_refused(blank):
+    problems = problems_of([with_input_name(f"R2{blank}.fastq.gz")])
+    what = f"contains a character that shows as nothing (U+{ord(blank):04X})"
+    assert f"job 0 (manifest 1f2e3d4c): conversion.inputs[1].name: {what}" in problems, problems
+
+
 @pytest.mark.parametrize(
     "name",
     [
