@@ -44,6 +44,9 @@ CONVERSION_READ_INDEXES = ("read1", "read2", "index1")
 SCHEMAS = ("10xV2", "10xV3")
 MAX_NAME_BYTES = 200  # leaves 55 bytes for the suffixes of the job's own files (28 used)
 MAX_KEY_BYTES = 1024
+# Ten times the largest HCA submission's sequencing runs; a 10,000-job plan is tested end to end
+# (it maps to 1,024 tasks). Beyond it a plan is refused before its jobs are read.
+MAX_PLAN_JOBS = 10_000
 MESSAGE_PROBLEMS = 100  # PlanError's message lists this many; ``problems`` keeps them all
 
 JOB_KEYS = {
@@ -173,7 +176,9 @@ class Plan:
         return {"jobs": [job.to_dict() for job in self.jobs]}
 
 
-def parse_plan(data: Any, *, max_jobs: int | None = None, dsp_url: str | None = None) -> Plan:
+def parse_plan(
+    data: Any, *, max_jobs: int | None = MAX_PLAN_JOBS, dsp_url: str | None = None
+) -> Plan:
     """Validate ``{"jobs": [...]}`` (or a bare job list); raise PlanError naming every problem.
 
     ``max_jobs`` bounds the plan's size; ``dsp_url`` requires every job to target that DSP.
@@ -189,7 +194,7 @@ def parse_plan(data: Any, *, max_jobs: int | None = None, dsp_url: str | None = 
         if not raw_jobs:
             problems.append("plan has no jobs")
         if max_jobs is not None and len(raw_jobs) > max_jobs:
-            problems.append(f"plan has {len(raw_jobs)} jobs, more than the limit of {max_jobs}")
+            raise PlanError([f"plan has {len(raw_jobs)} jobs, more than the limit of {max_jobs}"])
     jobs = []
     uploaded_by: dict[str, int] = {}
     for index, raw in enumerate(raw_jobs or ()):

@@ -103,7 +103,7 @@ def test_parse_s3_url():
 def test_a_plan_of_ten_thousand_jobs():
     jobs = [conversion_job(manifest=f"m{n:05d}") for n in range(10_000)]
 
-    plan = parse_plan({"jobs": jobs}, max_jobs=10_000)
+    plan = parse_plan({"jobs": jobs})  # at the default limit
 
     assert len(plan.jobs) == 10_000
     assert plan.jobs[-1].index == 9_999

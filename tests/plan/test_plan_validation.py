@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from hca_archive.plan import PlanError, name_problems, parse_plan, parse_s3_url
+from hca_archive.plan import MAX_PLAN_JOBS, PlanError, name_problems, parse_plan, parse_s3_url
 from tests.plan.builders import DSP, conversion_job, plain_job
 
 
@@ -371,9 +371,16 @@ def test_missing_and_mistyped_fields():
 
 
 def test_max_jobs():
-    assert problems_of([conversion_job()] * 3, max_jobs=2)[0] == (
+    assert problems_of([conversion_job()] * 3, max_jobs=2) == [
         "plan has 3 jobs, more than the limit of 2"
-    )
+    ]
+
+
+def test_a_plan_beyond_the_job_limit_is_refused_without_reading_its_jobs():
+    jobs = [{"not": "a job"}] * (MAX_PLAN_JOBS + 1)
+    assert problems_of(jobs) == [
+        f"plan has {MAX_PLAN_JOBS + 1} jobs, more than the limit of {MAX_PLAN_JOBS}"
+    ]
 
 
 def test_every_problem_of_every_job_at_once():
