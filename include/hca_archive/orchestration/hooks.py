@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from datetime import timedelta
 from typing import Any
@@ -39,9 +40,9 @@ class HcaArchiveHook(BaseHook):
     @functools.cached_property
     def archiver(self) -> ArchiverClient:
         conn = self._connection("archiver")
-        return ArchiverClient(
-            service_url(conn), api_key=conn.password or self._archiver_key_from_aws()
-        )
+        # a password of only spaces is an unset field, not a key
+        key = conn.password if conn.password and conn.password.strip() else None
+        return ArchiverClient(service_url(conn), api_key=key or self._archiver_key_from_aws())
 
     def _archiver_key_from_aws(self) -> str:
         """The key from AWS Secrets Manager, for a connection without one."""
@@ -49,9 +50,23 @@ class HcaArchiveHook(BaseHook):
 
         secret_name = f"ingest/{self.environment}/secrets"
         secrets = SecretsManagerHook(aws_conn_id=conn_id(self.environment, "aws"))
-        key = secrets.get_secret_as_dict(secret_name).get(ARCHIVER_KEY_FIELD)
+        text = secrets.get_secret(secret_name)
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):  # the message would say nothing; the text is secret
+            raise ValueError(f"secret {secret_name} is not JSON (value not shown)") from None
+        if not isinstance(document, dict):
+            raise ValueError(
+                f"secret {secret_name} is not a JSON object but a {type(document).__name__}"
+            )
+        key = document.get(ARCHIVER_KEY_FIELD)
         if not key:
             raise ValueError(f"secret {secret_name} has no field {ARCHIVER_KEY_FIELD}")
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(
+                f"secret {secret_name}: field {ARCHIVER_KEY_FIELD} is not a string "
+                f"(a {type(key).__name__}; value not shown)"
+            )
         mask_secret(key)
         self.log.info("archiver API key read from AWS Secrets Manager secret %s", secret_name)
         return key

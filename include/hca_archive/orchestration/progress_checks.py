@@ -8,6 +8,7 @@ from typing import Any
 
 from hca_archive import archiving
 from hca_archive.archiving import Progress
+from hca_archive.http import ServiceError
 from hca_archive.orchestration.connections import ENVIRONMENTS
 from hca_archive.orchestration.hooks import HcaArchiveHook
 
@@ -30,4 +31,11 @@ def _hook(environment: str) -> HcaArchiveHook:
 
 
 def run_check(check: str, environment: str, arguments: dict[str, Any]) -> Progress:
-    return CHECKS[check](_hook(environment), arguments)
+    try:
+        return CHECKS[check](_hook(environment), arguments)
+    except ServiceError as error:
+        if error.status in (401, 403):
+            # a rotated API key or AAP password: read the connections (and the secret) again
+            # at the next poll instead of using the old ones until the triggerer restarts
+            _hook.cache_clear()
+        raise
