@@ -27,6 +27,16 @@ def default_work_root() -> Path:
     return Path(os.environ.get("HCA_ARCHIVE_WORKDIR", airflow_home / "hca-archive-work"))
 
 
+# What run-job never needs: Airflow's own settings (metadata database URL, Fernet key, JWT and API
+# secrets, secrets backend) and every connection and variable given in the environment.
+PRIVATE_PREFIXES = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__", "_AIRFLOW_")
+
+
+def job_environment() -> dict[str, str]:
+    """The worker's environment without what run-job must not hold."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(PRIVATE_PREFIXES)}
+
+
 def write_private(path: Path, text: str) -> None:
     """Create ``path`` readable by its owner only, from the first byte."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -93,6 +103,7 @@ class LocalFileJobOperator(BaseOperator):
                 stderr=subprocess.PIPE,
                 text=True,
                 start_new_session=True,
+                env=job_environment(),
             )
             stdout_chunks: list[str] = []
             reader = threading.Thread(
