@@ -192,3 +192,17 @@ def test_the_stand_ins_bypass_the_airflow_entrypoint(compose: dict[str, Any]) ->
         service = services(compose)[name]
         assert service["entrypoint"] == ["/usr/bin/dumb-init", "--"], name
         assert service["command"][:2] == ["python", "-m"], name
+
+
+def test_every_service_runs_as_a_user_the_image_knows(compose: dict[str, Any]) -> None:
+    """The sandbox, hpc and every Airflow component bypass the image's /entrypoint, which is what
+    adds a passwd entry for an arbitrary uid. Any uid but the image's airflow (50000) then breaks
+    the stack: /sandbox, /hpc and the work directory are 0755 airflow:0 (no group write), and
+    hpc's ``getpass.getuser()`` raises KeyError; sshd cannot log in a user it cannot look up.
+    .env.example nevertheless invited setting AIRFLOW_UID to one's own uid."""
+    env_example = (REPO / ".env.example").read_text()
+    assert "AIRFLOW_UID" not in env_example, ".env.example offers a uid the stack cannot run as"
+    for name, service in services(compose).items():
+        user = service.get("user")
+        if user is not None:
+            assert user == "50000:0", f"{name} runs as {user!r}"
