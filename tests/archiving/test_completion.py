@@ -204,3 +204,18 @@ def test_items_still_in_processing_are_awaited() -> None:
         items=[ProcessingStatus("samples", "HCA_sample_1", "Curation", None, "BioSamples")],
     )
     assert not progress(services).done
+
+
+def test_the_request_is_marked_before_the_call_so_a_worker_killed_during_it_counts() -> None:
+    """A worker killed during the POST runs no except or finally: the mark must already be
+    stored while the call is in flight, or the retry asks DSP to complete a second time."""
+    marker = Marker()
+    marked_during_the_call: list[bool] = []
+
+    class WatchedServices(Services):
+        def complete(self, dsp_uuid: str) -> str:
+            marked_during_the_call.append(marker.requested_at is not None)
+            return super().complete(dsp_uuid)
+
+    assert marker.complete(WatchedServices()) == "completion triggered"
+    assert marked_during_the_call == [True]

@@ -87,13 +87,19 @@ def test_the_record_is_reused_once_it_exists() -> None:
 
 
 def test_the_trigger_is_marked_before_the_call_so_a_crash_during_it_counts() -> None:
+    store = Store()
+    marked_during_the_call: list[bool] = []
+
     class CrashingArchiver(SlowArchiver):
         def trigger_archive(self, submission_uuid: str, **kwargs: object) -> None:
+            # A worker killed here runs no later code (no except, no finally): the mark must
+            # already be stored while the call is in flight.
+            marked_during_the_call.append("triggered_at" in store.values)
             raise ConnectionError("worker died mid-call")
 
-    store = Store()
     with pytest.raises(ConnectionError):
         store.request(CrashingArchiver())
+    assert marked_during_the_call == [True]
     assert "triggered_at" in store.values
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hca_archive.archiving import metadata_progress, validation_progress
+from hca_archive.archiving import RunStopped, metadata_progress, validation_progress
 from hca_archive.clients import ArchiverClient
 from tests.clients.stub_server import Reply, StubServer
 
@@ -67,3 +67,42 @@ def test_a_warning_while_files_are_awaited_does_not_stop_the_run(stub):
 
     progress = metadata_progress(archiver, DSP)
     assert progress.done and progress.value == {"awaited_files": 1}
+
+
+ERROR = {"Biosamples": ["Mandatory field 'organism' is missing"]}
+
+
+def test_an_error_dsp_counts_as_a_blocker_stops_the_run(stub):
+    """The other side of the warnings above: the same kind of message, counted by DSP."""
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(200, {"errors": {SAMPLE: [ERROR]}, "pending": []}),
+    )
+    per_type = {"samples": {"displayName": "Samples", "count": 1}}
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(0, 1, per_type)))
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    with pytest.raises(RunStopped, match=f"^validation failed for DSP submission {DSP}"):
+        validation_progress(archiver, DSP)
+    with pytest.raises(RunStopped, match="organism"):
+        metadata_progress(archiver, DSP)
+
+
+def test_an_error_beside_awaited_files_stops_the_run(stub):
+    """DSP counts the missing file's submittable and the sample: more blockers than missing
+    files, so the message on the sample blocks."""
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(200, {"errors": {SAMPLE: [ERROR], RUN: [MISSING]}, "pending": []}),
+    )
+    per_type = {
+        "samples": {"displayName": "Samples", "count": 1},
+        "sequencingRuns": {"displayName": "Sequencing runs", "count": 1},
+    }
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(1, 2, per_type)))
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    with pytest.raises(RunStopped, match=f"^metadata validation failed for DSP submission {DSP}"):
+        metadata_progress(archiver, DSP)

@@ -71,6 +71,9 @@ def test_corrupt_gzip(tmp_path):
     paths["read1"].write_bytes(bytes(data))
     message = convert_expecting_error(tmp_path, paths)
     assert "read1 (s_L001_R1_001.fastq.gz) read" in message
+    # corrupt, not cut short: the inflater's own error is named, not taken for truncation
+    assert ": cannot read: " in message, message
+    assert "truncated" not in message, message
 
 
 def test_not_fastq(tmp_path, block_reads):
