@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from types import ModuleType
 
 # subcommand -> (module, help); the module provides add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -19,7 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | None]:
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, ModuleType | None]:
     parser = argparse.ArgumentParser(
         prog="hca-archive", description="Archive HCA ingest submissions to EBI."
     )
@@ -35,12 +37,27 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, object | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    return _run(sys.argv[1:] if argv is None else argv)[0]
+
+
+def console_main() -> None:
+    """The console script. A subcommand whose module sets EXIT_WITHOUT_TEARDOWN has its work on
+    disk when it returns, and leaves at once: the interpreter's finalisation frees every object
+    and library one by one (~30 ms of CPU after converting a small run, a tenth of the whole)."""
+    code, module = _run(sys.argv[1:])
+    if getattr(module, "EXIT_WITHOUT_TEARDOWN", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str]) -> tuple[int, ModuleType]:
     parser, module = build_parser(argv)
     args = parser.parse_args(argv)
     assert module is not None
-    return int(module.run(args) or 0)
+    return int(module.run(args) or 0), module
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

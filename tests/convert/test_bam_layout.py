@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
@@ -108,6 +109,35 @@ def test_the_convert_command_loads_neither_pathlib_nor_typing(tmp_path):
     )
     assert done.stdout.strip() == "[]"
     assert (tmp_path / "run.bam").stat().st_size > 0
+
+
+def test_the_console_commands_leave_fast_with_their_output_whole(tmp_path):
+    """convert and to-fastq skip the interpreter's teardown: what they print (to a pipe, so
+    buffered) and their exit codes must still arrive."""
+    paths = make_triplet(20).write(tmp_path / "in")
+    bam, back = tmp_path / "run.bam", tmp_path / "back"
+    command = [sys.executable, "-m", "hca_archive.cli"]
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    argv = ["convert", "--schema", "10xV3", "--r1", str(paths["read1"]), "--r2"]
+    argv += [str(paths["read2"]), "--i1", str(paths["index1"]), "-o", str(bam)]
+    converted = subprocess.run([*command, *argv], capture_output=True, text=True, env=buffered)
+    assert (converted.returncode, converted.stdout) == (0, "")
+    assert f"{bam}: 20 reads" in converted.stderr
+    rebuilt = subprocess.run(
+        [*command, "to-fastq", str(bam), "--outdir", str(back)],
+        capture_output=True,
+        text=True,
+        env=buffered,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert sorted(rebuilt.stdout.split()) == sorted(str(back / p.name) for p in paths.values())
+    for path in paths.values():
+        original = gzip.decompress(path.read_bytes())
+        assert gzip.decompress((back / path.name).read_bytes()) == original
+    paths["read2"].write_bytes(b"")
+    refused = subprocess.run([*command, *argv], capture_output=True, text=True, env=buffered)
+    assert refused.returncode == 1
+    assert "no matching read in R2" in refused.stderr
 
 
 def test_command_line_reports_errors(tmp_path, capsys):

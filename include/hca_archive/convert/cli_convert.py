@@ -9,6 +9,8 @@ from hca_archive.convert.converter import DEFAULT_LEVEL, convert_fastqs
 from hca_archive.convert.errors import ConversionError
 from hca_archive.convert.schema import SCHEMAS
 
+EXIT_WITHOUT_TEARDOWN = True  # see hca_archive.cli
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schema", required=True, choices=sorted(SCHEMAS), help="10x read layout")

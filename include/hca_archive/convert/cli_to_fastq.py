@@ -8,6 +8,8 @@ from pathlib import Path
 
 from hca_archive.convert.rebuild import rebuild_fastqs
 
+EXIT_WITHOUT_TEARDOWN = True  # see hca_archive.cli
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bam", type=Path, help="BAM written by `hca-archive convert`")
