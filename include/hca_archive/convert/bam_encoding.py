@@ -44,36 +44,49 @@ def fixed_width(length: int, count: int) -> struct.Struct:
     return struct.Struct(f"{length}s" * count)
 
 
-def packed_bases(seqs: list[bytes], length: int | None) -> list[bytes]:
+def packed_bases(seqs: list[bytes], length: int | None, joined: bytes | None = None) -> list[bytes]:
     """Each sequence as BAM's SEQ: two 4-bit codes a byte. Bases must be in SEQ_BASES.
-    `length`: that of every sequence, when they all have the same."""
+    `length`: that of every sequence, when they all have the same; `joined`: the sequences
+    already joined, when the caller has them."""
     if length is not None:  # the usual case: a few calls for all
         # an odd length gets a 0 code after its last base, as BAM wants
-        joined = b"0".join(seqs) + b"0" if length & 1 else b"".join(seqs)
+        if length & 1:
+            joined = b"0".join(seqs) + b"0"
+        elif joined is None:
+            joined = b"".join(seqs)
         packed = unhexlify(joined.translate(NIBBLES))
         return list(fixed_width((length + 1) // 2, len(seqs)).unpack(packed))
     codes = [seq.translate(NIBBLES) for seq in seqs]
     return [unhexlify(code + b"0" if len(code) & 1 else code) for code in codes]
 
 
-def phred_scores(quals: list[bytes], length: int | None) -> list[bytes]:
-    """FASTQ quality strings (Phred+33) as BAM's QUAL bytes."""
+def phred_scores(
+    quals: list[bytes], length: int | None, joined: bytes | None = None
+) -> list[bytes]:
+    """FASTQ quality strings (Phred+33) as BAM's QUAL bytes (`joined`: as for packed_bases)."""
     if length is not None:
-        scores = b"".join(quals).translate(PHRED)
+        scores = (b"".join(quals) if joined is None else joined).translate(PHRED)
         return list(fixed_width(length, len(quals)).unpack(scores))
     return [qual.translate(PHRED) for qual in quals]
 
 
 def records(
-    qnames: list[bytes], seqs: list[bytes], quals: list[bytes], tags: list, count: int
+    qnames: list[bytes],
+    seqs: list[bytes],
+    quals: list[bytes],
+    tags: list,
+    count: int,
+    joined: tuple[bytes, bytes] | None = None,
 ) -> bytes:
     """`count` records; `tags` holds cells of binary tags: constants (bytes, the same in every
-    record) or columns (one bytes value per record), laid out in that order.
+    record) or columns (one bytes value per record), laid out in that order. `joined`: the
+    sequences and the qualities each joined, when the caller has them.
 
     An empty sequence is stored as SEQ and QUAL `*` (l_seq 0).
     """
     lengths = list(map(len, seqs))
     length = lengths[0] if lengths.count(lengths[0]) == count else None
+    bases, qualities = (None, None) if joined is None else joined
     body = [
         UNPLACED,
         [LENGTH_BYTES[len(name) + 1] for name in qnames],
@@ -82,8 +95,8 @@ def records(
         NO_MATE,
         qnames,
         b"\x00",
-        packed_bases(seqs, length),
-        phred_scores(quals, length),
+        packed_bases(seqs, length, bases),
+        phred_scores(quals, length, qualities),
         *tags,
     ]
     # block_size: the constant part, plus each column's lengths where they vary

@@ -87,9 +87,7 @@ def convert_fastqs(
             if reads:  # reads present in every file first, so errors come in read order
                 common = {index: lines[: 4 * reads] for index, lines in block.items()}
                 ragged = {i for i, s in streams.items() if s.missing_final_newline}
-                whole = all(count == reads for count in counts.values())
-                texts = {index: stream.text for index, stream in streams.items()} if whole else None
-                writer.write(encoder.encode(common, read_count + 1, ragged, texts))
+                writer.write(encoder.encode(common, read_count + 1, ragged))
                 read_count += reads
                 if progress is not None:
                     read = sum(stream.stored_bytes_read for stream in streams.values())

@@ -85,7 +85,6 @@ class FastqStream:
         self.path = os.fspath(path)
         self.reads = 0  # records handed out so far
         self.missing_final_newline = False
-        self.text = b""  # the lines of the last take(), joined
         self.stored_bytes_read = 0  # of the file as stored (gzip), by the reading thread
         self._sha256 = hashlib.sha256()
         self._bytes = 0
@@ -132,7 +131,6 @@ class FastqStream:
     def take(self, reads: int) -> list[bytes]:
         """Lines (without line breaks) of the next `reads` records; fewer only at end of file.
 
-        `text` holds them joined by line breaks, as the file has them, for checks on the whole.
         Each chunk is split into lines once, as it arrives: what a block leaves over is never
         copied again.
         """
@@ -166,7 +164,6 @@ class FastqStream:
                     f"{self.describe(first)}: incomplete record at end of file "
                     f"({len(lines) % 4} of 4 lines)"
                 )
-        self.text = b"\n".join(lines)
         self.reads += len(lines) // 4
         return lines
 

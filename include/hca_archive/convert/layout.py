@@ -178,24 +178,21 @@ class BlockEncoder:
         lines: dict[str, list[bytes]],
         first_read: int,
         last_without_newline: set[str],
-        texts: dict[str, bytes] | None = None,
     ) -> bytes:
-        """BAM records for one block; `first_read` numbers its first read from 1. `texts`, when
-        given, holds each file's lines joined by line breaks."""
+        """BAM records for one block; `first_read` numbers its first read from 1."""
         if not last_without_newline:
-            fast = self._encode_fast(lines, texts)
+            fast = self._encode_fast(lines)
             if fast is not None:
                 return fast
         return self._encode_slow(lines, first_read, last_without_newline)
 
     # The fast path handles blocks in which every record is well formed and follows its file's
     # defaults (per-read comments may vary). It uses only bulk operations on whole columns.
-    def _encode_fast(
-        self, lines: dict[str, list[bytes]], texts: dict[str, bytes] | None
-    ) -> bytes | None:
+    def _encode_fast(self, lines: dict[str, list[bytes]]) -> bytes | None:
         files = self.layout.files
         k = len(lines["read2"]) // 4
-        columns: dict[str, tuple[list[bytes], ...]] = {}
+        # by read index: bases and qualities, each as a list of lines and joined
+        columns: dict[str, tuple[list[bytes], list[bytes], bytes, bytes]] = {}
         qnames: list[bytes] | None = None
         extras: list[list[bytes]] = []
         for index, file in files.items():
@@ -205,14 +202,19 @@ class BlockEncoder:
                 if ends.count(b"\r") != len(block):
                     return None
                 block = [line[:-1] for line in block]
-            text = texts[index] if texts and file.eol == b"\n" else b"\n".join(block)
+            headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
+            # Each header holds one line break, so one split yields the read names and, when it
+            # makes k names, proves that every header starts with '@' and ends with the tail.
+            joined = b"\n".join(headers)
             # Tabs only where the file's default header tail has them: none at all, usually.
             tabs = file.tail.count(b"\t")
-            if text.translate(None, PRINTABLE_TABS_LINES if tabs else PRINTABLE_LINES):
+            if joined.translate(None, PRINTABLE_TABS_LINES if tabs else PRINTABLE_LINES):
                 return None
-            if tabs and text.count(b"\t") != k * tabs:
+            if tabs and joined.count(b"\t") != k * tabs:
                 return None
-            headers, seqs, pluses, quals = block[0::4], block[1::4], block[2::4], block[3::4]
+            bases, qualities = b"".join(seqs), b"".join(quals)
+            if bases.translate(None, PRINTABLE) or qualities.translate(None, PRINTABLE):
+                return None
             if list(map(len, seqs)) != list(map(len, quals)):
                 return None
             if file.plus_repeats_header:
@@ -220,9 +222,6 @@ class BlockEncoder:
                     return None
             elif pluses.count(b"+") != k:
                 return None
-            # Each header holds one line break, so one split yields the read names and, when it
-            # makes k names, proves that every header starts with '@' and ends with the tail.
-            joined = b"\n".join(headers)
             names = joined.split(file.tail + b"\n@")
             starts_right = joined[:1] == b"@"
             whole = len(names) == k and starts_right and names[0] != b""
@@ -250,15 +249,15 @@ class BlockEncoder:
                     return None
             elif names != qnames:
                 return None
-            columns[index] = (seqs, quals)
+            columns[index] = (seqs, quals, bases, qualities)
         if max(map(len, qnames)) > MAX_QNAME:
             return None
-        seqs2, quals2 = columns["read2"]
-        if b"".join(seqs2).translate(None, b"ACGTN") or b"*" in quals2 or b"" in seqs2:
+        seqs2, quals2, bases2, qualities2 = columns["read2"]
+        if bases2.translate(None, b"ACGTN") or b"*" in quals2 or b"" in seqs2:
             return None
-        if b" " in b"".join(quals2):
+        if b" " in qualities2:
             return None
-        seqs1, quals1 = columns["read1"]
+        seqs1, quals1, bases1, qualities1 = columns["read1"]
         schema = self.layout.schema
         bc, bu = schema.barcode_length, schema.barcode_umi_length
         r1_lengths = list(map(len, seqs1))
@@ -267,7 +266,7 @@ class BlockEncoder:
         rest = None
         if r1_lengths.count(r1_lengths[0]) == k:  # the usual case: cut all R1 in one call
             cut = _r1_splitter(schema, r1_lengths[0], k)
-            seq_parts, qual_parts = cut.unpack(b"".join(seqs1)), cut.unpack(b"".join(quals1))
+            seq_parts, qual_parts = cut.unpack(bases1), cut.unpack(qualities1)
             step = 3 if r1_lengths[0] > bu else 2
             cr, ur = seq_parts[0::step], seq_parts[1::step]
             cy, uy = qual_parts[0::step], qual_parts[1::step]
@@ -287,13 +286,13 @@ class BlockEncoder:
         if rest is not None:
             tags += [b"s1Z", rest[0], b"\x00q1Z", rest[1], b"\x00"]
         if "index1" in columns:
-            seqs_i, quals_i = columns["index1"]
+            seqs_i, quals_i, _bases, _qualities = columns["index1"]
             tags += [b"BCZ", seqs_i, b"\x00QTZ", quals_i, b"\x00"]
         if len(extras) == 1:
             tags.append(extras[0])
         elif extras:
             tags.append([b"".join(parts) for parts in zip(*extras, strict=True)])
-        return bam_encoding.records(qnames, seqs2, quals2, tags, k)
+        return bam_encoding.records(qnames, seqs2, quals2, tags, k, (bases2, qualities2))
 
     def _encode_slow(
         self, lines: dict[str, list[bytes]], first_read: int, last_without_newline: set[str]
