@@ -17,9 +17,11 @@ from hca_archive.convert.gc_pause import without_gc
 from hca_archive.convert.layout import LABELS, BlockEncoder, Layout, infer_file_layout
 from hca_archive.convert.schema import get_schema
 
-# ~0.7 MB of BAM per block, less than the pipe to the compressor holds, so that writing a block
-# seldom waits (5,000 was 4% slower on 500,000 reads, 1,500 4% slower again)
-BLOCK_READS = 2_500
+# ~0.3 MB of BAM per block, less than the pipe to the compressor holds, so that writing a block
+# seldom waits. Small blocks stay in the CPU's caches: with the smaller read-ahead in
+# fastq_stream, 1,000 reads were 3-8% faster than 2,500 (2026-11-30, La Manno and 500,000
+# synthetic reads) and halved peak memory (with 2 MB read-ahead, 1,500 had been slower).
+BLOCK_READS = 1_000
 DEFAULT_LEVEL = 6  # BGZF compression level (samtools' scale and default; see bgzf.py)
 
 

@@ -20,8 +20,10 @@ from isal import isal_zlib
 from hca_archive.convert.errors import ConversionError
 
 READ_SIZE = 256 << 10
-MAX_CHUNK = 2 << 20  # decompressed bytes per queue item, bounding a gzip bomb's memory use
-QUEUE_DEPTH = 4
+# Decompressed bytes per queue item, bounding a gzip bomb's memory use. Small, as BLOCK_READS
+# (converter.py): what the reader hands over is still in the cache when it is split.
+MAX_CHUNK = 256 << 10
+QUEUE_DEPTH = 2
 GZIP_MAGIC = b"\x1f\x8b"
 
 
