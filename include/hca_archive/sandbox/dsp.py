@@ -23,7 +23,7 @@ from hca_archive.sandbox.web import (
     Response,
     Router,
     json_response,
-    query_int,
+    spring_page,
 )
 
 # archive entity type -> (DSP collection, submittable type, accession prefix, first number)
@@ -197,7 +197,8 @@ class DspApi:
             }
             for row in self._entities(dsp_uuid)
         ]
-        return json_response(200, _paged(request, "processingStatuses", items))
+        search = f"{self._ctx.urls.dsp}{request.path}"
+        return json_response(200, spring_page(request, "processingStatuses", items, search))
 
     def validation_results(self, request: Request, dsp_uuid: str) -> Response:
         self._submission(request, dsp_uuid)
@@ -297,28 +298,6 @@ def _authorise(ctx: Context, request: Request) -> None:
                 "path": request.path,
             },
         )
-
-
-def _paged(request: Request, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """One page of ``items`` as Spring Data REST serves a search: ``page``/``size`` (default 20)."""
-    page = query_int(request, "page", 0)
-    size = max(1, query_int(request, "size", 20))
-    chosen = items[page * size : (page + 1) * size]
-    total_pages = -(-len(items) // size)
-    links = {}
-    if page + 1 < total_pages:
-        query = "&".join(f"{k}={v}" for k, v in {**request.query, "page": page + 1}.items())
-        links["next"] = {"href": f"{request.base_url}{request.path}?{query}"}
-    return {
-        "_embedded": {name: chosen},
-        "_links": links,
-        "page": {
-            "size": size,
-            "totalElements": len(items),
-            "totalPages": total_pages,
-            "number": page,
-        },
-    }
 
 
 def _page(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from hca_archive.sandbox.context import Context
@@ -14,10 +13,8 @@ from hca_archive.sandbox.web import (
     Response,
     Router,
     json_response,
-    query_int,
+    spring_page,
 )
-
-DEFAULT_PAGE_SIZE = 20
 
 
 def archive_envelope(ctx: Context, envelope_id: str) -> bool:
@@ -68,41 +65,13 @@ class IngestApi:
         return json_response(200, self._document(row))
 
     def find_by_state(self, request: Request) -> Response:
-        wanted = request.query.get("submissionState", "")
-        page = query_int(request, "page", 0)
-        size = max(1, query_int(request, "size", DEFAULT_PAGE_SIZE))
         rows = self._ctx.store.all(
             "SELECT * FROM envelopes WHERE upper(state) = upper(?) ORDER BY submission_date, id",
-            (wanted,),
+            (request.query.get("submissionState", ""),),
         )
-        total_pages = math.ceil(len(rows) / size)
-        chosen = rows[page * size : (page + 1) * size]
         base = f"{self._ctx.urls.ingest}/submissionEnvelopes/search/findBySubmissionState"
-
-        def link(number: int) -> dict[str, str]:
-            return {"href": f"{base}?submissionState={wanted}&page={number}&size={size}"}
-
-        links = {"self": link(page)}
-        if total_pages:
-            links["first"] = link(0)
-            links["last"] = link(total_pages - 1)
-        if page + 1 < total_pages:
-            links["next"] = link(page + 1)
-        if page > 0:
-            links["prev"] = link(page - 1)
-        return json_response(
-            200,
-            {
-                "_embedded": {"submissionEnvelopes": [self._document(row) for row in chosen]},
-                "_links": links,
-                "page": {
-                    "size": size,
-                    "totalElements": len(rows),
-                    "totalPages": total_pages,
-                    "number": page,
-                },
-            },
-        )
+        documents = [self._document(row) for row in rows]
+        return json_response(200, spring_page(request, "submissionEnvelopes", documents, base))
 
     def envelope(self, request: Request, envelope_id: str) -> Response:
         return json_response(200, self._document(self._envelope(envelope_id)))

@@ -17,7 +17,7 @@ from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from hca_archive.sandbox.faults import FaultBoard
 
@@ -102,6 +102,39 @@ def query_int(request: Request, name: str, default: int) -> int:
     if not raw.isdigit():
         raise HttpError(400, {"message": f"query parameter {name} must be a non-negative integer"})
     return int(raw)
+
+
+def spring_page(
+    request: Request, name: str, items: list[Any], base: str, default_size: int = 20
+) -> dict[str, Any]:
+    """The page of ``items`` that ``request`` asks for (``page``, ``size``), as Spring Data REST
+    serves a collection or search at ``base``: ``_embedded``, ``page`` and the links between
+    pages, which keep the request's other query parameters."""
+    page = query_int(request, "page", 0)
+    size = max(1, query_int(request, "size", default_size))
+    total_pages = -(-len(items) // size)
+
+    def link(number: int) -> dict[str, str]:
+        return {"href": f"{base}?{urlencode({**request.query, 'page': number, 'size': size})}"}
+
+    links = {"self": link(page)}
+    if total_pages:
+        links["first"] = link(0)
+        links["last"] = link(total_pages - 1)
+    if page + 1 < total_pages:
+        links["next"] = link(page + 1)
+    if page > 0:
+        links["prev"] = link(page - 1)
+    return {
+        "_embedded": {name: items[page * size : (page + 1) * size]},
+        "_links": links,
+        "page": {
+            "size": size,
+            "totalElements": len(items),
+            "totalPages": total_pages,
+            "number": page,
+        },
+    }
 
 
 Route = Callable[..., Response]
