@@ -68,6 +68,27 @@ def test_each_environment_reads_its_own_secret_over_http(
     assert api_key("staging") == "staging-key-0001"
 
 
+def test_the_archiver_connection_can_name_its_own_aws_connection_for_the_secret(
+    monkeypatch, moto_endpoint, secrets_manager
+):
+    """The file jobs' AWS keys (hca_<env>_aws) need not be able to read ingest's secrets."""
+    secrets_manager("ingest/dev/secrets", json.dumps({"archiver_api_key": "from-its-own-conn"}))
+    archiver = {"host": "http://127.0.0.1:9", "extra": {"secrets_aws_conn_id": "hca_dev_secrets"}}
+    connections(monkeypatch, "dev", "http://127.0.0.1:9", archiver)  # the jobs' AWS: no answer
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HCA_DEV_SECRETS",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "reader-id",
+                "password": "reader-secret",
+                "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    assert api_key("dev") == "from-its-own-conn"
+
+
 def test_a_secret_without_the_field_is_named(monkeypatch, moto_endpoint, secrets_manager):
     secrets_manager("ingest/dev/secrets", json.dumps({"something_else": "s3cr3t-value"}))
     connections(monkeypatch, "dev", moto_endpoint, {"host": "http://127.0.0.1:9"})

@@ -42,14 +42,22 @@ class HcaArchiveHook(BaseHook):
         conn = self._connection("archiver")
         # a password of only spaces is an unset field, not a key
         key = conn.password if conn.password and conn.password.strip() else None
-        return ArchiverClient(service_url(conn), api_key=key or self._archiver_key_from_aws())
+        return ArchiverClient(
+            service_url(conn), api_key=key or self._archiver_key_from_aws(conn.extra_dejson)
+        )
 
-    def _archiver_key_from_aws(self) -> str:
-        """The key from AWS Secrets Manager, for a connection without one."""
+    def _archiver_key_from_aws(self, extra: dict[str, Any]) -> str:
+        """The key from AWS Secrets Manager, for a connection without one.
+
+        Read through the AWS connection the archiver connection's extra ``secrets_aws_conn_id``
+        names, else ``hca_<env>_aws``, whose keys every file job also gets: a separate one keeps
+        ingest's secrets out of reach of the cluster's nodes.
+        """
         from airflow.providers.amazon.aws.hooks.secrets_manager import SecretsManagerHook
 
         secret_name = f"ingest/{self.environment}/secrets"
-        secrets = SecretsManagerHook(aws_conn_id=conn_id(self.environment, "aws"))
+        aws_conn_id = extra.get("secrets_aws_conn_id") or conn_id(self.environment, "aws")
+        secrets = SecretsManagerHook(aws_conn_id=aws_conn_id)
         text = secrets.get_secret(secret_name)
         try:
             document = json.loads(text)
