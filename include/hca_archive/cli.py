@@ -46,10 +46,24 @@ def console_main() -> None:
     and library one by one (~30 ms of CPU after converting a small run, a tenth of the whole)."""
     code, module = _run(sys.argv[1:])
     if getattr(module, "EXIT_WITHOUT_TEARDOWN", False):
-        sys.stdout.flush()
-        sys.stderr.flush()
+        if not _flush_standard_streams() and code == 0:
+            code = 120  # what the interpreter exits with when it cannot flush stdout
         os._exit(code)
     sys.exit(code)
+
+
+def _flush_standard_streams() -> bool:
+    """Flush stdout and stderr as the interpreter's teardown would: a closed stream (None) is
+    no error, one that cannot be written (a closed pipe, a full disk) makes the exit fail."""
+    flushed = True
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            flushed = False
+    return flushed
 
 
 def _run(argv: list[str]) -> tuple[int, ModuleType]:
