@@ -15,9 +15,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_job_pends_runs_and_is_done_with_its_output_file(hpc, tmp_path):
-    out = tmp_path / "job.out"
-    job_id = submit(hpc, "-J", "stand-in-done", "-o", str(out), "echo", "hello", "&&", "sleep", "1")
+    out, release = tmp_path / "job.out", tmp_path / "release"
+    # the job ends when the test says so: a fixed sleep ended before a slow machine looked
+    wait = f"until [ -e {release} ]; do sleep 0.1; done"
+    job_id = submit(hpc, "-J", "stand-in-done", "-o", str(out), "echo", "hello", "&&", wait)
     assert state(hpc, job_id).stat in ("PEND", "RUN")
+    release.touch()
     done = wait_for(hpc, job_id, {"DONE", "EXIT"})
     assert done == JobState(job_id, "DONE", None, "stand-in-done")
     assert out.read_text().startswith("hello\n")
