@@ -16,6 +16,10 @@ from operator import add
 SEQ_BASES = b"=ACMGRSVTWYHKDBN"  # BAM's 4-bit base codes, in code order
 NIBBLES = bytes.maketrans(SEQ_BASES, b"0123456789ABCDEF")
 PHRED = bytes.maketrans(bytes(range(33, 127)), bytes(range(94)))  # FASTQ Phred+33 -> BAM
+# The fast path's tables: bases ACGTN to the hex digits of their codes and any other byte to X;
+# quality characters '!' to '~' to their scores and any other byte to 0xFF.
+CHECKED_NIBBLES = bytes(NIBBLES[c] if c in b"ACGTN" else ord("X") for c in range(256))
+CHECKED_PHRED = bytes(c - 33 if 33 <= c <= 126 else 0xFF for c in range(256))
 INT32 = struct.Struct("<i")
 LENGTH_BYTES = [bytes((n,)) for n in range(256)]
 # Cells between block_size and the read name: refID, pos | l_read_name | MAPQ, bin, n_cigar_op,
@@ -44,59 +48,65 @@ def fixed_width(length: int, count: int) -> struct.Struct:
     return struct.Struct(f"{length}s" * count)
 
 
-def packed_bases(seqs: list[bytes], length: int | None, joined: bytes | None = None) -> list[bytes]:
-    """Each sequence as BAM's SEQ: two 4-bit codes a byte. Bases must be in SEQ_BASES.
-    `length`: that of every sequence, when they all have the same; `joined`: the sequences
-    already joined, when the caller has them."""
-    if length is not None:  # the usual case: a few calls for all
-        # an odd length gets a 0 code after its last base, as BAM wants
-        if length & 1:
-            joined = b"0".join(seqs) + b"0"
-        elif joined is None:
-            joined = b"".join(seqs)
-        packed = unhexlify(joined.translate(NIBBLES))
-        return list(fixed_width((length + 1) // 2, len(seqs)).unpack(packed))
-    codes = [seq.translate(NIBBLES) for seq in seqs]
-    return [unhexlify(code + b"0" if len(code) & 1 else code) for code in codes]
+def packed_bases(seqs: list[bytes]) -> list[bytes]:
+    """Each sequence as BAM's SEQ: two 4-bit codes a byte. Bases must be in SEQ_BASES."""
+    return [_pack_codes(seq.translate(NIBBLES)) for seq in seqs]
 
 
-def phred_scores(
-    quals: list[bytes], length: int | None, joined: bytes | None = None
-) -> list[bytes]:
-    """FASTQ quality strings (Phred+33) as BAM's QUAL bytes (`joined`: as for packed_bases)."""
-    if length is not None:
-        scores = (b"".join(quals) if joined is None else joined).translate(PHRED)
-        return list(fixed_width(length, len(quals)).unpack(scores))
+def phred_scores(quals: list[bytes]) -> list[bytes]:
+    """FASTQ quality strings (Phred+33) as BAM's QUAL bytes."""
     return [qual.translate(PHRED) for qual in quals]
+
+
+def _pack_codes(codes: bytes) -> bytes:
+    return unhexlify(codes + b"0" if len(codes) & 1 else codes)  # odd: a 0 code after the last
+
+
+def checked_seq_qual(
+    seqs: list[bytes], quals: list[bytes], lengths: list[int], bases: bytes, qualities: bytes
+) -> tuple[list[bytes], list[bytes]] | None:
+    """SEQ and QUAL of reads whose bases are all ACGTN and whose quality characters are all
+    '!' to '~'; None for any other. `lengths`: those of `seqs` (and `quals`); `bases` and
+    `qualities`: `seqs` and `quals` joined. One translation of each both checks and converts,
+    where a check and then a conversion read every byte twice."""
+    codes, scores = bases.translate(CHECKED_NIBBLES), qualities.translate(CHECKED_PHRED)
+    if b"X" in codes or b"\xff" in scores:
+        return None
+    count, length = len(lengths), lengths[0]
+    if lengths.count(length) != count:  # lengths vary: rare, read by read
+        return packed_bases(seqs), phred_scores(quals)
+    cut = fixed_width(length, count)
+    if length & 1:  # each sequence gets its 0 code before the next begins
+        codes = b"0".join(cut.unpack(codes)) + b"0"
+    packed = fixed_width((length + 1) // 2, count).unpack(unhexlify(codes))
+    return list(packed), list(cut.unpack(scores))
 
 
 def records(
     qnames: list[bytes],
-    seqs: list[bytes],
-    quals: list[bytes],
+    lengths: list[int],
+    seq_column: list[bytes],
+    qual_column: list[bytes],
     tags: list,
     count: int,
-    joined: tuple[bytes, bytes] | None = None,
 ) -> bytes:
-    """`count` records; `tags` holds cells of binary tags: constants (bytes, the same in every
-    record) or columns (one bytes value per record), laid out in that order. `joined`: the
-    sequences and the qualities each joined, when the caller has them.
+    """`count` records of reads `lengths` long, with SEQ and QUAL as BAM holds them (see
+    packed_bases and phred_scores); `tags` holds cells of binary tags: constants (bytes, the
+    same in every record) or columns (one bytes value per record), laid out in that order.
 
     An empty sequence is stored as SEQ and QUAL `*` (l_seq 0).
     """
-    lengths = list(map(len, seqs))
-    length = lengths[0] if lengths.count(lengths[0]) == count else None
-    bases, qualities = (None, None) if joined is None else joined
+    same_length = lengths.count(lengths[0]) == count
     body = [
         UNPLACED,
         [LENGTH_BYTES[len(name) + 1] for name in qnames],
         UNMAPPED_FLAGS,
-        list(map(INT32.pack, lengths)) if length is None else INT32.pack(length),
+        INT32.pack(lengths[0]) if same_length else list(map(INT32.pack, lengths)),
         NO_MATE,
         qnames,
         b"\x00",
-        packed_bases(seqs, length, bases),
-        phred_scores(quals, length, qualities),
+        seq_column,
+        qual_column,
         *tags,
     ]
     # block_size: the constant part, plus each column's lengths where they vary

@@ -213,9 +213,13 @@ class BlockEncoder:
             if tabs and joined.count(b"\t") != k * tabs:
                 return None
             bases, qualities = b"".join(seqs), b"".join(quals)
-            if bases.translate(None, PRINTABLE) or qualities.translate(None, PRINTABLE):
+            # R2's are checked as they are converted, more strictly (checked_seq_qual)
+            if index != "read2" and (
+                bases.translate(None, PRINTABLE) or qualities.translate(None, PRINTABLE)
+            ):
                 return None
-            if list(map(len, seqs)) != list(map(len, quals)):
+            lengths = list(map(len, seqs))
+            if lengths != list(map(len, quals)):
                 return None
             if file.plus_repeats_header:
                 if pluses != [b"+" + header[1:] for header in headers]:
@@ -249,18 +253,18 @@ class BlockEncoder:
                     return None
             elif names != qnames:
                 return None
-            columns[index] = (seqs, quals, bases, qualities)
+            columns[index] = (seqs, quals, lengths, bases, qualities)
         if max(map(len, qnames)) > MAX_QNAME:
             return None
-        seqs2, quals2, bases2, qualities2 = columns["read2"]
-        if bases2.translate(None, b"ACGTN") or b"*" in quals2 or b"" in seqs2:
+        seqs2, quals2, lengths2, bases2, qualities2 = columns["read2"]
+        if b"*" in quals2 or 0 in lengths2:
             return None
-        if b" " in qualities2:
+        seq_qual = bam_encoding.checked_seq_qual(seqs2, quals2, lengths2, bases2, qualities2)
+        if seq_qual is None:
             return None
-        seqs1, quals1, bases1, qualities1 = columns["read1"]
+        seqs1, quals1, r1_lengths, bases1, qualities1 = columns["read1"]
         schema = self.layout.schema
         bc, bu = schema.barcode_length, schema.barcode_umi_length
-        r1_lengths = list(map(len, seqs1))
         if min(r1_lengths) < bu:
             return None
         rest = None
@@ -286,13 +290,13 @@ class BlockEncoder:
         if rest is not None:
             tags += [b"s1Z", rest[0], b"\x00q1Z", rest[1], b"\x00"]
         if "index1" in columns:
-            seqs_i, quals_i, _bases, _qualities = columns["index1"]
+            seqs_i, quals_i, *_joined = columns["index1"]
             tags += [b"BCZ", seqs_i, b"\x00QTZ", quals_i, b"\x00"]
         if len(extras) == 1:
             tags.append(extras[0])
         elif extras:
             tags.append([b"".join(parts) for parts in zip(*extras, strict=True)])
-        return bam_encoding.records(qnames, seqs2, quals2, tags, k, (bases2, qualities2))
+        return bam_encoding.records(qnames, lengths2, *seq_qual, tags, k)
 
     def _encode_slow(
         self, lines: dict[str, list[bytes]], first_read: int, last_without_newline: set[str]
@@ -307,7 +311,10 @@ class BlockEncoder:
                 records[index] = (four, no_final_newline)
             reads.append(self._encode_read(records, first_read + i))
         qnames, seqs, quals, tags = map(list, zip(*reads, strict=True))
-        return bam_encoding.records(qnames, seqs, quals, [tags], k)
+        seq_column, qual_column = bam_encoding.packed_bases(seqs), bam_encoding.phred_scores(quals)
+        return bam_encoding.records(
+            qnames, list(map(len, seqs)), seq_column, qual_column, [tags], k
+        )
 
     def _encode_read(self, records: dict, read_number: int) -> tuple[bytes, bytes, bytes, bytes]:
         """(read name, SEQ, QUAL as in FASTQ, binary tags) of one read."""
