@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import stat
 import subprocess
+import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -282,3 +286,62 @@ def test_without_the_package_installed_the_image_must_be_configured(
     with pytest.raises(KubernetesSettingsError, match="extra job_image"):
         PodSettings.resolve({}, {}, environment="dev")
     assert PodSettings.resolve({}, {"job_image": "r/j:1"}, environment="dev").image == "r/j:1"
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat_line.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_job_script_as_pid_1_passes_sigterm_on_to_the_job(tmp_path: Path) -> None:
+    """In the pod the script is the container's PID 1, where a signal without a handler is
+    dropped: the kubelet's SIGTERM (pod deleted on kill, ``activeDeadlineSeconds``, eviction)
+    must reach ``hca-archive``, which then ends its job as failed and writes its result, rather
+    than running on until the SIGKILL of the grace period cuts an upload off."""
+    unshare = shutil.which("unshare")
+    probe = [unshare or "unshare", "--user", "--map-root-user", "--pid", "--fork", "true"]
+    if unshare is None or subprocess.run(probe, capture_output=True, check=False).returncode:
+        pytest.skip("no unprivileged PID namespaces here")
+    started = tmp_path / "started"
+    fake = tmp_path / "hca-archive"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, signal, sys, time\n"
+        "def stop(signum, frame):\n"
+        '    print(\'{"stopped": "%s"}\' % signal.Signals(signum).name, flush=True)\n'
+        "    sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"pathlib.Path({str(started)!r}).touch()\n"
+        "time.sleep(60)\n"
+    )
+    fake.chmod(stat.S_IRWXU)
+    result = tmp_path / "return.json"
+    script = JOB_SCRIPT.replace(RESULT_FILE, str(result))
+    command = [*probe[:-1], "/bin/sh", "-c", script, "hca-archive-job", "run-job"]
+    env = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    container = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the job never started"
+        (pid_1,) = _children(container.pid)  # the shell, PID 1 of the new PID namespace
+        os.kill(pid_1, signal.SIGTERM)  # as the container runtime signals a container
+        status = container.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("SIGTERM to the job script (PID 1) did not stop the job")
+    finally:
+        if container.poll() is None:
+            os.killpg(container.pid, signal.SIGKILL)
+            container.wait()
+    assert status == 0  # a result was written: the task names the stopped job
+    assert json.loads(result.read_text()) == {"stopped": "SIGTERM"}

@@ -3,7 +3,8 @@
 The pod (built by :func:`build_pod_request`, started by a deferrable ``KubernetesPodOperator``):
 
 - runs the job image (``hca-archive`` as its entrypoint, a non-root user) as
-  ``sh -c 'hca-archive "$@" > /airflow/xcom/return.json || test -s /airflow/xcom/return.json'``
+  ``sh -c 'hca-archive "$@" > /airflow/xcom/return.json ...'`` (:data:`JOB_SCRIPT`, which also
+  passes the kubelet's SIGTERM on to the job: the shell is PID 1 and would drop it)
   with fixed words only: ``run-job --plan /plan/plan.json --workdir /work --threads N``. The
   script is a constant and ``"$@"`` is never re-parsed, so no plan value meets a shell. A result
   written means the job told its story (failed jobs included): the pod succeeds and the task
@@ -68,7 +69,16 @@ PLAN_DIR = "/plan"
 WORK_DIR = "/work"
 RESULT_FILE = "/airflow/xcom/return.json"  # KPO's XCom sidecar reads it
 MAX_PLAN_BYTES = 200 * 1024
-JOB_SCRIPT = f'hca-archive "$@" > {RESULT_FILE} || test -s {RESULT_FILE}'
+# The container's PID 1, where a signal without a handler is dropped: the script passes the
+# kubelet's SIGTERM (and SIGINT) on to the job, which then ends its job as failed and writes its
+# result. Only a result written, or a clean exit, makes the pod succeed.
+JOB_SCRIPT = (
+    f'hca-archive "$@" > {RESULT_FILE} & child=$!\n'
+    "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT\n"
+    'wait "$child"; status=$?\n'
+    'while kill -0 "$child" 2>/dev/null; do wait "$child"; status=$?; done\n'
+    f'[ "$status" -eq 0 ] || test -s {RESULT_FILE}\n'
+)
 DEFAULT_CPU = 2
 DEFAULT_DISK_GIB = 50  # when the input sizes are unknown
 DISK_FLOOR_GIB = 10
