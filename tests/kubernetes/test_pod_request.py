@@ -192,9 +192,24 @@ def test_memory_follows_the_largest_job_and_disk_the_sum() -> None:
 
 
 def test_unknown_sizes_get_the_defaults() -> None:
-    for sizes in ([], [None], [5 * GIB, None]):
+    for sizes in ([], [None]):
         settings = PodSettings.resolve({}, {}, environment="dev", input_bytes=sizes)
         assert (settings.memory_mb, settings.disk_gib, settings.cpu) == (4096, 50, 2)
+    # a known size only adds: the default disk still covers the job of unknown size
+    settings = PodSettings.resolve({}, {}, environment="dev", input_bytes=[5 * GIB, None])
+    assert (settings.memory_mb, settings.disk_gib) == (4096 + 64 * 5, 50)
+
+
+def test_an_unsized_job_does_not_throw_away_the_sizes_that_are_known() -> None:
+    """One input S3 would not size (a HEAD refused, a job with nothing to download) must not
+    shrink the pod below what the known inputs need: 100 GiB of downloads do not fit the
+    default 50 GiB work volume, nor their conversion the memory floor, and the pod would be
+    evicted or OOM-killed hours later, on every retry."""
+    known = PodSettings.resolve({}, {}, environment="dev", input_bytes=[100 * GIB])
+    partly = PodSettings.resolve({}, {}, environment="dev", input_bytes=[100 * GIB, None])
+
+    assert partly.disk_gib >= known.disk_gib == 3 * 100 + 2
+    assert partly.memory_mb >= known.memory_mb == 4096 + 64 * 100
 
 
 def test_parameters_win_over_the_connection_extra_which_wins_over_sizing() -> None:

@@ -149,7 +149,8 @@ class PodSettings:
     ) -> PodSettings:
         """From ``params`` (operator arguments; None = unset), then ``job_*`` extras, then
         defaults; memory follows the largest job's inputs, disk their sum (jobs of a batch run
-        one after the other in one work directory)."""
+        one after the other in one work directory). A job of unknown size gets the defaults,
+        but never less than the known sizes need."""
 
         def pick(name: str, default: Any = None) -> Any:
             value = params.get(name)
@@ -159,8 +160,10 @@ class PodSettings:
 
         known = bool(input_bytes) and None not in input_bytes
         sizes = [size for size in input_bytes if size is not None]
-        memory = pick("memory_mb", resources.memory_mb(max(sizes) if known else None))
-        disk = pick("disk_gib", disk_gib(sum(sizes) if known else None))
+        # memory_mb(None) is the floor, which the largest known size can only raise
+        memory = pick("memory_mb", resources.memory_mb(max(sizes, default=None)))
+        needed = disk_gib(sum(sizes)) if sizes else 0
+        disk = pick("disk_gib", needed if known else max(disk_gib(None), needed))
         account = pick("service_account_name")
         return cls(
             image=_image(pick("image") or default_image()),
