@@ -321,3 +321,21 @@ def test_the_pod_link_is_pushed_only_when_the_connection_names_a_pod_page(
     assert pushed(ctx, "file_job_url") == [
         f"https://console.example.org/ns/{NAMESPACE}/pods/{name}"
     ]
+
+
+def test_a_retry_does_not_adopt_a_pod_that_ran_another_batch(cluster: FakeKubernetes) -> None:
+    """The pod is found by (dag, run, task, map index) alone. When the plan changed under that
+    key (the run cleared from fetch_plan while an old pod was left, say with the triggerer
+    down), the pod left over ran other jobs: its result must not pass for this batch's, or
+    this batch's files would never be uploaded while the task succeeds."""
+    old = [plan_job("m-old")]
+    defer(operator(old), context())
+    finished = cluster.finish(success_event(cluster)["name"], result_document(old))
+    cluster.listed = [finished]
+    new = [plan_job("m-new", bucket="b-2")]
+
+    with pytest.raises(AirflowException, match=r"runs another batch") as refused:
+        operator(new).execute(context())
+
+    assert finished.metadata.name in str(refused.value)
+    assert len(cluster.created) == 1

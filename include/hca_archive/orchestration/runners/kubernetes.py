@@ -490,7 +490,30 @@ def _pod_operator_class() -> type:
             self.result = super().trigger_reentry(context, event)
             return self.result
 
+        def find_pod(self, namespace: str, context: Context, **kwargs: Any) -> Any:
+            """The pod a retry adopts, found by the task instance's labels: refused when it runs
+            another batch (the plan changed since it was started), whose result is not ours."""
+            pod = super().find_pod(namespace, context, **kwargs)
+            if pod is not None and self.pod_request_obj is not None:
+                theirs, ours = _plan_of(pod), _plan_of(self.pod_request_obj)
+                if theirs != ours:
+                    raise AirflowException(
+                        f"pod {pod.metadata.name} in {namespace}, left by an earlier try of this "
+                        "task, runs another batch than this task's (the plan changed since it "
+                        "was started): not adopting it; delete it to run this batch"
+                    )
+            return pod
+
     return FileJobPodOperator
+
+
+def _plan_of(pod: Any) -> Any:
+    """The batch a pod runs, as JSON (None when it carries none)."""
+    annotations = (pod.metadata.annotations if pod.metadata else None) or {}
+    try:
+        return json.loads(annotations[PLAN_ANNOTATION])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _secret_env(secret: str, variable: str) -> Any:
