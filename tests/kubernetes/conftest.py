@@ -128,7 +128,6 @@ class FakeKubernetes:
         self.log_reads: list[str] = []
         self.pods: dict[str, Any] = {}
         self.results: dict[str, str] = {}
-        self.listed: list[Any] = []
 
     # KubernetesHook
     def get_namespace(self) -> str:
@@ -153,7 +152,14 @@ class FakeKubernetes:
         return self.pods[body["metadata"]["name"]]
 
     def list_namespaced_pod(self, namespace: str, label_selector: str = "", **kwargs: Any) -> Any:
-        return SimpleNamespace(items=list(self.listed))
+        """The pods whose labels match ``label_selector`` (=, !=, key, !key), as the API does."""
+        pods = [
+            pod
+            for pod in self.pods.values()
+            if pod.metadata.namespace == namespace
+            and _selected(pod.metadata.labels or {}, label_selector)
+        ]
+        return SimpleNamespace(items=pods)
 
     def read_namespaced_pod(self, name: str, namespace: str, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -167,7 +173,10 @@ class FakeKubernetes:
         return [b"2026-11-29 13:06:00 INFO downloading R1 $(id).fastq.gz\n"]
 
     def patch_namespaced_pod(self, name: str, namespace: str, body: Any, **kwargs: Any) -> None:
-        pass
+        """KPO patches only labels (``already_checked``): merged as a strategic merge would."""
+        if name in self.pods:
+            labels = body.get("metadata", {}).get("labels", {})
+            self.pods[name].metadata.labels = {**(self.pods[name].metadata.labels or {}), **labels}
 
     def delete_namespaced_pod(self, name: str, namespace: str, *args: Any, **kwargs: Any) -> None:
         self.deleted.append(name)
@@ -220,6 +229,23 @@ class FakeKubernetes:
 
         response = SimpleNamespace(data=json.dumps(body))
         return self.api_client.deserialize(response, k8s.V1Pod)
+
+
+def _selected(labels: dict[str, str], selector: str) -> bool:
+    for requirement in filter(None, selector.split(",")):
+        if "!=" in requirement:
+            key, value = requirement.split("!=", 1)
+            matched = labels.get(key) != value
+        elif "=" in requirement:
+            key, value = requirement.split("=", 1)
+            matched = labels.get(key) == value
+        elif requirement.startswith("!"):
+            matched = requirement[1:] not in labels
+        else:
+            matched = requirement in labels
+        if not matched:
+            return False
+    return True
 
 
 @pytest.fixture

@@ -213,9 +213,9 @@ def test_a_pod_gone_before_the_task_resumed_fails_it(cluster: FakeKubernetes) ->
 def test_a_retry_adopts_a_pod_that_already_finished(cluster: FakeKubernetes) -> None:
     batch = [plan_job()]
     defer(operator(batch), context())
-    finished = cluster.finish(success_event(cluster)["name"], result_document(batch))
-    cluster.listed = [finished]  # found by its labels: KPO reattaches instead of creating
+    cluster.finish(success_event(cluster)["name"], result_document(batch))
     ctx = context()
+    ctx["ti"].try_number = 2  # the pod is found by its labels, whatever try made it
 
     result = operator(batch).execute(ctx)  # no deferral: KPO saw the job container had ended
 
@@ -331,7 +331,6 @@ def test_a_retry_does_not_adopt_a_pod_that_ran_another_batch(cluster: FakeKubern
     old = [plan_job("m-old")]
     defer(operator(old), context())
     finished = cluster.finish(success_event(cluster)["name"], result_document(old))
-    cluster.listed = [finished]
     new = [plan_job("m-new", bucket="b-2")]
 
     with pytest.raises(AirflowException, match=r"runs another batch") as refused:
