@@ -76,7 +76,7 @@ def test_defers_then_the_resumed_task_returns_the_result(cluster: FakeKubernetes
     assert callable(getattr(KubernetesFileJobOperator, deferred.method_name))
     (created,) = cluster.created
     name = created["metadata"]["name"]
-    assert name == pod_name("archive_submission", ctx["run_id"], 3)
+    assert name == pod_name("archive_submission", "run_kubernetes", ctx["run_id"], 3)
     assert created["metadata"]["namespace"] == NAMESPACE  # the connection's
     assert deferred.trigger.pod_name == name
     assert pushed(ctx, "pod_name") == [name]
@@ -317,7 +317,7 @@ def test_the_pod_link_is_pushed_only_when_the_connection_names_a_pod_page(
     monkeypatch.setenv("AIRFLOW_CONN_HCA_SANDBOX_KUBERNETES", json.dumps(kubernetes))
     ctx = context(map_index=2)
     defer(operator([plan_job()]), ctx)
-    name = pod_name("archive_submission", ctx["run_id"], 2)
+    name = pod_name("archive_submission", "run_kubernetes", ctx["run_id"], 2)
     assert pushed(ctx, "file_job_url") == [
         f"https://console.example.org/ns/{NAMESPACE}/pods/{name}"
     ]

@@ -150,28 +150,29 @@ def test_a_batch_too_large_for_an_annotation_is_refused() -> None:
 @pytest.mark.parametrize(
     "ids",
     [
-        ("archive_submission", "manual__2026-11-29T13:05:00+00:00", 0),
-        ("UPPER.Case..dag", "scheduled__2026-01-01T00:00:00+00:00", 1023),
-        ("d", "ünïcödé-ラン-🚀" * 20, 7),
-        ("---", "___", -1),
-        ("a" * 250, "b" * 250, 99999),
-        ("dag", "$(rm -rf /); `id`", 2),
+        ("archive_submission", "file_jobs", "manual__2026-11-29T13:05:00+00:00", 0),
+        ("UPPER.Case..dag", "t", "scheduled__2026-01-01T00:00:00+00:00", 1023),
+        ("d", "t", "ünïcödé-ラン-🚀" * 20, 7),
+        ("---", "...", "___", -1),
+        ("a" * 250, "t" * 250, "b" * 250, 99999),
+        ("dag", "t", "$(rm -rf /); `id`", 2),
     ],
 )
-def test_pod_names_are_dns_labels_and_deterministic(ids: tuple[str, str, int]) -> None:
+def test_pod_names_are_dns_labels_and_deterministic(ids: tuple[str, str, str, int]) -> None:
     name = pod_name(*ids)
 
     assert len(name) <= 63
     assert DNS_LABEL.match(name), name
     assert name == pod_name(*ids)
-    dag_id, run_id, map_index = ids
-    assert pod_name(dag_id, run_id, map_index + 1) != name
-    assert pod_name(dag_id, run_id + "x", map_index) != name
+    dag_id, task_id, run_id, map_index = ids
+    assert pod_name(dag_id, task_id, run_id, map_index + 1) != name
+    assert pod_name(dag_id, task_id, run_id + "x", map_index) != name
+    assert pod_name(dag_id, task_id + "x", run_id, map_index) != name  # another task of the run
 
 
 def test_ids_that_read_alike_get_different_names() -> None:
-    assert pod_name("a_b", "run", 0) != pod_name("a-b", "run", 0)
-    assert pod_name("a", "b-c", 0) != pod_name("a-b", "c", 0)
+    assert pod_name("a_b", "t", "run", 0) != pod_name("a-b", "t", "run", 0)
+    assert pod_name("a", "t", "b-c", 0) != pod_name("a-b", "t", "c", 0)
 
 
 def test_labels_are_valid_label_values() -> None:

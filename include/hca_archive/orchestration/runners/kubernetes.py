@@ -109,9 +109,11 @@ def credentials_secret_name(environment: str) -> str:
     return f"hca-archive-{environment}-credentials"
 
 
-def pod_name(dag_id: str, run_id: str, map_index: int) -> str:
-    """A DNS-1123 label (<= 63 chars) unique to the mapped task: readable prefix, exact hash."""
-    digest = hashlib.sha256(json.dumps([dag_id, run_id, map_index]).encode()).hexdigest()[:10]
+def pod_name(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """A DNS-1123 label (<= 63 chars) unique to the mapped task instance: readable prefix,
+    exact hash."""
+    ids = [dag_id, task_id, run_id, map_index]
+    digest = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:10]
     tail = f"-{map_index}-{digest}" if map_index >= 0 else f"-{digest}"
     slug = re.sub(r"[^a-z0-9]+", "-", f"hca-{dag_id}-{run_id}".lower())
     return slug[: 63 - len(tail)].rstrip("-") + tail
@@ -399,7 +401,7 @@ class KubernetesFileJobOperator(BaseOperator):
         ti = context["ti"]
         return build_pod_request(
             self.batch,
-            name=pod_name(ti.dag_id, ti.run_id, ti.map_index),
+            name=pod_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index),
             environment=self.environment,
             settings=settings,
         )
