@@ -367,3 +367,29 @@ def test_an_interruption_does_not_wait_for_the_parts_in_flight(moto_s3, tmp_path
         signal.signal(signal.SIGALRM, previous)
     assert time.monotonic() - started < 1.0
     assert not (tmp_path / "R1.fastq.gz.part.json").exists()  # no part was finished
+
+
+def test_a_dsse_kms_object_is_not_checked_as_if_its_etag_were_an_md5(moto_s3, tmp_path):
+    """DSSE-KMS ("aws:kms:dsse") objects, like SSE-KMS ones, have an ETag that is not the MD5
+    of their content: treating it as one fails every download of a correct copy, for good."""
+    data = content(20 * KiB, seed=12)
+    moto_s3.client().put_object(
+        Bucket=moto_s3.bucket, Key="dsse/R1.fastq.gz", Body=data, ChecksumAlgorithm="SHA256"
+    )
+    real_etag = moto_s3.client().head_object(Bucket=moto_s3.bucket, Key="dsse/R1.fastq.gz")["ETag"]
+    opaque_etag = '"0123456789abcdef0123456789abcdef"'  # what S3 sends: not the content's MD5
+
+    class DualLayerKms(RecordingClient):
+        def head_object(self, **kwargs: Any) -> Any:
+            answer = super().head_object(**kwargs)
+            return {**answer, "ServerSideEncryption": "aws:kms:dsse", "ETag": opaque_etag}
+
+        def get_object(self, **kwargs: Any) -> Any:
+            assert kwargs["IfMatch"] == opaque_etag
+            return super().get_object(**{**kwargs, "IfMatch": real_etag})
+
+    fetched = S3Downloader(DualLayerKms(moto_s3.client())).fetch(
+        moto_s3.bucket, "dsse/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert fetched.verified == "S3 SHA256 checksum"
+    assert (tmp_path / "R1.fastq.gz").read_bytes() == data

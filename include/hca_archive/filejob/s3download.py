@@ -6,8 +6,9 @@ What is verified, in order of preference:
 2. a multipart object's ETag ``md5(md5(part 1) + ... + md5(part N))-N``, using the part sizes S3
    reports (``HeadObject`` with ``PartNumber``);
 3. a full-object S3 checksum (SHA-256, SHA-1 or CRC32, read with ``ChecksumMode=ENABLED``);
-4. otherwise only the size (SSE-KMS or SSE-C objects, whose ETag is not an MD5, and multipart
-   objects whose part sizes S3 does not report consistently, all without a full-object checksum);
+4. otherwise only the size (SSE-KMS, DSSE-KMS or SSE-C objects, whose ETag is not an MD5, and
+   multipart objects whose part sizes S3 does not report consistently, all without a full-object
+   checksum);
    the log and the result's ``inputs[].verified`` say so.
 
 The object is written to ``<name>.part`` next to the destination and renamed once it verifies.
@@ -204,8 +205,10 @@ class S3Downloader:
         )
         if checksum is not None and (head.get("ChecksumType") == "COMPOSITE" or "-" in checksum[1]):
             checksum = None  # a checksum of part checksums: not computable without the part sizes
-        if head.get("ServerSideEncryption") == "aws:kms" or head.get("SSECustomerAlgorithm"):
-            return Expectation(size, etag, None, checksum)  # the ETag is not an MD5 then
+        if str(head.get("ServerSideEncryption", "")).startswith("aws:kms") or head.get(
+            "SSECustomerAlgorithm"
+        ):  # SSE-KMS, DSSE-KMS ("aws:kms:dsse") or SSE-C: the ETag is not an MD5 then
+            return Expectation(size, etag, None, checksum)
         parts = parse_etag_parts(etag)
         if parts is None:
             return Expectation(size, etag, (size,), checksum)
