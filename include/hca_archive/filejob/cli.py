@@ -125,10 +125,13 @@ def run(args: argparse.Namespace) -> int:
         jobs, outcomes = select_jobs(_read_plan(args.plan), args.job, dsp_url=credentials.dsp_url)
     except ValueError as error:  # PlanUnusable included
         return _refuse(str(error))
-    args.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return _refuse(f"cannot create work directory {args.workdir}: {error.strerror}")
     for outcome in outcomes:
         log.error("job %d (%s): %s", outcome.index, outcome.label, outcome.error)
-        _write_result(args.workdir, outcome)
+        _write_result_or_report(args.workdir, outcome)
     runner = _build_runner(args, credentials)
     with _stop_on_signals():
         outcomes += _run_all(runner, jobs, args.workdir, args.lock_dir)
@@ -190,10 +193,10 @@ def _run_holding_the_lock(
     if outcome is None:
         outcome = _not_run(job, str(runner.stopped))
     try:
-        _write_result(workdir, outcome)
+        _write_result_or_report(workdir, outcome)
     except Interrupted as error:  # only the first signal interrupts: writing again completes
         runner.stopped = str(error)
-        _write_result(workdir, outcome)
+        _write_result_or_report(workdir, outcome)
     return outcome
 
 
@@ -236,6 +239,18 @@ def _not_run(job: PlanJob, reason: str) -> JobOutcome:
 def _write_result(workdir: Path, outcome: JobOutcome) -> None:
     """The durable marker of one job, read by an LSF runner after the job left ``bjobs``."""
     write_json_atomically(workdir / f"result-{int(outcome.index)}.json", result_document([outcome]))
+
+
+def _write_result_or_report(workdir: Path, outcome: JobOutcome) -> None:
+    """``_write_result``; when the file cannot be written (a full disk, lost permissions) the
+    job fails, saying so, and the run goes on: the other jobs and stdout still get their say."""
+    try:
+        _write_result(workdir, outcome)
+    except OSError as error:
+        problem = f"its result file could not be written in {workdir}: {error.strerror or error}"
+        outcome.status = "failed"
+        outcome.error = f"{outcome.error}; {problem}" if outcome.error else problem
+        log.error("job %d (%s): %s", outcome.index, outcome.label, problem)
 
 
 def _read_plan(plan_path: Path) -> Any:
