@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 def result_document(outcomes: list[JobOutcome]) -> dict[str, Any]:
     failed = sum(outcome.status != "succeeded" for outcome in outcomes)
     return {
-        "jobs": [outcome.to_dict() for outcome in outcomes],
+        "jobs": [_masked(outcome.to_dict()) for outcome in outcomes],
         "succeeded": len(outcomes) - failed,
         "failed": failed,
     }
@@ -335,25 +335,54 @@ def _configure_logging() -> None:
 
 
 class RedactSecrets(logging.Filter):
-    """Last line of defence: a secret or a JWT that slips into a message is masked."""
+    """Last line of defence: a secret or a JWT that slips into a message, or into the traceback
+    logged with it, is masked."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
         self._secrets = [secret for secret in secrets if len(secret) >= 4]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = JWT.sub("***", message)
+    def mask(self, text: str) -> str:
+        masked = JWT.sub("***", text)
         for secret in self._secrets:
             masked = masked.replace(secret, "***")
+        return masked
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:  # what the formatter would append, masked
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.mask(record.stack_info)
         return True
 
 
+_TRACEBACKS = logging.Formatter()
+# The result JSON (stdout and result-<n>.json) carries error texts too: JWTs are masked from the
+# start, the credentials' secrets once they are known.
+_result_redaction = RedactSecrets([])
+
+
 def _redact_in_logs(credentials: Credentials) -> None:
+    global _result_redaction
+    _result_redaction = RedactSecrets(credentials.secrets())
     for handler in log.handlers:
-        handler.addFilter(RedactSecrets(credentials.secrets()))
+        handler.addFilter(_result_redaction)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return _result_redaction.mask(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 def _refuse(message: str) -> int:
