@@ -219,3 +219,23 @@ def test_a_redirect_never_takes_the_token_to_another_host(stub, data_file, tmp_p
                 data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s"
             )
         assert other.requests == []
+
+
+def test_a_token_requests_refuses_as_a_header_is_not_quoted_in_the_error(stub, data_file, tmp_path):
+    """requests' InvalidHeader quotes the header value, here 'Bearer <token>'; JsonHttp hides
+    it (http._describe), the tus client let it through into the job's error and the logs."""
+
+    class BrokenTokens(CountingTokens):
+        def token(self) -> str:
+            return "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.secret-signature\nwrapped"
+
+    with pytest.raises(TusError) as raised:
+        TusClient(stub.endpoint, BrokenTokens(), backoff=0).upload(
+            data_file,
+            name="out.bam",
+            submission_id="sub-1",
+            md5=MD5,
+            state_file=tmp_path / "state.json",
+        )
+    assert "secret-signature" not in str(raised.value)
+    assert "InvalidHeader" in str(raised.value)

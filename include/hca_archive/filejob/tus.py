@@ -307,6 +307,11 @@ class TusClient:
             return self._session.request(
                 method, url, timeout=self._timeout, allow_redirects=False, **options
             )
+        except requests.exceptions.InvalidHeader:  # its text quotes the value: the token
+            raise TusError(
+                f"{method} {url}: InvalidHeader: a header value (the AAP token?) has leading "
+                "whitespace, a line break or a reserved character; value not shown"
+            ) from None
         except (
             requests.ConnectionError,
             requests.Timeout,
