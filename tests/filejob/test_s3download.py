@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import itertools
 import json
@@ -393,3 +394,22 @@ def test_a_dsse_kms_object_is_not_checked_as_if_its_etag_were_an_md5(moto_s3, tm
     )
     assert fetched.verified == "S3 SHA256 checksum"
     assert (tmp_path / "R1.fastq.gz").read_bytes() == data
+
+
+def test_a_full_disk_is_reported_with_the_file_being_written(moto_s3, tmp_path, monkeypatch):
+    """os.pwrite's ENOSPC names no file: the job's error said only 'download: [Errno 28] No
+    space left on device', not which object nor where it was being written."""
+    put(moto_s3, "full/R1.fastq.gz", content(40 * KiB, seed=15))
+
+    def full_disk(descriptor: int, data: bytes, offset: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(s3download, "_write_at", full_disk)
+    with pytest.raises(DownloadError) as raised:
+        S3Downloader(moto_s3.client(), part_size=20 * KiB, attempts=1).fetch(
+            moto_s3.bucket, "full/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+        )
+    message = str(raised.value)
+    assert "s3://hca-test-area/full/R1.fastq.gz" in message
+    assert str(tmp_path) in message and "No space left on device" in message
+    assert (tmp_path / "R1.fastq.gz.part").exists()  # kept: a later run resumes it

@@ -172,7 +172,13 @@ class S3Downloader:
                 )
         partial = destination.with_name(destination.name + PARTIAL_SUFFIX)
         sidecar = destination.with_name(destination.name + RESUME_SUFFIX)
-        resumed_from = self._download(bucket, key, expected, partial, sidecar)
+        try:
+            resumed_from = self._download(bucket, key, expected, partial, sidecar)
+        except OSError as error:  # os.pwrite's ENOSPC or EIO names no file
+            raise DownloadError(
+                f"{url}: cannot write {partial} ({megabytes(expected.size)}): "
+                f"{error.strerror or error}"
+            ) from None
         try:
             md5 = self._verify(bucket, key, partial, expected)
         except DownloadError as mismatch:
