@@ -215,3 +215,28 @@ def test_a_traceback_logged_with_a_secret_is_masked_too():
     assert "Traceback" in logged and "RuntimeError" in logged
     assert JWT not in logged
     assert "pw-5678" not in logged
+
+
+def test_an_unusable_aap_url_is_a_refusal_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Building the runner (boto3 session, AAP token source) happens after the plan was read;
+    an AAP URL that is not http(s) raised ValueError out of run(): a traceback and exit 1,
+    which reads as 'a job failed', instead of 2, 'nothing could be run'."""
+    for name, value in {**CREDENTIALS, "HCA_AAP_URL": "ftp://aap.example.org/auth"}.items():
+        monkeypatch.setenv(name, value)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"jobs": [conversion_job()]}))
+    args = argparse.Namespace(
+        plan=plan,
+        job=None,
+        workdir=tmp_path / "work",
+        credentials_file=None,
+        delete_credentials_file=False,
+        download_workers=1,
+        threads=1,
+        lock_dir=None,
+        part_size=1024,
+        chunk_size=1024,
+        progress_interval=10.0,
+    )
+    assert cli.run(args) == cli.EXIT_NOT_RUN
+    assert "not an http(s) URL" in capsys.readouterr().err

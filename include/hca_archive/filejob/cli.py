@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         jobs, outcomes = select_jobs(_read_plan(args.plan), args.job, dsp_url=credentials.dsp_url)
     except ValueError as error:  # PlanUnusable included
         return _refuse(str(error))
+    try:  # an AAP or S3 endpoint URL that is not usable: nothing can run
+        runner = _build_runner(args, credentials)
+    except ValueError as error:
+        return _refuse(str(error))
     try:
         args.workdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -132,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         log.error("job %d (%s): %s", outcome.index, outcome.label, outcome.error)
         _write_result_or_report(args.workdir, outcome)
-    runner = _build_runner(args, credentials)
     with _stop_on_signals():
         outcomes += _run_all(runner, jobs, args.workdir, args.lock_dir)
     document = result_document(sorted(outcomes, key=lambda outcome: outcome.index))
@@ -386,5 +389,5 @@ def _masked(value: Any) -> Any:
 
 
 def _refuse(message: str) -> int:
-    print(f"hca-archive run-job: error: {message}", file=sys.stderr)
+    print(f"hca-archive run-job: error: {_result_redaction.mask(message)}", file=sys.stderr)
     return EXIT_NOT_RUN
