@@ -17,6 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN pip install --only-binary=:all: \
+        awscrt==0.38.1 \
         boto3==1.44.8 \
         botocore==1.44.8 \
         certifi==2026.10.19.post1 \

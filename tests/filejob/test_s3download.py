@@ -145,6 +145,44 @@ def test_full_object_checksum_is_used_when_the_etag_is_not_an_md5(tmp_path):
         verify_file(path, expected)
 
 
+@pytest.mark.parametrize(
+    ("field", "check_value"),
+    [  # the catalogue's check values: each CRC of b"123456789"
+        ("ChecksumCRC64NVME", 0xAE8B14860A799888.to_bytes(8, "big")),
+        ("ChecksumCRC32C", 0xE3069283.to_bytes(4, "big")),
+        ("ChecksumCRC32", 0xCBF43926.to_bytes(4, "big")),
+    ],
+    ids=["CRC64NVME", "CRC32C", "CRC32"],
+)
+def test_s3s_crc_checksums_are_computed_as_s3_does(tmp_path, field, check_value):
+    path = tmp_path / "f"
+    path.write_bytes(b"123456789")
+    expected = Expectation(9, '"not-an-md5"', None, (field, base64.b64encode(check_value).decode()))
+    verify_file(path, expected)
+    path.write_bytes(b"123456780")
+    with pytest.raises(DownloadError, match=field):
+        verify_file(path, expected)
+
+
+@pytest.mark.parametrize("algorithm", ["CRC64NVME", "CRC32C"])
+def test_an_sse_kms_object_with_a_crc_checksum_is_verified_by_it(moto_s3, tmp_path, algorithm):
+    """S3 gives every object uploaded without a checksum a CRC64NVME one: an SSE-KMS object's
+    content is then checked, not only its size."""
+    data = content(40 * KiB, seed=17)
+    moto_s3.client().put_object(
+        Bucket=moto_s3.bucket,
+        Key=f"kms-{algorithm}/R1.fastq.gz",
+        Body=data,
+        ServerSideEncryption="aws:kms",
+        ChecksumAlgorithm=algorithm,
+    )
+    fetched = S3Downloader(moto_s3.client(), part_size=16 * KiB).fetch(
+        moto_s3.bucket, f"kms-{algorithm}/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert fetched.verified == f"S3 {algorithm} checksum"
+    assert (tmp_path / "R1.fastq.gz").read_bytes() == data
+
+
 def test_a_verified_cached_file_is_reused_without_fetching(moto_s3, tmp_path):
     data = content(50 * KiB, seed=5)
     put(moto_s3, "cached/I1.fastq.gz", data)

@@ -5,7 +5,8 @@ What is verified, in order of preference:
 1. a single-part object's ETag, which is the MD5 of its content;
 2. a multipart object's ETag ``md5(md5(part 1) + ... + md5(part N))-N``, using the part sizes S3
    reports (``HeadObject`` with ``PartNumber``);
-3. a full-object S3 checksum (SHA-256, SHA-1 or CRC32, read with ``ChecksumMode=ENABLED``);
+3. a full-object S3 checksum (SHA-256, SHA-1, CRC64NVME, CRC32C or CRC32, read with
+   ``ChecksumMode=ENABLED``);
 4. otherwise only the size (SSE-KMS, DSSE-KMS or SSE-C objects, whose ETag is not an MD5, and
    multipart objects whose part sizes S3 does not report consistently, all without a full-object
    checksum);
@@ -29,9 +30,11 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from awscrt import checksums
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hca_archive.filejob.progress import Progress, megabytes
@@ -62,21 +65,28 @@ class _Hasher(Protocol):
     def digest(self) -> bytes: ...
 
 
-class _Crc32:
-    def __init__(self) -> None:
+class _Crc:
+    """A CRC as S3 reports it: `width` bytes, big-endian; `function(data, previous)` extends it."""
+
+    def __init__(self, function: Callable[[bytes, int], int], width: int) -> None:
+        self._function, self._width = function, width
         self.value = 0
 
     def update(self, data: bytes) -> None:
-        self.value = zlib.crc32(data, self.value)
+        self.value = self._function(data, self.value)
 
     def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
+        return self.value.to_bytes(self._width, "big")
 
 
+# The full-object checksums S3 may hold, strongest first. CRC64NVME is S3's default for objects
+# uploaded without one: with it, an SSE-KMS object (whose ETag is no MD5) is still verified.
 CHECKSUMS: dict[str, Callable[[], _Hasher]] = {
     "ChecksumSHA256": hashlib.sha256,
     "ChecksumSHA1": hashlib.sha1,
-    "ChecksumCRC32": _Crc32,
+    "ChecksumCRC64NVME": partial(_Crc, checksums.crc64nvme, 8),
+    "ChecksumCRC32C": partial(_Crc, checksums.crc32c, 4),
+    "ChecksumCRC32": partial(_Crc, zlib.crc32, 4),
 }
 
 
