@@ -276,26 +276,49 @@ def test_transient_errors_are_retried(moto_s3, tmp_path):
     assert fetched.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+class Tampering(RecordingClient):
+    """Flips the first byte of the first `times` bodies it passes on."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        super().__init__(client)
+        self._times = times
+
+    def get_object(self, **kwargs: Any) -> Any:
+        answer = super().get_object(**kwargs)
+        if self._times == 0:
+            return answer
+        self._times -= 1
+        body = bytearray(answer["Body"].read())
+        body[0] ^= 0xFF
+
+        class Body:
+            def iter_chunks(self, size: int):
+                yield bytes(body)
+
+        return {**answer, "Body": Body()}
+
+
 def test_content_that_does_not_match_the_etag_is_rejected(moto_s3, tmp_path):
     put(moto_s3, "tampered/R1.fastq.gz", content(10 * KiB))
+    client = Tampering(moto_s3.client(), times=2)
 
-    class Tampering(RecordingClient):
-        def get_object(self, **kwargs: Any) -> Any:
-            answer = super().get_object(**kwargs)
-            body = bytearray(answer["Body"].read())
-            body[0] ^= 0xFF
-
-            class Body:
-                def iter_chunks(self, size: int):
-                    yield bytes(body)
-
-            return {**answer, "Body": Body()}
-
-    with pytest.raises(DownloadError, match="does not verify"):
-        S3Downloader(Tampering(moto_s3.client())).fetch(
-            moto_s3.bucket, "tampered/R1.fastq.gz", tmp_path / "R1.fastq.gz"
-        )
+    with pytest.raises(DownloadError, match=r"does not verify \(2 downloads\)"):
+        S3Downloader(client).fetch(moto_s3.bucket, "tampered/R1.fastq.gz", tmp_path / "R1.fastq.gz")
+    assert client.ranges == ["bytes=0-10239"] * 2
     assert os.listdir(tmp_path) == []
+
+
+def test_a_copy_corrupted_on_the_way_is_fetched_again_from_scratch(moto_s3, tmp_path):
+    data = content(10 * KiB, seed=3)
+    put(moto_s3, "corrupted-once/R1.fastq.gz", data)
+    client = Tampering(moto_s3.client(), times=1)
+
+    fetched = S3Downloader(client).fetch(
+        moto_s3.bucket, "corrupted-once/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert client.ranges == ["bytes=0-10239"] * 2
+    assert fetched.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert os.listdir(tmp_path) == ["R1.fastq.gz"]
 
 
 def test_a_missing_object_is_a_clear_error(moto_s3, tmp_path):

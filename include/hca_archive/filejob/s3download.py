@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MiB
 READ_CHUNK = MiB
+# Whole downloads made before a copy that does not verify fails the job: a second one from
+# scratch outlives a corruption on the way or in resumed bytes; one S3 itself holds, it does not.
+VERIFY_ATTEMPTS = 2
 
 
 class DownloadError(Exception):
@@ -182,19 +185,28 @@ class S3Downloader:
                 )
         partial = destination.with_name(destination.name + PARTIAL_SUFFIX)
         sidecar = destination.with_name(destination.name + RESUME_SUFFIX)
-        try:
-            resumed_from = self._download(bucket, key, expected, partial, sidecar)
-        except OSError as error:  # os.pwrite's ENOSPC or EIO names no file
-            raise DownloadError(
-                f"{url}: cannot write {partial} ({megabytes(expected.size)}): "
-                f"{error.strerror or error}"
-            ) from None
-        try:
-            md5 = self._verify(bucket, key, partial, expected)
-        except DownloadError as mismatch:
-            partial.unlink(missing_ok=True)
-            sidecar.unlink(missing_ok=True)
-            raise DownloadError(f"{url}: downloaded copy does not verify: {mismatch}") from None
+        for attempt in range(1, VERIFY_ATTEMPTS + 1):
+            try:
+                resumed_from = self._download(bucket, key, expected, partial, sidecar)
+            except OSError as error:  # os.pwrite's ENOSPC or EIO names no file
+                raise DownloadError(
+                    f"{url}: cannot write {partial} ({megabytes(expected.size)}): "
+                    f"{error.strerror or error}"
+                ) from None
+            try:
+                md5 = self._verify(bucket, key, partial, expected)
+                break
+            except DownloadError as mismatch:
+                partial.unlink(missing_ok=True)
+                sidecar.unlink(missing_ok=True)
+                if attempt == VERIFY_ATTEMPTS:
+                    raise DownloadError(
+                        f"{url}: downloaded copy does not verify "
+                        f"({VERIFY_ATTEMPTS} downloads): {mismatch}"
+                    ) from None
+                log.warning(
+                    "%s: downloaded copy does not verify (%s); fetching it again", url, mismatch
+                )
         os.replace(partial, destination)
         sidecar.unlink(missing_ok=True)
         seconds = time.monotonic() - started
