@@ -321,6 +321,19 @@ def test_a_copy_corrupted_on_the_way_is_fetched_again_from_scratch(moto_s3, tmp_
     assert os.listdir(tmp_path) == ["R1.fastq.gz"]
 
 
+def test_a_server_that_ignores_the_range_header_writes_nothing_past_the_range(moto_s3, tmp_path):
+    put(moto_s3, "no-ranges/R1.fastq.gz", content(40 * KiB, seed=4))
+
+    class IgnoresRange(RecordingClient):
+        def get_object(self, **kwargs: Any) -> Any:
+            self.ranges.append(kwargs.pop("Range"))
+            return self._client.get_object(**kwargs)
+
+    downloader = S3Downloader(IgnoresRange(moto_s3.client()), part_size=16 * KiB, backoff=0)
+    with pytest.raises(DownloadError, match="more bytes than asked"):
+        downloader.fetch(moto_s3.bucket, "no-ranges/R1.fastq.gz", tmp_path / "R1.fastq.gz")
+
+
 def test_a_missing_object_is_a_clear_error(moto_s3, tmp_path):
     with pytest.raises(DownloadError, match=r"s3://hca-test-area/absent/R1.fastq.gz: head_object"):
         S3Downloader(moto_s3.client()).fetch(moto_s3.bucket, "absent/R1.fastq.gz", tmp_path / "x")

@@ -384,6 +384,12 @@ class S3Downloader:
                     if stop.is_set():
                         response["Body"].close()
                         raise _Abandoned
+                    if offset + len(chunk) > end:  # it would overwrite the next range
+                        response["Body"].close()
+                        raise DownloadError(
+                            f"range {start}-{end - 1}: the server sent more bytes than asked "
+                            "(it ignored the Range header?)"
+                        )
                     _write_at(descriptor, chunk, offset)
                     offset += len(chunk)
                     progress.advance(len(chunk))
