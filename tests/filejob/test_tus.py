@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hca_archive.filejob.tus import TusClient, TusError, encode_metadata
+from hca_archive.filejob.tus import TusClient, TusError, _origin, encode_metadata
 from tests.filejob.tus_stub import CountingTokens, running_tus_stub
 
 pytestmark = pytest.mark.integration
@@ -207,6 +207,17 @@ def test_an_upload_placed_on_another_host_gets_no_tokens(stub, data_file, tmp_pa
             data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s"
         )
     assert stub.methods() == ["POST"]
+
+
+def test_an_address_with_its_default_port_spelt_out_is_the_same_host():
+    """A server may write its upload addresses with the port; only another host, port or
+    scheme, or a port that is no number, is elsewhere."""
+    assert _origin("https://DSP.example:443/files/abc") == _origin("https://dsp.example/files/")
+    assert _origin("http://dsp.example:80/files/abc") == _origin("http://dsp.example/files/")
+    assert _origin("https://dsp.example:8443/files/a") != _origin("https://dsp.example/files/")
+    assert _origin("http://dsp.example/files/a") != _origin("https://dsp.example/files/")
+    assert _origin("https://dsp.example.evil/files/a") != _origin("https://dsp.example/files/")
+    assert _origin("https://dsp.example:x/files/a") != _origin("https://dsp.example/files/")
 
 
 def test_a_redirect_never_takes_the_token_to_another_host(stub, data_file, tmp_path):

@@ -320,9 +320,19 @@ class TusClient:
             raise _Transient(f"{method} {url}: {type(error).__name__}") from None
 
 
-def _origin(url: str) -> tuple[str, str]:
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the default port spelt out: `https://dsp:443/` is `https://dsp/`.
+    An address whose port is no number has no origin that matches another."""
     parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return scheme, url, None
+    return scheme, parts.hostname or "", port
 
 
 def _offset_header(response: requests.Response) -> int:
