@@ -14,7 +14,7 @@ from typing import Any
 
 import moto.s3.models
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from hca_archive.filejob import s3download
 from hca_archive.filejob.s3download import (
@@ -332,6 +332,22 @@ def test_a_server_that_ignores_the_range_header_writes_nothing_past_the_range(mo
     downloader = S3Downloader(IgnoresRange(moto_s3.client()), part_size=16 * KiB, backoff=0)
     with pytest.raises(DownloadError, match="more bytes than asked"):
         downloader.fetch(moto_s3.bucket, "no-ranges/R1.fastq.gz", tmp_path / "R1.fastq.gz")
+
+
+def test_a_refused_range_is_not_retried(moto_s3, tmp_path):
+    """403 (a policy, expired credentials) and 404 (the object deleted) do not pass: the job
+    fails at once instead of after every retry's back-off."""
+    put(moto_s3, "refused/R1.fastq.gz", content(20 * KiB, seed=6))
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "GetObject",
+    )
+    client = RecordingClient(moto_s3.client(), fail_ranges={"bytes=0-16383": denied})
+    with pytest.raises(DownloadError, match=r"AccessDenied \(403\)"):
+        S3Downloader(client, part_size=16 * KiB, backoff=0).fetch(
+            moto_s3.bucket, "refused/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+        )
+    assert client.ranges.count("bytes=0-16383") == 1
 
 
 def test_a_missing_object_is_a_clear_error(moto_s3, tmp_path):

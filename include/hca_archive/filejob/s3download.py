@@ -59,6 +59,10 @@ class ObjectChangedError(DownloadError):
     """The object's ETag changed during the download (``If-Match`` failed)."""
 
 
+class RefusedError(DownloadError):
+    """S3 refused the request (403) or has no such object or bucket (404): no retry helps."""
+
+
 class _Abandoned(Exception):
     """A range given up because the download stopped (a failed range, an interruption)."""
 
@@ -286,7 +290,8 @@ class S3Downloader:
                 raise ObjectChangedError(
                     f"s3://{bucket}/{key} changed while it was being downloaded; run the job again"
                 ) from None
-            raise DownloadError(
+            refused = status in (403, 404)
+            raise (RefusedError if refused else DownloadError)(
                 f"s3://{bucket}/{key}: {operation} failed: {code} ({status})"
             ) from None
 
@@ -396,7 +401,7 @@ class S3Downloader:
                 if offset != end:
                     raise DownloadError(f"range {start}-{end - 1} ended early at byte {offset}")
                 return
-            except ObjectChangedError:
+            except (ObjectChangedError, RefusedError):
                 raise
             except (BotoCoreError, DownloadError) as error:
                 progress.advance(start - offset)
