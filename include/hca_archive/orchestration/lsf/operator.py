@@ -70,7 +70,8 @@ class LsfFileJobOperator(BaseOperator):
         Called at submission only; the values are masked in logs and reach the cluster only in
         the 0600 credentials file.
     :param input_bytes: input size of the largest job, for memory sizing; default: asked of S3
-        (HEAD of each input with the job's credentials), or the memory floor when that fails.
+        (HEAD of each input with the job's credentials; a job it cannot size counts as the
+        memory floor).
     :param command_prefix: what runs ``hca-archive`` instead of ``singularity exec docker://IMAGE
         hca-archive`` (a list of words or one string).
     :param wait_timeout: how long the task waits for its LSF job (pending included) before it
@@ -406,11 +407,12 @@ def _pick_existing(jobs: tuple[JobState, ...]) -> JobState | None:
 
 
 def _largest_input(plan_jobs: tuple[PlanJob, ...], credentials: Mapping[str, str]) -> int | None:
-    """The jobs run one after the other, so memory follows the largest one."""
+    """The jobs run one after the other, so memory follows the largest one; a job S3 cannot
+    size gets the floor, which the largest known size can only raise (None: none known)."""
     from hca_archive.orchestration.lsf.sizes import s3_input_bytes
 
     sizes = [s3_input_bytes(job, credentials) for job in plan_jobs]
-    return None if None in sizes else max(sizes, default=None)
+    return max((size for size in sizes if size is not None), default=None)
 
 
 def _collect_results(
