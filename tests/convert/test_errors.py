@@ -113,6 +113,18 @@ def test_read_name_too_long_for_bam(tmp_path):
     assert "read2 (s_L001_R2_001.fastq.gz) read 2: read name" in message
 
 
+@pytest.mark.parametrize("read", [0, 3])
+def test_read_name_starting_with_an_at_sign(tmp_path, block_reads, read):
+    """'@@name': SAM's QNAME cannot start with '@'. Such a BAM reads back here, but in SAM text
+    the record is a line samtools takes for a header line (`samtools view -h | samtools view`
+    fails), so the name is refused like any other a BAM cannot hold."""
+    triplet = make_triplet(6)
+    for index in triplet.reads:
+        triplet.reads[index][read][0] = "@" + triplet.reads[index][read][0]
+    message = convert_expecting_error(tmp_path, triplet.write(tmp_path / "in"))
+    assert f"read2 (s_L001_R2_001.fastq.gz) read {read + 1}: read name '@A00123" in message
+
+
 def test_unknown_schema(tmp_path):
     paths = make_triplet(3).write(tmp_path / "in")
     message = convert_expecting_error(tmp_path, paths, schema="10xV1")

@@ -24,7 +24,7 @@ plus text, then QUAL, CY+UY+q1 or QT; each line ends with the file's line ending
 read is SEQ/QUAL `*`. Refused with ConversionError rather than stored: differing read counts or
 names, a record that is not FASTQ (header without `@`, no `+` line, bases and qualities of
 different lengths, a cut-off last record), and a read name a BAM cannot hold (over 254
-characters, empty, non-printable).
+characters, empty, non-printable, or starting with `@`, which SAM text takes for a header line).
 """
 
 from __future__ import annotations
@@ -249,7 +249,8 @@ class BlockEncoder:
                 extras.append([b"" if t == file.tail else z_tag(name, t) for t in tails])
             if qnames is None:
                 qnames = names
-                if b"" in names:
+                # empty, or starting with '@': the slow path refuses it (see _encode_read)
+                if b"" in names or joined.startswith(b"@@") or b"\n@@" in joined:
                     return None
             elif names != qnames:
                 return None
@@ -329,11 +330,18 @@ class BlockEncoder:
                     f"{where}: read name {name.decode('latin-1')!r} does not match "
                     f"{qname.decode('latin-1')!r} in {LABELS['read2']}"
                 )
-        if len(qname) > MAX_QNAME or not qname or qname.translate(None, PRINTABLE[1:]):
+        # SAM's QNAME is [!-?A-~]{1,254}: a record whose name starts with '@' becomes, in SAM
+        # text, a line that samtools takes for a header line and refuses.
+        if (
+            len(qname) > MAX_QNAME
+            or not qname
+            or qname.startswith(b"@")
+            or qname.translate(None, PRINTABLE[1:])
+        ):
             where = self.streams["read2"].describe(read_number)
             raise ConversionError(
                 f"{where}: read name {qname.decode('latin-1')!r} cannot be a BAM read name "
-                f"(1 to {MAX_QNAME} printable characters without spaces)"
+                f"(1 to {MAX_QNAME} printable characters without spaces, not starting with '@')"
             )
         tags: list[bytes] = []
         _name, tail, seq, plus, qual, raw = parsed["read2"]
