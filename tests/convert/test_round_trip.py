@@ -285,6 +285,28 @@ def test_inputs_that_share_a_name_are_rebuilt_side_by_side(tmp_path):
     assert sorted(p.name for p in (tmp_path / "rebuilt").iterdir()) == sorted(names.values())
 
 
+def test_a_prefixed_name_that_is_another_inputs_name(tmp_path):
+    """R1 named R2_x.fastq.gz, R2 and I1 both x.fastq.gz: R2's prefixed name is R1's own. Both
+    were written to one file, which came out corrupt beside an error about a missing file."""
+    triplet = make_triplet(20)
+    written = triplet.write(tmp_path / "in")
+    paths = {}
+    for index, folder, name in (
+        ("read1", "a", "R2_x.fastq.gz"),
+        ("read2", "b", "x.fastq.gz"),
+        ("index1", "c", "x.fastq.gz"),
+    ):
+        (tmp_path / folder).mkdir()
+        paths[index] = tmp_path / folder / name
+        paths[index].write_bytes(written[index].read_bytes())
+    bam = tmp_path / "out.bam"
+    convert_fastqs("10xV3", paths["read1"], paths["read2"], paths["index1"], bam)
+    rebuilt = rebuild_fastqs(bam, tmp_path / "rebuilt")
+    assert len(set(rebuilt.values())) == 3
+    for index, path in paths.items():
+        assert gzip.decompress(rebuilt[index].read_bytes()) == _decompressed(path), index
+
+
 @pytest.mark.parametrize("odd", ["read1", "read2", "index1"])
 def test_a_read_of_one_unstorable_byte_is_kept_whole(tmp_path, odd):
     """A base and quality that are one 0xFF byte each: neither SEQ/QUAL nor a Z tag can hold

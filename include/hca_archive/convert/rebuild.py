@@ -53,7 +53,8 @@ def _overlapped(
 def output_names(layout: Layout) -> dict[str, str]:
     """Per read index, the original file name when it is a plain file name, else R1/R2/I1;
     always gzip. Names two inputs share (``a/S1.fastq.gz`` and ``b/S1.fastq.gz``, or ``S1.fastq``
-    and ``S1.fastq.gz``) get their R1_/R2_/I1_ prefix, so that no file overwrites another."""
+    and ``S1.fastq.gz``) get their R1_/R2_/I1_ prefix, so that no file overwrites another; all
+    do when that prefix makes one another's name (``R2_x.fastq.gz`` beside two ``x.fastq.gz``)."""
     names = {}
     for index, file in layout.files.items():
         name = file.name
@@ -61,10 +62,13 @@ def output_names(layout: Layout) -> dict[str, str]:
             name = f"{LABELS[index]}.fastq.gz"
         names[index] = name if name.endswith(".gz") else name + ".gz"
     shared = [name for name in names.values() if list(names.values()).count(name) > 1]
-    return {
+    prefixed = {
         index: f"{LABELS[index]}_{name}" if name in shared else name
         for index, name in names.items()
     }
+    if len(set(prefixed.values())) < len(prefixed):  # a prefixed name is another's own name
+        return {index: f"{LABELS[index]}_{name}" for index, name in names.items()}
+    return prefixed
 
 
 @without_gc
