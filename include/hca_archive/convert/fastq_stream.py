@@ -24,6 +24,10 @@ READ_SIZE = 256 << 10
 # (converter.py): what the reader hands over is still in the cache when it is split.
 MAX_CHUNK = 256 << 10
 QUEUE_DEPTH = 2
+# Longest line taken before the file is refused as not FASTQ: a line waits whole in memory
+# until its end, so input without line breaks (a gzip bomb of zeros, a binary file) would
+# otherwise be held entire. Far beyond any sequencer's read.
+MAX_LINE = 64 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -94,6 +98,7 @@ class FastqStream:
         self._stop = threading.Event()
         self._lines: list[bytes] = []  # whole lines read and not yet handed out
         self._unfinished: list[bytes] = []  # pieces of the line after them
+        self._unfinished_bytes = 0
         self._eof = False
         if not os.path.isfile(self.path):
             raise ConversionError(f"{read_index} ({self.path}): no such file")
@@ -143,11 +148,17 @@ class FastqStream:
                 self._eof = True
                 continue
             pieces = chunk.split(b"\n")
-            if len(pieces) > 1 and self._unfinished:
-                pieces[0] = b"".join([*self._unfinished, pieces[0]])
-                self._unfinished = []
+            if len(pieces) > 1:
+                if self._unfinished:
+                    pieces[0] = b"".join([*self._unfinished, pieces[0]])
+                    self._unfinished = []
+                self._unfinished_bytes = 0
             self._unfinished.append(pieces.pop())
+            self._unfinished_bytes += len(self._unfinished[-1])
             self._lines += pieces
+            if self._unfinished_bytes > MAX_LINE:
+                where = self.describe(self.reads + len(self._lines) // 4 + 1)
+                raise ConversionError(f"{where}: a line longer than {MAX_LINE} bytes: not FASTQ")
         if len(self._lines) >= wanted:
             lines = self._lines[:wanted]
             del self._lines[:wanted]
