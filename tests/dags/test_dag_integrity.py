@@ -72,6 +72,16 @@ def test_file_job_retry_delay_is_a_minute_unless_the_environment_says(
         build_archive_dag()
 
 
+def test_the_archive_dag_is_active_from_the_start_and_only_runs_when_triggered(
+    dagbag: DagBag,
+) -> None:
+    """Deployments pause new DAGs by default (the compose file too): a paused archive DAG would
+    hold every triggered run and fail the sweeps' trigger tasks."""
+    dag = dagbag.dags["archive_submission"]
+    assert dag.is_paused_upon_creation is False
+    assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule of its own
+
+
 def test_report_runs_whatever_happened(dagbag: DagBag) -> None:
     dag = dagbag.dags["archive_submission"]
     assert dag.get_task("report").trigger_rule == "all_done"

@@ -205,6 +205,9 @@ def build_archive_dag() -> DAG:
     with DAG(
         dag_id=DAG_ID,
         schedule=None,
+        # Runs only when triggered: paused (Airflow's default for new DAGs), the runs a wrangler
+        # or a sweep triggers would wait unseen, and the sweep's trigger task would fail.
+        is_paused_upon_creation=False,
         params=PARAMS,
         tags=["hca", "archive"],
         max_active_runs=16,
