@@ -51,7 +51,7 @@ bench: install
 demo: install
 	$(BIN)/python -m hca_archive.devstack.demo --keep-running
 
-demo-stop:
+demo-stop: install
 	$(BIN)/python -m hca_archive.devstack.demo --stop
 
 # Re-resolve the pinned dependency set after editing requirements.in.

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.synthetic_10x import synthetic_10xv3
+from hca_archive.sandbox.lamanno import default_lamanno_dir, lamanno_reads_present
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench"
-LAMANNO = REPO.parent / "shared" / "data" / "10xv2-lamanno"
+LAMANNO = default_lamanno_dir()
 SAMTOOLS = "/usr/bin/samtools"
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 LEVEL = int(os.environ.get("BENCH_LEVEL", "6"))
@@ -221,7 +222,7 @@ def main() -> int:
         print(f"generating (once) synthetic inputs into {CACHE} ...", flush=True)
         synthetic = synthetic_10xv3(CACHE, MAIN_READS)
         misses += compare(f"synthetic 10xV3, {MAIN_READS:,d} reads", "10xV3", synthetic, work)
-        if (LAMANNO / "R1.fastq.gz").exists():
+        if lamanno_reads_present(LAMANNO):
             lamanno = {"R1": LAMANNO / "R1.fastq.gz", "R2": LAMANNO / "R2.fastq.gz"}
             misses += compare(
                 "La Manno 10xV2 (real), 25,000 reads", "10xV2", lamanno, work, SMALL_INPUT_REPEAT

@@ -21,10 +21,11 @@ from pathlib import Path
 from hca_archive.devstack.airflow_env import REPO_ROOT, USERNAME
 from hca_archive.devstack.airflow_standalone import AirflowStandalone
 from hca_archive.devstack.sandbox_connections import sandbox_connections
+from hca_archive.sandbox.lamanno import LAMANNO_ENV, default_lamanno_dir, lamanno_reads_present
 from hca_archive.sandbox.process import SandboxInfo
 
 DAG_ID = "archive_submission"
-DEMO_JOBS = ["10xV2", "10xV3-noI1", "plain", "lamanno"]
+SYNTHETIC_JOBS = ["10xV2", "10xV3-noI1", "plain"]
 RUN_TIMEOUT = 600
 
 
@@ -47,6 +48,19 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+def demo_jobs() -> list[str]:
+    """The synthetic jobs, and the real La Manno reads when they are there (they are kept out
+    of the repository)."""
+    folder = default_lamanno_dir()
+    if lamanno_reads_present(folder):
+        return [*SYNTHETIC_JOBS, "lamanno"]
+    say(
+        f"La Manno reads not found in {folder}: seeding synthetic reads only "
+        f"(set ${LAMANNO_ENV} to the folder of their R1.fastq.gz and R2.fastq.gz)"
+    )
+    return SYNTHETIC_JOBS
+
+
 def run_demo(demo_dir: Path, keep_running: bool) -> int:
     stop_previous(demo_dir)
     shutil.rmtree(demo_dir, ignore_errors=True)
@@ -56,10 +70,12 @@ def run_demo(demo_dir: Path, keep_running: bool) -> int:
     sandbox.start()
     standalone = AirflowStandalone(demo_dir / "airflow", sandbox_connections(sandbox.endpoints))
     (demo_dir / "pids.json").write_text(json.dumps({"sandbox": sandbox.pid}))
+    ran = False  # the UI is left up only to show a run; a failure before one stops everything
     try:
         say(f"sandbox up: archiver {sandbox.archiver_url}, DSP {sandbox.dsp_url}")
-        (submission_uuid,) = sandbox.seed(jobs=DEMO_JOBS, reads=2000)
-        say(f"seeded ingest submission {submission_uuid} (Archiving) with jobs {DEMO_JOBS}")
+        jobs = demo_jobs()
+        (submission_uuid,) = sandbox.seed(jobs=jobs, reads=2000)
+        say(f"seeded ingest submission {submission_uuid} (Archiving) with jobs {jobs}")
         say("starting Airflow standalone (SQLite, LocalExecutor) ...")
         api = standalone.start()
         pids = {"sandbox": sandbox.pid, "airflow": standalone.pid}
@@ -68,6 +84,7 @@ def run_demo(demo_dir: Path, keep_running: bool) -> int:
         run_id = api.trigger(DAG_ID, {"submission_uuid": submission_uuid})
         say(f"triggered {DAG_ID} run {run_id}; waiting ...")
         run = api.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT)
+        ran = True
         for ti in sorted(api.task_instances(DAG_ID, run_id), key=lambda ti: ti["start_date"] or ""):
             label = ti.get("rendered_map_index") or ""
             say(f"  {ti['task_id']:<22} {ti['state'] or '-':<15} {label}")
@@ -83,7 +100,7 @@ def run_demo(demo_dir: Path, keep_running: bool) -> int:
         say(f"Airflow UI: {standalone.base_url}  login {USERNAME} / {standalone.password}")
         return 0 if run["state"] == "success" else 1
     finally:
-        if keep_running:
+        if keep_running and ran:
             say("left running; stop with: make demo-stop")
         else:
             standalone.stop()

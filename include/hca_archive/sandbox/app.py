@@ -20,8 +20,9 @@ from hca_archive.sandbox.admin import AdminApi
 from hca_archive.sandbox.context import Context
 from hca_archive.sandbox.faults import FaultBoard
 from hca_archive.sandbox.ingest import IngestApi
+from hca_archive.sandbox.lamanno import default_lamanno_dir
 from hca_archive.sandbox.s3 import restore_bucket, s3_client, start_moto
-from hca_archive.sandbox.seeding import LAMANNO_DEFAULT, Seeder
+from hca_archive.sandbox.seeding import Seeder
 from hca_archive.sandbox.store import Store
 from hca_archive.sandbox.tasks import Scheduler
 from hca_archive.sandbox.web import Router, ServiceServer
@@ -42,7 +43,7 @@ class SandboxOptions:
     process_delay: float = 0.5
     token_ttl: float = 3600.0
     faults: dict[str, dict[str, str]] = field(default_factory=dict)
-    lamanno_dir: Path = LAMANNO_DEFAULT
+    lamanno_dir: Path = field(default_factory=default_lamanno_dir)
 
 
 def _credential(store: Store, key: str, make: str) -> str:

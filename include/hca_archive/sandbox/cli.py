@@ -15,7 +15,8 @@ import requests
 
 from hca_archive.sandbox.app import ENDPOINTS_FILE, Sandbox, SandboxOptions, StateDirBusy
 from hca_archive.sandbox.faults import FaultSpecError, parse_fault_specs
-from hca_archive.sandbox.seeding import DEFAULT_JOBS, DEFAULT_READS, JOB_KINDS, LAMANNO_DEFAULT
+from hca_archive.sandbox.lamanno import LAMANNO_ENV, default_lamanno_dir
+from hca_archive.sandbox.seeding import DEFAULT_JOBS, DEFAULT_READS, JOB_KINDS
 
 FAULTS_ENV = "HCA_SANDBOX_FAULTS"
 
@@ -45,7 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"initial fault, e.g. dsp.error_rate=0.2 (also from ${FAULTS_ENV}, comma-separated); "
         "knobs: error_rate, html500_rate, latency, drop_rate, drop_after_rate, hang",
     )
-    start.add_argument("--lamanno-dir", type=Path, default=LAMANNO_DEFAULT, help=argparse.SUPPRESS)
+    start.add_argument(
+        "--lamanno-dir",
+        type=Path,
+        default=default_lamanno_dir(),
+        help=f"folder of the real La Manno reads for lamanno jobs (default: ${LAMANNO_ENV}, "
+        "else ../shared/data/10xv2-lamanno beside the repository)",
+    )
     seed = actions.add_parser("seed", help="seed ingest submissions into a running sandbox")
     seed.add_argument("--state-dir", type=Path, required=True)
     seed.add_argument("--count", type=int, default=1, help="number of ingest submissions")

@@ -15,6 +15,7 @@ from typing import Any
 from hca_archive.sandbox.context import Context
 from hca_archive.sandbox.fastq_gen import write_10x_fastqs, write_single_fastq
 from hca_archive.sandbox.filestate import file_md5
+from hca_archive.sandbox.lamanno import LAMANNO_ENV, lamanno_reads_present
 from hca_archive.sandbox.s3 import put_object
 from hca_archive.sandbox.store import now_iso
 
@@ -26,7 +27,6 @@ MAX_READS = 50_000_000
 # job kind -> (schema, with I1); "plain" has no conversion and "lamanno" uses real 10xV2 reads.
 SYNTHETIC = {"10xV2": ("10xV2", True), "10xV3": ("10xV3", True), "10xV3-noI1": ("10xV3", False)}
 JOB_KINDS = (*SYNTHETIC, "plain", "lamanno")
-LAMANNO_DEFAULT = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "10xv2-lamanno"
 
 
 class SeedError(ValueError):
@@ -68,8 +68,11 @@ class Seeder:
         self._lamanno = lamanno_dir
 
     def seed(self, request: SeedRequest) -> list[str]:
-        if "lamanno" in request.jobs and not (self._lamanno / "R1.fastq.gz").exists():
-            raise SeedError(f"lamanno jobs need the real reads in {self._lamanno} (not found)")
+        if "lamanno" in request.jobs and not lamanno_reads_present(self._lamanno):
+            raise SeedError(
+                f"lamanno jobs need the real reads in {self._lamanno} (not found; "
+                f"the sandbox's --lamanno-dir or ${LAMANNO_ENV} names another folder)"
+            )
         return [self._submission(request) for _ in range(request.count)]
 
     def _submission(self, request: SeedRequest) -> str:
