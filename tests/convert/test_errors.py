@@ -83,6 +83,15 @@ def test_not_fastq(tmp_path, block_reads):
     assert "read2 (s_L001_R2_001.fastq.gz) read 1: not a FASTQ header line" in message
 
 
+def test_a_small_binary_file_is_named_not_fastq_rather_than_cut_short(tmp_path, block_reads):
+    """A few lines of something else end "incomplete" too; the first line that is no FASTQ
+    header is what a wrangler needs to see."""
+    paths = make_triplet(4).write(tmp_path / "in")
+    paths["read1"].write_bytes(gzip.compress(bytes(range(256)) * 2))
+    message = convert_expecting_error(tmp_path, paths)
+    assert "read1 (s_L001_R1_001.fastq.gz) read 1: not a FASTQ header line" in message
+
+
 def test_record_cut_short_at_end_of_file(tmp_path, block_reads):
     triplet = make_triplet(5)
     paths = triplet.write(tmp_path / "in")

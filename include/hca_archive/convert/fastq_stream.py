@@ -172,6 +172,13 @@ class FastqStream:
                 lines.append(last)
                 self.missing_final_newline = True
             if len(lines) % 4:
+                # a file that is not FASTQ at all ends "incomplete" too: name its first bad line
+                for number, header in enumerate(lines[0::4], start=self.reads + 1):
+                    if not header.startswith(b"@"):
+                        shown = header[:60].decode("latin-1")
+                        raise ConversionError(
+                            f"{self.describe(number)}: not a FASTQ header line: {shown!r}"
+                        )
                 first = self.reads + len(lines) // 4 + 1
                 raise ConversionError(
                     f"{self.describe(first)}: incomplete record at end of file "
