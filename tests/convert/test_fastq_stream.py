@@ -41,31 +41,32 @@ def test_blocks_are_the_files_lines_four_per_record(tmp_path, monkeypatch, seed)
     assert stream.reads == len(taken) // 4
 
 
+def refused(path, reads: int, match: str) -> FastqStream:
+    """The stream of `path`, after taking `reads` failed with an error matching `match`."""
+    stream = FastqStream("read1", path)
+    try:
+        with pytest.raises(ConversionError, match=match):
+            stream.take(reads)
+    finally:
+        stream.close()
+    return stream
+
+
 def test_a_file_cut_inside_a_record_names_the_record(tmp_path, monkeypatch):
     monkeypatch.setattr(fastq_stream, "MAX_CHUNK", 5)
     path = tmp_path / "R1.fastq.gz"
     path.write_bytes(gzip.compress(b"@a\nAC\n+\nFF\n@b\nAC\n"))
-    stream = FastqStream("read1", path)
-    try:
-        with pytest.raises(ConversionError, match=r"read 2: incomplete record .*\(2 of 4 lines\)"):
-            stream.take(5)
-    finally:
-        stream.close()
+    refused(path, 5, r"read 2: incomplete record .*\(2 of 4 lines\)")
 
 
 def test_a_line_without_end_is_refused_before_it_fills_memory(tmp_path, monkeypatch):
     """A gzip bomb of zeros (or any input without line breaks) was held whole in memory, as
     one unfinished line, until the end of the file: 1.4 MB of gzip took 634 MB of memory."""
-    monkeypatch.setattr(fastq_stream, "MAX_LINE", 1 << 20, raising=False)
+    monkeypatch.setattr(fastq_stream, "MAX_LINE", 1 << 20)
     path = tmp_path / "R1.fastq.gz"
     with gzip.open(path, "wb", 1) as handle:
         handle.write(b"@r\nACGT\n+\nFFFF\n@s\n")
         for _ in range(16):
             handle.write(bytes(1 << 20))
-    stream = FastqStream("read1", path)
-    try:
-        with pytest.raises(ConversionError, match=r"read 2: a line longer than 1048576 bytes"):
-            stream.take(1000)
-    finally:
-        stream.close()
+    stream = refused(path, 1000, r"read 2: a line longer than 1048576 bytes")
     assert stream.digest().bytes < 4 << 20  # stopped reading soon after the limit

@@ -53,23 +53,24 @@ class Runner:
         return JobOutcome(job.index, job.manifest_id, job.label, status="succeeded")
 
 
+def run_job_args(plan: Path, workdir: Path) -> argparse.Namespace:
+    """``run-job --plan PLAN --workdir WORKDIR`` as the command's own parser reads it."""
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(["--plan", str(plan), "--workdir", str(workdir)])
+
+
+def write_plan(tmp_path: Path, jobs: list[dict]) -> Path:
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"jobs": jobs}))
+    return plan
+
+
 def run_job(tmp_path: Path, monkeypatch, runner: Runner, jobs: list[dict]) -> int:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"jobs": jobs}))
     monkeypatch.setattr(cli, "_build_runner", lambda args, credentials: runner)
-    args = argparse.Namespace(
-        plan=plan,
-        job=None,
-        workdir=tmp_path / "work",
-        credentials_file=None,
-        delete_credentials_file=False,
-        download_workers=1,
-        threads=1,
-        lock_dir=None,
-    )
-    return cli.run(args)
+    return cli.run(run_job_args(write_plan(tmp_path, jobs), tmp_path / "work"))
 
 
 def test_a_result_file_that_cannot_be_written_hides_neither_the_other_jobs_nor_stdout(
@@ -102,18 +103,7 @@ def test_a_work_directory_that_cannot_be_made_is_a_clear_refusal(tmp_path, monke
     monkeypatch.setattr(cli, "_build_runner", lambda args, credentials: Runner())
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"jobs": [conversion_job()]}))
-    args = argparse.Namespace(
-        plan=plan,
-        job=None,
-        workdir=not_a_directory / "work",
-        credentials_file=None,
-        delete_credentials_file=False,
-        download_workers=1,
-        threads=1,
-        lock_dir=None,
-    )
+    args = run_job_args(write_plan(tmp_path, [conversion_job()]), not_a_directory / "work")
     assert cli.run(args) == cli.EXIT_NOT_RUN  # was: NotADirectoryError with a traceback
     assert "cannot create work directory" in capsys.readouterr().err
 
@@ -223,20 +213,6 @@ def test_an_unusable_aap_url_is_a_refusal_not_a_traceback(tmp_path, monkeypatch,
     which reads as 'a job failed', instead of 2, 'nothing could be run'."""
     for name, value in {**CREDENTIALS, "HCA_AAP_URL": "ftp://aap.example.org/auth"}.items():
         monkeypatch.setenv(name, value)
-    plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"jobs": [conversion_job()]}))
-    args = argparse.Namespace(
-        plan=plan,
-        job=None,
-        workdir=tmp_path / "work",
-        credentials_file=None,
-        delete_credentials_file=False,
-        download_workers=1,
-        threads=1,
-        lock_dir=None,
-        part_size=1024,
-        chunk_size=1024,
-        progress_interval=10.0,
-    )
+    args = run_job_args(write_plan(tmp_path, [conversion_job()]), tmp_path / "work")
     assert cli.run(args) == cli.EXIT_NOT_RUN
     assert "not an http(s) URL" in capsys.readouterr().err
