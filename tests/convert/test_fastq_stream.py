@@ -70,3 +70,23 @@ def test_a_line_without_end_is_refused_before_it_fills_memory(tmp_path, monkeypa
             handle.write(bytes(1 << 20))
     stream = refused(path, 1000, r"read 2: a line longer than 1048576 bytes")
     assert stream.digest().bytes < 4 << 20  # stopped reading soon after the limit
+
+
+def test_a_block_of_long_reads_is_cut_short_by_bytes(tmp_path):
+    """1,000 reads of a megabase would make a 2 GB block: a take stops once MAX_TAKE_BYTES are
+    read (with at least one record), and the next goes on from there."""
+    record = b"@r\n" + b"A" * (1 << 20) + b"\n+\n" + b"F" * (1 << 20) + b"\n"
+    path = tmp_path / "R2.fastq.gz"
+    with gzip.open(path, "wb", 1) as handle:
+        for _ in range(20):
+            handle.write(record)
+    stream = FastqStream("read2", path)
+    sizes = []
+    try:
+        while lines := stream.take(1000):
+            sizes.append(len(lines) // 4)
+            assert lines[1::4] == [b"A" * (1 << 20)] * (len(lines) // 4)
+    finally:
+        stream.close()
+    limit = fastq_stream.MAX_TAKE_BYTES // len(record) + 1  # one record past the limit at most
+    assert sum(sizes) == 20 and max(sizes) <= limit + 1 and len(sizes) > 1

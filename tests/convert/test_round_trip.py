@@ -9,7 +9,7 @@ from pathlib import Path
 import pysam
 import pytest
 
-from hca_archive.convert import convert_fastqs, rebuild_fastqs, verify_bam
+from hca_archive.convert import convert_fastqs, fastq_stream, rebuild_fastqs, verify_bam
 from hca_archive.convert import converter as converter_module
 from tests.convert.fastq_text import Triplet, make_triplet
 
@@ -109,6 +109,19 @@ def test_r1_of_varying_lengths(tmp_path, monkeypatch):
     with pysam.AlignmentFile(str(bam), check_sq=False) as handle:
         rests = [record.get_tag("s1") if record.has_tag("s1") else "" for record in handle]
     assert rests == [record[1][28:] for record in triplet.reads["read1"]]
+
+
+@pytest.mark.parametrize("chunk", [7, 61, 400])
+def test_blocks_cut_short_by_bytes_at_other_reads_in_each_file(tmp_path, monkeypatch, chunk):
+    """Long reads cut a block short by bytes; each file's block then ends at another read, and
+    the files whose blocks went further give those reads back for the next block."""
+    monkeypatch.setattr(fastq_stream, "MAX_TAKE_BYTES", 1)
+    monkeypatch.setattr(fastq_stream, "MAX_CHUNK", chunk)
+    triplet = irregular_triplet()
+    paths = triplet.write(tmp_path / "in")
+    paths["read1"].write_bytes(gzip.compress(triplet.text("read1")[:-1]))  # no final line break
+    result, _bam = round_trip(tmp_path, "10xV3", paths)
+    assert result.read_count == 24
 
 
 def test_crlf_line_endings(tmp_path):

@@ -86,6 +86,9 @@ def convert_fastqs(
         while True:
             counts = {index: len(lines) // 4 for index, lines in block.items()}
             reads = min(counts.values())
+            for index, lines in block.items():  # a block of long reads was cut short
+                if counts[index] > reads:
+                    streams[index].give_back(lines[4 * reads :])
             if reads:  # reads present in every file first, so errors come in read order
                 common = {index: lines[: 4 * reads] for index, lines in block.items()}
                 ragged = {i for i, s in streams.items() if s.missing_final_newline}
@@ -95,9 +98,9 @@ def convert_fastqs(
                     read = sum(stream.stored_bytes_read for stream in streams.values())
                     progress(read - reported)
                     reported = read
-            if max(counts.values()) > reads:
+            elif max(counts.values()):  # a file ended while another goes on
                 raise _ran_out(streams, counts, read_count)
-            if reads == 0:
+            else:
                 break
             block = {index: stream.take(BLOCK_READS) for index, stream in streams.items()}
         writer.close()

@@ -28,6 +28,10 @@ QUEUE_DEPTH = 2
 # until its end, so input without line breaks (a gzip bomb of zeros, a binary file) would
 # otherwise be held entire. Far beyond any sequencer's read.
 MAX_LINE = 64 << 20
+# Decompressed bytes one take() reads at most once it has a whole record: a block of long reads
+# is cut short rather than held whole (1,000 10x reads are ~0.3 MB; the converter gives back
+# what the other files' blocks hold beyond the shortest).
+MAX_TAKE_BYTES = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -90,7 +94,7 @@ class FastqStream:
         self.read_index = read_index
         self.path = os.fspath(path)
         self.reads = 0  # records handed out so far
-        self.missing_final_newline = False
+        self._no_final_newline = False  # the file's last line has no line break
         self.stored_bytes_read = 0  # of the file as stored (gzip), by the reading thread
         self._sha256 = hashlib.sha256()
         self._bytes = 0
@@ -135,18 +139,28 @@ class FastqStream:
             raise ConversionError(f"{where}: cannot read: {item}") from item
         return item
 
+    @property
+    def missing_final_newline(self) -> bool:
+        """Whether the last record handed out is the file's last and has no final line break."""
+        return self._no_final_newline and not self._lines
+
     def take(self, reads: int) -> list[bytes]:
-        """Lines (without line breaks) of the next `reads` records; fewer only at end of file.
+        """Lines (without line breaks) of the next `reads` records; fewer at end of file, or
+        when MAX_TAKE_BYTES are read before them (at least one record then).
 
         Each chunk is split into lines once, as it arrives: what a block leaves over is never
         copied again.
         """
         wanted = 4 * reads
+        read_now = 0
         while len(self._lines) < wanted and not self._eof:
+            if read_now >= MAX_TAKE_BYTES and len(self._lines) >= 4:
+                break
             chunk = self._next_chunk()
             if chunk is None:
                 self._eof = True
                 continue
+            read_now += len(chunk)
             pieces = chunk.split(b"\n")
             if len(pieces) > 1:
                 if self._unfinished:
@@ -159,9 +173,10 @@ class FastqStream:
             if self._unfinished_bytes > MAX_LINE:
                 where = self.describe(self.reads + len(self._lines) // 4 + 1)
                 raise ConversionError(f"{where}: a line longer than {MAX_LINE} bytes: not FASTQ")
-        if len(self._lines) >= wanted:
-            lines = self._lines[:wanted]
-            del self._lines[:wanted]
+        if len(self._lines) >= wanted or not self._eof:  # all wanted, or as many as were read
+            count = min(wanted, len(self._lines) // 4 * 4)
+            lines = self._lines[:count]
+            del self._lines[:count]
         else:
             lines, self._lines = self._lines, []
             last = b"".join(self._unfinished)
@@ -170,7 +185,7 @@ class FastqStream:
             # quality line is the nothing after that break.
             if last or (len(lines) % 4 == 3 and lines[-2] == b""):
                 lines.append(last)
-                self.missing_final_newline = True
+                self._no_final_newline = True
             if len(lines) % 4:
                 # a file that is not FASTQ at all ends "incomplete" too: name its first bad line
                 for number, header in enumerate(lines[0::4], start=self.reads + 1):
@@ -186,6 +201,11 @@ class FastqStream:
                 )
         self.reads += len(lines) // 4
         return lines
+
+    def give_back(self, lines: list[bytes]) -> None:
+        """Put back the last whole records taken, unused: another file's block was shorter."""
+        self._lines[:0] = lines
+        self.reads -= len(lines) // 4
 
     def digest(self) -> FastqDigest:
         self._thread.join()
