@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hca_archive.convert import ConversionError, VerificationError, convert_fastqs, verify_bam
+from hca_archive.convert import (
+    ConversionError,
+    VerificationError,
+    convert_fastqs,
+    fastq_stream,
+    verify_bam,
+)
 from hca_archive.convert import converter as converter_module
 from hca_archive.convert.fastq_stream import FastqDigest
 from tests.convert.fastq_text import make_triplet
@@ -23,9 +29,15 @@ def convert_expecting_error(tmp_path: Path, paths: dict[str, Path], schema="10xV
     return str(caught.value)
 
 
-@pytest.fixture(params=[1, 4, 20_000], ids=["block1", "block4", "block20000"])
+@pytest.fixture(params=[1, 4, 20_000, "cut"], ids=["block1", "block4", "block20000", "cut"])
 def block_reads(request, monkeypatch):
-    monkeypatch.setattr(converter_module, "BLOCK_READS", request.param)
+    """Blocks of 1, 4 or all reads; "cut": blocks cut short by bytes (as for long reads), each
+    file's at other reads, so the files' blocks differ and surplus reads are given back."""
+    if request.param == "cut":
+        monkeypatch.setattr(fastq_stream, "MAX_TAKE_BYTES", 1)
+        monkeypatch.setattr(fastq_stream, "MAX_CHUNK", 97)
+    else:
+        monkeypatch.setattr(converter_module, "BLOCK_READS", request.param)
 
 
 def test_differing_read_counts(tmp_path, block_reads):

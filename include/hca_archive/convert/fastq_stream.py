@@ -84,6 +84,9 @@ def _decompressed_chunks(path: str, count_read: Callable[[int], None] | None = N
                         return
             else:
                 raw = read()
+        with contextlib.suppress(isal_zlib.error):  # the error to tell is the truncation
+            if rest := decompressor.flush():  # what the inflater held back, waiting for input
+                yield rest
         raise _TruncatedGzip
 
 
