@@ -219,3 +219,11 @@ def test_the_request_is_marked_before_the_call_so_a_worker_killed_during_it_coun
 
     assert marker.complete(WatchedServices()) == "completion triggered"
     assert marked_during_the_call == [True]
+
+
+def test_a_failed_dsp_submission_stops_the_wait_at_once() -> None:
+    """DSP's own Failed, with no item listed as Rejected or Error and the envelope still in
+    Archiving: nothing will change by waiting, so the wait must end (it would poll for hours)."""
+    services = Services(status="Failed")
+    with pytest.raises(RunStopped, match=f"^DSP submission {DSP_UUID} failed$"):
+        progress(services)
