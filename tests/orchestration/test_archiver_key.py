@@ -116,6 +116,7 @@ def test_a_blank_connection_password_falls_back_to_secrets_manager(
         ("archiver-key-as-plain-text", "not JSON"),
         (json.dumps(["archiver-key-in-a-list"]), "not a JSON object"),
         (json.dumps({"archiver_api_key": 123456789}), "not a string"),
+        (json.dumps({"archiver_api_key": " \t "}), "not a string"),
     ],
 )
 def test_a_secret_of_the_wrong_shape_is_named_without_its_value(
