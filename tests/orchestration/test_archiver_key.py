@@ -133,6 +133,17 @@ def test_a_secret_of_the_wrong_shape_is_named_without_its_value(
         assert part not in str(raised.value)
 
 
+def test_a_key_from_secrets_manager_is_masked_in_logs(monkeypatch, moto_endpoint, secrets_manager):
+    """A key the connection does not hold is unknown to Airflow's masker until we add it: a
+    request error or a debug line quoting the header would show it in the task log."""
+    from airflow.sdk.log import _secrets_masker
+
+    secrets_manager("ingest/dev/secrets", json.dumps({"archiver_api_key": "from-aws-mask-0004"}))
+    connections(monkeypatch, "dev", moto_endpoint, {"host": "http://127.0.0.1:9"})
+    assert api_key("dev") == "from-aws-mask-0004"
+    assert "from-aws-mask-0004" not in _secrets_masker().redact("Api-Key: from-aws-mask-0004")
+
+
 class _Archiver(BaseHTTPRequestHandler):
     """Answers 404 (no record yet) to the current key, 401 to any other; records the keys."""
 
