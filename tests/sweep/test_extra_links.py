@@ -78,7 +78,9 @@ def test_the_dsp_link_opens_the_requested_submission_on_the_environments_dsp(
     )
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "//x/y", 7, None])
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "file:///etc/passwd", "//x/y", "https:x/y", "http:///x", 7, None]
+)
 def test_only_web_urls_become_links(xcoms: dict[str, Any], url: Any) -> None:
     xcoms["file_job_url"] = url
     assert FileJobLink().get_link(None, ti_key="ti") == ""
