@@ -9,6 +9,7 @@ import json
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from hca_archive.localnet import free_port
 from hca_archive.orchestration.lsf import poller
 from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 from tests.lsf.conftest import context, first_event, operator, plan_job, wait_for
@@ -49,15 +50,16 @@ def test_the_poller_closes_down_when_no_trigger_is_left(lsf_quick, hpc_connectio
 
 
 @pytest.fixture
-def unreachable_poller(monkeypatch):
-    """The triggerer cannot reach the cluster (the worker still can)."""
-
-    async def unreachable(ssh_conn_id: str):
-        raise ConnectionRefusedError(f"{ssh_conn_id} is down")
-
-    monkeypatch.setattr(poller, "connect_async", unreachable)
+def unreachable_poller(hpc, monkeypatch) -> str:
+    """The triggerer cannot reach the cluster (the worker still can): the id of a connection like
+    the worker's whose port refuses, so the poller's own SSH connect fails over the wire."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HPC_LSF_DOWN",
+        json.dumps({**json.loads(hpc.connection_json()), "port": free_port()}),
+    )
     monkeypatch.setattr(poller, "MAX_FAILURES", 2)
     monkeypatch.setattr(poller, "MAX_BACKOFF", 0.01)
+    return "hpc_lsf_down"
 
 
 @pytest.mark.integration
@@ -72,11 +74,15 @@ def test_when_polling_keeps_failing_the_task_looks_for_itself(
     )
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(ctx)
-    job_id = deferred.value.trigger.job_id
-    event = asyncio.run(first_event(deferred.value.trigger))
+    trigger = deferred.value.trigger
+    job_id = trigger.job_id
+    seen_by_the_triggerer = LsfJobTrigger(
+        unreachable_poller, job_id, trigger.job_name, trigger.directory, trigger.poll_interval
+    )
+    event = asyncio.run(first_event(seen_by_the_triggerer))
     assert event["outcome"] == "error"
     assert "LSF poll failed 2 times" in event["message"]
-    assert "is down" in event["message"]
+    assert "127.0.0.1" in event["message"]  # the reason the triggerer's connect gave
 
     if finished:
         wait_for(lsf_quick, job_id, {"DONE"})
