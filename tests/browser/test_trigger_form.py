@@ -39,7 +39,7 @@ UI_TIMEOUT_MS = 60_000
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (Debian package chromium)")
+        pytest.fail(f"no Chromium at {CHROMIUM} (make install puts Debian's chromium in)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
