@@ -138,11 +138,13 @@ def decide(
         # A run that archives ends with the envelope Archived: a successful run of a submission
         # still in Archiving left it to another run (or was a dry run), so that run stands for it.
         own_success = state == "success"
-        if state in (None, "success") and (claimant := claimant_of(submission_uuid)):
-            if claimant != run_id and (claimant_state := state_of(claimant)) is not None:
-                shown, state = claimant, claimant_state
-            elif not own_success:
-                state = None  # the claimant was deleted
+        if (
+            state in (None, "success")
+            and (claimant := claimant_of(submission_uuid))
+            and claimant != run_id
+            and (claimant_state := state_of(claimant)) is not None
+        ):
+            shown, state = claimant, claimant_state
         if state is None and submission.since and now - submission.since < min_age:
             reason, trigger = (
                 f"in Archiving since {submission.since:%Y-%m-%d %H:%M} UTC: "
