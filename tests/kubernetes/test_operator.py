@@ -232,8 +232,11 @@ def test_on_kill_deletes_the_pod(cluster: FakeKubernetes) -> None:
     assert cluster.deleted == [success_event(cluster)["name"]]
 
 
-def test_unsized_jobs_are_sized_from_s3(monkeypatch: pytest.MonkeyPatch, connections: None) -> None:
-    """The one collaborator here is S3: the operator asks it with the environment's keys."""
+def test_unsized_jobs_are_sized_with_the_environments_keys(
+    monkeypatch: pytest.MonkeyPatch, connections: None
+) -> None:
+    """The one collaborator stubbed here is the S3 sizer (tests/lsf/test_sizes.py asks a moto
+    server): the operator hands it the environment's keys."""
     asked: list[dict[str, str]] = []
 
     def input_bytes(job: Any, credentials: dict[str, str]) -> int:

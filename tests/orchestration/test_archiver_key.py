@@ -18,6 +18,8 @@ import pytest
 
 from hca_archive.http import ServiceError
 
+pytestmark = pytest.mark.integration  # Secrets Manager on a moto server, the archiver over HTTP
+
 UUID = "0d9c5b4e-8a61-4b0e-9d7f-0c3a2e6f1b11"
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import pytest
@@ -449,7 +448,19 @@ def _replaced(value, path, new):
 
 @pytest.mark.parametrize("junk", [None, 0, 1.5, True, "", [], {}, [None], {"x": []}])
 def test_any_value_of_any_type_anywhere_gives_plan_errors_not_crashes(junk):
+    """Junk anywhere is a PlanError, or, where the field is optional, a plan whose every value
+    the runners use has its type; required fields never take junk."""
     base = {"jobs": [conversion_job(), plain_job()]}
+    accepted = []
     for path, _ in list(_paths(base)):
-        with contextlib.suppress(PlanError):
-            parse_plan(_replaced(base, path, junk))
+        try:
+            plan = parse_plan(_replaced(base, path, junk))
+        except PlanError:
+            continue
+        accepted.append(path)
+        for job in plan.jobs:
+            strings = [job.dsp_api_url, job.submission_url, job.manifest_id, *job.uploads]
+            strings += [value for pair in job.downloads for value in pair]
+            assert all(isinstance(value, str) and value for value in strings), (path, job)
+    required = {"dsp_api_url", "submission_url", "manifest_id", "name", "cloud_url"}
+    assert not [path for path in accepted if path[-1] in required], accepted
