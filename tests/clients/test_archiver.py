@@ -103,7 +103,6 @@ def test_validation_errors_tell_missing_files_from_metadata_errors(stub, archive
 
     assert len(report.file_reference_errors) == 1
     assert [i.message for i in report.metadata_errors] == ["organism is required"]
-    assert not report.file_reference_only
 
 
 def test_blockers(stub, archiver):

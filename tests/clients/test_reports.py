@@ -61,7 +61,6 @@ def test_only_missing_files():
             "run/2": [{"FileReference": [MISSING.format("b.bam"), MISSING.format("c.bam")]}],
         }
     )
-    assert rep.file_reference_only
     assert len(rep.file_reference_errors) == 3
     assert rep.metadata_errors == ()
     assert rep.summary() == (
@@ -80,7 +79,7 @@ def test_metadata_errors_are_listed_for_a_wrangler():
         },
         pending=["samples/10"],
     )
-    assert not rep.file_reference_only
+    assert len(rep.metadata_errors) == 2
     assert rep.pending == ("samples/10",)
     assert rep.summary().splitlines() == [
         "2 error(s) uploading cannot fix, 1 data file(s) not uploaded yet, 1 result(s) pending",
@@ -92,7 +91,6 @@ def test_metadata_errors_are_listed_for_a_wrangler():
 def test_clean_report_and_long_lists():
     assert report({}).clean
     assert report({}).summary() == "validation clean"
-    assert not report({}).file_reference_only
     many = report({"s": [{"V": [f"problem {n}" for n in range(30)]}]})
     lines = many.summary(limit=5).splitlines()
     assert len(lines) == 7 and lines[-1] == "- ... and 25 more"

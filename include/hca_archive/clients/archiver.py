@@ -131,11 +131,6 @@ class ValidationReport:
         return tuple(issue for issue in self.issues if not issue.missing_file)
 
     @property
-    def file_reference_only(self) -> bool:
-        """There are errors and all of them are missing data files (pending results aside)."""
-        return bool(self.issues) and not self.metadata_errors
-
-    @property
     def clean(self) -> bool:
         return not self.issues and not self.pending
 
