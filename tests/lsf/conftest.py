@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from hca_archive.lsf.commands import STATUS_FIELDS
-from hca_archive.lsf.outputs import JobState, parse_bjobs_table, parse_bsub
+from hca_archive.lsf.commands import bjobs_status_argv
+from hca_archive.lsf.outputs import JobState, parse_bjobs_json, parse_bsub
 
 FAKE_JOB = Path(__file__).with_name("fake_hca_archive.py")
 SECRETS = {
@@ -104,8 +104,8 @@ def submit(hpc, *argv: str) -> str:
 
 
 def state(hpc, job_id: str) -> JobState | None:
-    result = hpc.run(["bjobs", "-noheader", "-o", STATUS_FIELDS, job_id])
-    return parse_bjobs_table(result.stdout, result.stderr, result.returncode).by_id().get(job_id)
+    result = hpc.run(bjobs_status_argv([job_id]))
+    return parse_bjobs_json(result.stdout, result.stderr, result.returncode).by_id().get(job_id)
 
 
 def wait_for(hpc, job_id: str, stats: set[str], limit: float = 60) -> JobState:

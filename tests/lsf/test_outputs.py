@@ -9,7 +9,6 @@ from hca_archive.lsf.outputs import (
     LsfCommandError,
     describe_exit,
     parse_bjobs_json,
-    parse_bjobs_table,
     parse_bkill,
     parse_bsub,
 )
@@ -58,19 +57,6 @@ def test_bjobs_other_failures_raise():
         parse_bjobs_json("JOBID STAT\n", "", 0)
     with pytest.raises(LsfCommandError, match="bjobs: Illegal"):
         parse_bjobs_json('{"RECORDS":[{"ERROR":"Illegal job ID"}]}', "", 0)
-
-
-def test_bjobs_table_with_dashes_for_empty_fields():
-    answer = parse_bjobs_table(
-        "12345 RUN - hca_x_3\n12346 EXIT 130 hca_x_4\n", "Job <5> is not found\n", 255
-    )
-    assert answer.jobs == (
-        JobState("12345", "RUN", None, "hca_x_3"),
-        JobState("12346", "EXIT", 130, "hca_x_4"),
-    )
-    assert answer.not_found == {"5"}
-    with pytest.raises(LsfCommandError, match="unexpected bjobs line"):
-        parse_bjobs_table("JOBID STAT EXIT_CODE\n", "", 0)
 
 
 def test_no_job_found_is_not_an_error():

@@ -99,23 +99,6 @@ def parse_bjobs_json(stdout: str, stderr: str, returncode: int) -> BjobsAnswer:
     return BjobsAnswer(tuple(jobs), frozenset(not_found))
 
 
-def parse_bjobs_table(stdout: str, stderr: str, returncode: int) -> BjobsAnswer:
-    """``bjobs -noheader -o "jobid stat exit_code job_name"``: space-separated, ``-`` for empty."""
-    jobs = []
-    for line in stdout.splitlines():
-        if not line.strip():
-            continue
-        fields = line.split(None, 3)
-        if len(fields) < 3 or not fields[0].isdigit():
-            raise LsfCommandError(f"unexpected bjobs line: {line!r}")
-        name = fields[3] if len(fields) > 3 else None
-        record = {"JOBID": fields[0], "STAT": fields[1], "EXIT_CODE": fields[2], "JOB_NAME": name}
-        jobs.append(_job_state(record))
-    not_found = set(_NOT_FOUND.findall(stderr))
-    _check_bjobs_exit(returncode, stderr, not_found)
-    return BjobsAnswer(tuple(jobs), frozenset(not_found))
-
-
 def parse_bkill(stdout: str, stderr: str) -> dict[str, str]:
     """Per job id: ``terminating``, ``finished`` or ``not found``."""
     text = f"{stdout}\n{stderr}"
