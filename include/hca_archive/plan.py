@@ -172,9 +172,6 @@ class PlanJob:
 class Plan:
     jobs: tuple[PlanJob, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"jobs": [job.to_dict() for job in self.jobs]}
-
 
 def parse_plan(
     data: Any, *, max_jobs: int | None = MAX_PLAN_JOBS, dsp_url: str | None = None
