@@ -1,8 +1,9 @@
 """The ``archive_submission`` DAG: one parameterised run archives one ingest submission.
 
-Steps: check the envelope -> ask the archiver (at most once) and wait for the DSP submission ->
-wait for metadata validation -> fetch the upload plan -> one mapped file job per plan job, on the
-chosen runner -> wait for validation and blockers -> complete -> wait for accessions -> report.
+Steps: check the envelope -> ask the archiver and wait for the DSP submission (asking again only
+when nothing came of the last request, at most three times) -> wait for metadata validation ->
+fetch the upload plan -> one mapped file job per plan job, on the chosen runner -> wait for
+validation and blockers -> complete -> wait for accessions -> report.
 """
 
 from __future__ import annotations
