@@ -96,7 +96,7 @@ class RequestArchiveOperator(BaseOperator):
         self.max_requests = max_requests
         self.poll_interval = poll_interval
 
-    def _store(self, context: Any) -> RequestMarker:
+    def _marker(self) -> RequestMarker:
         return RequestMarker(self.environment, self.submission_uuid)
 
     def execute(self, context: Any) -> Any:
@@ -107,11 +107,7 @@ class RequestArchiveOperator(BaseOperator):
 
         hook = HcaArchiveHook(self.environment)
         self.grace = hook.request_grace()
-        store = self._store(context)
-
-        def mark_requested() -> bool:
-            return store.claim()
-
+        store = self._marker()
         with recorded_step(context, started) as record:
             try:
                 request = archiving.request_archive(
@@ -121,7 +117,7 @@ class RequestArchiveOperator(BaseOperator):
                     exclude_types=list(self.exclude_types or []) or None,
                     triggered_at=store.get(TRIGGERED_AT),
                     trigger_grace_seconds=self.grace.total_seconds(),
-                    mark_triggered=mark_requested,
+                    mark_triggered=store.claim,
                     dry_run=bool(self.dry_run),
                 )
             except archiving.ArchiverRefused:
@@ -166,7 +162,7 @@ class RequestArchiveOperator(BaseOperator):
     def execute_complete(
         self, context: Any, event: dict[str, Any], started: float, grace_seconds: float
     ) -> Any:
-        store = self._store(context)
+        store = self._marker()
         self.grace = timedelta(seconds=grace_seconds)
         if event["status"] == "timeout":
             requests = int(store.get(REQUESTS) or 0)
