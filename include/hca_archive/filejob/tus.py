@@ -21,6 +21,7 @@ import requests
 from hca_archive.clients import TokenSource
 from hca_archive.filejob.progress import Progress, megabytes
 from hca_archive.filejob.workdir import read_json, write_json_atomically
+from hca_archive.http import one_line
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ class TusClient:
     def _raise_for_status(self, response: requests.Response, doing: str) -> None:
         if response.status_code < 400:
             return
-        summary = f"{doing}: HTTP {response.status_code} {_first_line(response.text)}"
+        summary = f"{doing}: HTTP {response.status_code} {one_line(response.text, 200)}"
         if response.status_code in TRANSIENT_STATUSES:
             raise _Transient(summary)
         if response.status_code == 401:
@@ -340,8 +341,3 @@ def _offset_header(response: requests.Response) -> int:
     if not value.isdigit():
         raise _Transient(f"response without a valid Upload-Offset ({value!r})")
     return int(value)
-
-
-def _first_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line[:200]
