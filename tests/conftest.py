@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.hpc",
     "tests.fixtures.airflow",
+    "tests.fixtures.moto",
 ]

@@ -7,11 +7,8 @@ went unnoticed (the sizes then came from real AWS, or from nowhere: the memory f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from hca_archive.orchestration.lsf.operator import _largest_input
 from hca_archive.orchestration.lsf.sizes import s3_input_bytes
@@ -19,15 +16,6 @@ from hca_archive.plan import parse_plan
 from tests.lsf.conftest import plan_job
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
