@@ -7,12 +7,12 @@ went unnoticed (the sizes then came from real AWS, or from nowhere: the memory f
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from hca_archive.orchestration.lsf.operator import _largest_input
 from hca_archive.orchestration.lsf.sizes import s3_input_bytes
 from hca_archive.plan import parse_plan
+from tests.fixtures.moto import moto_client
 from tests.lsf.conftest import plan_job
 
 pytestmark = pytest.mark.integration
@@ -23,13 +23,7 @@ def bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
     # Nothing but the credentials may lead boto3 to the server.
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = moto_client(moto_endpoint, "s3")
     s3.create_bucket(Bucket="b-1")
     yield s3
     for listed in s3.list_objects_v2(Bucket="b-1").get("Contents", []):

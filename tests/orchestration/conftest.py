@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
+
+from tests.fixtures.moto import moto_client
 
 
 @pytest.fixture
 def secrets_manager(moto_endpoint):
-    client = boto3.client(
-        "secretsmanager",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test-id",
-        aws_secret_access_key="test-secret",
-    )
+    client = moto_client(moto_endpoint, "secretsmanager")
     created: list[str] = []
 
     def put(name: str, value: str) -> None:
