@@ -70,6 +70,15 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+# ``scheme://user:password@`` anywhere in a text, up to the last "@" before "/", "?" or "#"
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it dropped."""
+    return _USERINFO.sub(r"\1", text)
+
+
 def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """Collapse whitespace and control characters, then truncate: safe for one log line."""
     cleaned = "".join(
@@ -290,4 +299,5 @@ def _describe(error: requests.RequestException) -> str:
     else:
         detail = str(cause)
     detail = re.sub(r"^(<[^>]*>|HTTPS?Connection(Pool)?\([^)]*\)):\s*", "", detail)
-    return one_line(f"{type(error).__name__}: {detail}", limit=200)
+    # InvalidURL and its kin quote the URL whole, with any user:password a connection holds
+    return one_line(f"{type(error).__name__}: {redact_urls(detail)}", limit=200)

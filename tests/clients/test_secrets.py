@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from hca_archive.clients import AapTokenSource, ArchiverClient, DspClient
-from hca_archive.http import ServiceError
+from hca_archive.http import JsonHttp, ServiceError
 from tests.clients.jwt import make_jwt
 from tests.clients.stub_server import Reply
 
@@ -56,3 +56,14 @@ def test_a_key_that_requests_refuses_to_send_is_not_shown(stub, fast, key):
     for text in (str(raised.value), repr(raised.value)):
         assert "SECRET" not in text
     assert stub.seen == []
+
+
+def test_a_url_that_requests_cannot_parse_is_shown_without_its_password():
+    # A connection host holding credentials and a mistyped port: requests' InvalidURL quotes
+    # the whole URL, user:password included, into the error that goes to the log and the XCom.
+    http = JsonHttp(f"http://wrangler:{PASSWORD}@127.0.0.1:99999", retries=0)
+    with pytest.raises(ServiceError) as raised:
+        http.request("GET", "x")
+    assert "InvalidURL" in str(raised.value)
+    for text in (str(raised.value), repr(raised.value)):
+        assert "SECRET" not in text
