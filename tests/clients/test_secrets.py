@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from hca_archive.clients import AapTokenSource, ArchiverClient, DspClient
+from hca_archive.clients import AapTokenSource, ArchiverClient, DspClient, IngestClient
 from hca_archive.http import JsonHttp, ServiceError
 from tests.clients.jwt import make_jwt
 from tests.clients.stub_server import Reply
@@ -66,4 +66,22 @@ def test_a_url_that_requests_cannot_parse_is_shown_without_its_password():
         http.request("GET", "x")
     assert "InvalidURL" in str(raised.value)
     for text in (str(raised.value), repr(raised.value)):
+        assert "SECRET" not in text
+
+
+def test_clients_of_urls_with_credentials_show_neither_in_reprs_nor_errors(fast):
+    # The kubernetes runner leaves such addresses to its Secret; the clients must not show them.
+    url = f"https://wrangler:{PASSWORD}@services.example.org"
+    aap = AapTokenSource(f"{url}/auth", "wrangler", "pw", **fast)
+    shown = [
+        repr(ArchiverClient(url, API_KEY, **fast)),
+        repr(IngestClient(url, **fast)),
+        repr(aap),
+        repr(DspClient(f"{url}/api/", aap, **fast)),
+    ]
+    with pytest.raises(ValueError) as raised:
+        DspClient(f"ftp://wrangler:{PASSWORD}@services.example.org", aap, **fast)
+    shown.append(str(raised.value))
+    assert all("services.example.org" in text for text in shown)
+    for text in shown:
         assert "SECRET" not in text

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from requests.auth import HTTPBasicAuth
 
-from hca_archive.http import JsonHttp, ServiceError
+from hca_archive.http import JsonHttp, ServiceError, redact_url
 
 
 class TokenSource(Protocol):
@@ -64,7 +64,7 @@ class AapTokenSource:
         self._refresh_at = 0.0
 
     def __repr__(self) -> str:
-        return f"AapTokenSource({self._http.base_url!r}, username={self.username!r})"
+        return f"AapTokenSource({redact_url(self._http.base_url)!r}, username={self.username!r})"
 
     def token(self) -> str:
         with self._lock:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hca_archive.clients.dsp import Blockers
 from hca_archive.clients.hal import iter_pages, optional_text, parsed
-from hca_archive.http import JsonHttp, decode_json, one_line, segment
+from hca_archive.http import JsonHttp, decode_json, one_line, redact_url, segment
 
 # The DSP FileReference validator's message while a referenced data file is not uploaded yet
 # (sic: "is not exists").
@@ -181,7 +181,7 @@ class ArchiverClient:
         self.page_size = page_size
 
     def __repr__(self) -> str:
-        return f"ArchiverClient({self.http.base_url!r})"
+        return f"ArchiverClient({redact_url(self.http.base_url)!r})"
 
     def trigger_archive(
         self,

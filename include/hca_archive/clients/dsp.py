@@ -12,7 +12,7 @@ import requests
 
 from hca_archive.clients.aap import TokenSource
 from hca_archive.clients.hal import embedded_items, iter_pages, links, optional_text, parsed
-from hca_archive.http import JsonHttp, ServiceError, decode_json, segment
+from hca_archive.http import JsonHttp, ServiceError, decode_json, redact_url, segment
 
 
 def _count(doc: Mapping[str, Any], key: str) -> int:
@@ -92,7 +92,7 @@ def dsp_root(base_url: str) -> str:
     if path.endswith("/api"):
         path = path[: -len("/api")]
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"DSP URL must be http(s)://host[/api/], got {base_url!r}")
+        raise ValueError(f"DSP URL must be http(s)://host[/api/], got {redact_url(base_url)!r}")
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
@@ -120,7 +120,7 @@ class DspClient:
         self.http = JsonHttp(f"{self.root}/api", auth=_Bearer(tokens), **http_options)
 
     def __repr__(self) -> str:
-        return f"DspClient({self.root!r})"
+        return f"DspClient({redact_url(self.root)!r})"
 
     @property
     def tus_endpoint(self) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hca_archive.clients.hal import iter_pages, links, optional_text, parsed
-from hca_archive.http import JsonHttp
+from hca_archive.http import JsonHttp, redact_url
 
 FIND_BY_UUID = "submissionEnvelopes/search/findByUuidUuid"  # sic: ingest doubles "Uuid"
 FIND_BY_STATE = "submissionEnvelopes/search/findBySubmissionState"
@@ -50,7 +50,7 @@ class IngestClient:
         self.page_size = page_size
 
     def __repr__(self) -> str:
-        return f"IngestClient({self.http.base_url!r})"
+        return f"IngestClient({redact_url(self.http.base_url)!r})"
 
     def find_envelope(self, uuid: str) -> Envelope | None:
         """The envelope with this uuid, or None when ingest does not know it."""
