@@ -240,6 +240,23 @@ def test_the_configured_dsp_can_be_required():
 
 
 @pytest.mark.parametrize(
+    ("dsp_url", "reason"),
+    [
+        ("https://proxy:pw-SECRET-1@dsp.example/api/", "must not carry credentials"),
+        ("https://proxy:pw-SECRET-1@dsp.example:44x", "has an invalid port"),
+        ("ftp://proxy:pw-SECRET-1@dsp.example", "must be an http(s) URL"),
+    ],
+)
+def test_a_configured_dsp_with_credentials_is_refused_without_showing_them(dsp_url, reason):
+    # The environment's DSP URL comes from its connection (orchestration: fetch_plan; run-job:
+    # HCA_DSP_URL); the error goes to the task log, the step's XCom record and the report.
+    with pytest.raises(ValueError, match=re.escape(reason)) as raised:
+        parse_plan([conversion_job()], dsp_url=dsp_url)
+    assert "dsp.example" in str(raised.value)
+    assert "SECRET" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
     ("schema", "reason"),
     [
         ("10xV1", "'10xV1' is not supported; expected 10xV2 or 10xV3"),
