@@ -78,6 +78,24 @@ def test_the_dsp_link_opens_the_requested_submission_on_the_environments_dsp(
     )
 
 
+def test_links_leave_out_the_user_and_password_a_connection_host_holds(
+    monkeypatch: pytest.MonkeyPatch, xcoms: dict[str, Any]
+) -> None:
+    # A link is kept in XCom and shown to every user of the UI.
+    host = "https://proxy:pw-SECRET-7@services.example.org"
+    for service in ("INGEST", "DSP"):
+        connection = {"conn_type": "http", "host": host}
+        monkeypatch.setenv(f"AIRFLOW_CONN_HCA_DEV_{service}", json.dumps(connection))
+    operator = SimpleNamespace(environment="dev", submission_uuid=UUID)
+    xcoms["return_value"] = {"dsp_uuid": "b729f228"}
+    links = [
+        ArchiveSubmissionLink().get_link(operator, ti_key="ti"),
+        DspSubmissionLink().get_link(operator, ti_key="ti"),
+    ]
+    assert all(link.startswith("https://services.example.org/") for link in links), links
+    assert not [link for link in links if "SECRET" in link]
+
+
 @pytest.mark.parametrize(
     "url", ["javascript:alert(1)", "file:///etc/passwd", "//x/y", "https:x/y", "http:///x", 7, None]
 )

@@ -9,7 +9,8 @@
 
 Airflow 3 asks each link for its URL in the worker when the task ends and keeps it in XCom; the
 UI reads it from there, so no plugin has to register these. URLs partly come from remote
-services: only absolute http(s) URLs become links.
+services: only absolute http(s) URLs become links. A link is kept in XCom and shown to every user
+of the UI: the ``user:password@`` a connection's host may hold is left out.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ class ArchiveSubmissionLink(BaseOperatorLink):
     name = "Archive submission"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        from hca_archive.http import redact_url
+
         connection = BaseHook.get_connection(conn_id(operator.environment, "ingest"))
-        return archive_records_url(service_url(connection), operator.submission_uuid)
+        return archive_records_url(redact_url(service_url(connection)), operator.submission_uuid)
 
 
 class DspSubmissionLink(BaseOperatorLink):
@@ -68,13 +71,14 @@ class DspSubmissionLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         from hca_archive.clients.dsp import dsp_root
+        from hca_archive.http import redact_url
 
         record = XCom.get_value(ti_key=ti_key, key=RETURN_VALUE)
         dsp_uuid = record.get("dsp_uuid") if isinstance(record, dict) else None
         if not isinstance(dsp_uuid, str) or not dsp_uuid:
             return ""
         connection = BaseHook.get_connection(conn_id(operator.environment, "dsp"))
-        root = dsp_root(service_url(connection))
+        root = dsp_root(redact_url(service_url(connection)))
         return web_url(f"{root}/api/submissions/{quote(dsp_uuid, safe='')}")
 
 
