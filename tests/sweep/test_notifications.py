@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
+import socket
 import threading
 from collections.abc import Iterator
 from email import message_from_string
@@ -225,3 +227,32 @@ def test_service_text_reaches_slack_as_text_not_as_mentions_or_links(
     text = post["body"]["text"]
     assert "bad taxon &lt;!channel&gt; &lt;https://evil.example|see here&gt; &amp; more" in text
     assert "<!channel>" not in text and "<https://" not in text
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "password",
+    [
+        "{url}/services/T0/B0/hook-SECRET-{n}\n",  # pasted with its line break
+        " T0/B0/hook-SECRET-{n}",  # the token alone, joined to the host
+        "T0/B0/hook-SECRET-{n}/",
+    ],
+)
+def test_the_webhook_stays_masked_when_slack_cannot_be_reached(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], password: str
+) -> None:
+    """slack_sdk logs the webhook URL it retries, at INFO; Airflow masks the connection's
+    password as stored, but the hook posts to it stripped (and joined to the host)."""
+    from airflow.sdk.log import _secrets_masker
+
+    with socket.socket() as probe:  # a port nobody listens on: the post is refused, then retried
+        probe.bind((LOOPBACK, 0))
+        url = f"http://{LOOPBACK}:{probe.getsockname()[1]}"
+    password = password.format(url=url, n=secrets.token_hex(4))  # a new secret for each case
+    connection = {"conn_type": "slackwebhook", "host": f"{url}/services", "password": password}
+    monkeypatch.setenv("AIRFLOW_CONN_HCA_NOTIFY_SLACK", json.dumps(connection))
+    with pytest.raises(OSError):  # urllib's URLError
+        SlackRunNotifier(True)(archived_run_context())
+    logged = "".join(capfd.readouterr())  # the hook logs through structlog, to the console
+    assert "Going to retry the same request: POST" in logged  # the line naming the URL
+    assert "hook-SECRET" not in _secrets_masker().redact(logged)
