@@ -22,10 +22,12 @@ import time
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError
+
+from hca_archive.url_credentials import redact_url, redact_urls
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +62,6 @@ def segment(value: str) -> str:
     if not isinstance(value, str) or not value or value in (".", ".."):
         raise ValueError(f"not a usable identifier: {value!r}")
     return quote(value, safe="")
-
-
-def redact_url(url: str) -> str:
-    """Drop any ``user:password@`` part of a URL so it can be shown."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-# ``scheme://user:password@`` anywhere in a text, up to the last "@" before "/", "?" or "#"
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
-
-
-def redact_urls(text: str) -> str:
-    """``text`` with the ``user:password@`` part of every URL in it dropped."""
-    return _USERINFO.sub(r"\1", text)
 
 
 def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:

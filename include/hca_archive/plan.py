@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from hca_archive.url_credentials import redact_urls
+
 READ_INDEXES = ("read1", "read2", "index1", "index2")
 CONVERSION_READ_INDEXES = ("read1", "read2", "index1")
 SCHEMAS = ("10xV2", "10xV3")
@@ -185,7 +187,7 @@ def parse_plan(
     if dsp_url is not None:
         expected_root, problem = _dsp_root(dsp_url)
         if problem:
-            raise ValueError(f"dsp_url {_show(_without_credentials(dsp_url))}: {problem}")
+            raise ValueError(f"dsp_url {_show(redact_urls(dsp_url))}: {problem}")
     raw_jobs = _job_list(data, problems)
     if raw_jobs is not None:
         if not raw_jobs:
@@ -303,15 +305,6 @@ def _bad_characters(text: str) -> str | None:
     return None
 
 
-def _without_credentials(url: Any) -> Any:
-    """A URL without its ``user:password@``, to be shown: the configured DSP URL comes from a
-    connection, which may hold them."""
-    return _USERINFO.sub(r"\1", url) if isinstance(url, str) else url
-
-
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
-
-
 def _show(value: Any, limit: int = 60) -> str:
     """An untrusted value quoted for a one-line message: escaped and truncated."""
     text = repr(value)[1:-1] if isinstance(value, str) else repr(value)  # repr escapes controls
@@ -357,11 +350,11 @@ def _http_url(url: str) -> tuple[Any, str | None]:
         return None, f"contains {bad}"
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        return None, f"must be an http(s) URL, got {_show(_without_credentials(url))}"
+        return None, f"must be an http(s) URL, got {_show(redact_urls(url))}"
     try:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
-        return None, f"has an invalid port: {_show(_without_credentials(url))}"
+        return None, f"has an invalid port: {_show(redact_urls(url))}"
     if not parts.hostname:
         return None, "has no host"
     if "@" in parts.netloc:

@@ -6,14 +6,8 @@ import pickle
 
 import pytest
 
-from hca_archive.http import (
-    JsonHttp,
-    ServiceError,
-    one_line,
-    redact_url,
-    segment,
-    summarise_html,
-)
+from hca_archive.http import JsonHttp, ServiceError, one_line, segment, summarise_html
+from hca_archive.url_credentials import redact_url
 
 
 def test_one_line_collapses_controls_and_truncates():

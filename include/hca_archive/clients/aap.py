@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 from requests.auth import HTTPBasicAuth
 
-from hca_archive.http import JsonHttp, ServiceError, redact_url
+from hca_archive.http import JsonHttp, ServiceError
+from hca_archive.url_credentials import redact_url
 
 
 class TokenSource(Protocol):

@@ -9,7 +9,8 @@ from typing import Any
 
 from hca_archive.clients.dsp import Blockers
 from hca_archive.clients.hal import iter_pages, optional_text, parsed
-from hca_archive.http import JsonHttp, decode_json, one_line, redact_url, segment
+from hca_archive.http import JsonHttp, decode_json, one_line, segment
+from hca_archive.url_credentials import redact_url
 
 # The DSP FileReference validator's message while a referenced data file is not uploaded yet
 # (sic: "is not exists").

@@ -12,7 +12,8 @@ import requests
 
 from hca_archive.clients.aap import TokenSource
 from hca_archive.clients.hal import embedded_items, iter_pages, links, optional_text, parsed
-from hca_archive.http import JsonHttp, ServiceError, decode_json, redact_url, segment
+from hca_archive.http import JsonHttp, ServiceError, decode_json, segment
+from hca_archive.url_credentials import redact_url
 
 
 def _count(doc: Mapping[str, Any], key: str) -> int:

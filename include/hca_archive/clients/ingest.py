@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hca_archive.clients.hal import iter_pages, links, optional_text, parsed
-from hca_archive.http import JsonHttp, redact_url
+from hca_archive.http import JsonHttp
+from hca_archive.url_credentials import redact_url
 
 FIND_BY_UUID = "submissionEnvelopes/search/findByUuidUuid"  # sic: ingest doubles "Uuid"
 FIND_BY_STATE = "submissionEnvelopes/search/findBySubmissionState"

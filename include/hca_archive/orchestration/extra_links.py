@@ -58,7 +58,7 @@ class ArchiveSubmissionLink(BaseOperatorLink):
     name = "Archive submission"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        from hca_archive.http import redact_url
+        from hca_archive.url_credentials import redact_url
 
         connection = BaseHook.get_connection(conn_id(operator.environment, "ingest"))
         return archive_records_url(redact_url(service_url(connection)), operator.submission_uuid)
@@ -71,7 +71,7 @@ class DspSubmissionLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         from hca_archive.clients.dsp import dsp_root
-        from hca_archive.http import redact_url
+        from hca_archive.url_credentials import redact_url
 
         record = XCom.get_value(ti_key=ti_key, key=RETURN_VALUE)
         dsp_uuid = record.get("dsp_uuid") if isinstance(record, dict) else None
