@@ -260,6 +260,28 @@ def test_unsized_jobs_are_sized_with_the_environments_keys(
         assert not any(secret in text for secret in SECRET_VALUES)
 
 
+def test_credentials_that_cannot_be_read_leave_the_default_sizes(
+    monkeypatch: pytest.MonkeyPatch, connections: None
+) -> None:
+    """Sizing is best effort: an AWS connection the hook cannot use (say, one set up to assume
+    a role) gives the pod the default memory and disk, not a failed task."""
+
+    def unusable(self: Any) -> dict[str, str]:
+        raise RuntimeError("cannot assume role arn:aws:iam::1:role/x")
+
+    monkeypatch.setattr(
+        "hca_archive.orchestration.hooks.HcaArchiveHook.file_job_credentials", unusable
+    )
+    op = KubernetesFileJobOperator(
+        task_id="run_kubernetes", batch=[plan_job("big")], environment="sandbox"
+    )
+
+    pod = op.pod_request(context())
+
+    assert pod.spec.containers[0].resources.limits["memory"] == "4096Mi"
+    assert pod.spec.volumes[1].empty_dir.size_limit == "50Gi"
+
+
 def test_the_batch_is_never_rendered_as_a_template(cluster: FakeKubernetes) -> None:
     batch = [plan_job("m {{ 7 * 7 }}")]
     assert "batch" not in KubernetesFileJobOperator.template_fields

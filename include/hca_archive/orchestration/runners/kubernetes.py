@@ -444,7 +444,7 @@ class KubernetesFileJobOperator(BaseOperator):
 
         try:
             credentials = HcaArchiveHook(self.environment).file_job_credentials()
-        except AirflowNotFoundException as error:
+        except Exception as error:  # sizing is best effort: the pod then gets the defaults
             self.log.warning("cannot size the jobs' inputs: %s", error)
             return [None]
         return [s3_input_bytes(job, credentials) for job in plan_jobs]
