@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from hca_archive.archiving import RunStopped
 
@@ -46,10 +46,21 @@ def recorded_step(context: Any, started: float | None = None) -> Iterator[StepRe
         log.error("%s", stopped)
         raise AirflowFailException(str(stopped)) from None
     except Exception as error:
-        _push(ti, record, "failed", f"{type(error).__name__}: {error}")
+        _push(ti, record, "failed", failure_text(error))
         raise
     if not record.deferred:
         _push(ti, record, "succeeded", record.outcome)
+
+
+def failure_text(error: Exception) -> str:
+    """What the report says about an exception: its message, with its class name only when the
+    message is not written for people (a bug's ``KeyError: 'dsp_uuid'``, say)."""
+    # Imported here: the DAG file imports this module, and parsing loads no HTTP client.
+    from hca_archive.http import ServiceError
+
+    if isinstance(error, (AirflowException, ServiceError)) and str(error):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _push(ti: Any, record: StepRecord, state: str, outcome: str) -> None:
