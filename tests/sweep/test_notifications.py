@@ -256,3 +256,27 @@ def test_the_webhook_stays_masked_when_slack_cannot_be_reached(
     logged = "".join(capfd.readouterr())  # the hook logs through structlog, to the console
     assert "Going to retry the same request: POST" in logged  # the line naming the URL
     assert "hook-SECRET" not in _secrets_masker().redact(logged)
+
+
+def test_failed_file_jobs_are_listed_once_not_again_in_the_failed_steps_reason() -> None:
+    report = failed_report()
+    report["steps"] = [
+        {"step": "check_submission", "states": ["success"], "outcomes": ["ok"]},
+        {
+            "step": "run_local",
+            "states": ["failed", "failed"],
+            "outcomes": [
+                "1 file job(s) failed: m1/a.bam: job 0 (m1/a.bam): convert: not FASTQ",
+                "run-job exited 2 without a result JSON: 'disk full'",
+            ],
+        },
+    ]
+    report["failed_jobs"] = [{"job": "m1/a.bam", "error": "job 0 (m1/a.bam): convert: not FASTQ"}]
+    text = describe_run(report, False).text
+    assert text.count("not FASTQ") == 1
+    assert "Failed job m1/a.bam: job 0 (m1/a.bam): convert: not FASTQ" in text
+    # what the listed jobs do not say is kept: a task that left no result
+    assert (
+        "Failed step: run_local: 1 file job(s) failed, listed below; "
+        "run-job exited 2 without a result JSON: 'disk full'" in text
+    )

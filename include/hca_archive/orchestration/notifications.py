@@ -22,7 +22,7 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from hca_archive.orchestration.report import FAILED_STATES, collect_report
+from hca_archive.orchestration.report import FAILED_STATES, FILE_JOB_STEPS, collect_report
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,23 @@ class RunMessage:
 
 
 def failing_step(report: dict[str, Any]) -> tuple[str, str]:
-    """The first step that failed itself (not only upstream) and why; else the first failed."""
+    """The first step that failed itself (not only upstream) and why; else the first failed.
+
+    A file-job step's reasons that only repeat its failed jobs are left out: the message lists
+    those jobs, one line each.
+    """
     failed = [step for step in report.get("steps", []) if FAILED_STATES & set(step["states"])]
     failed.sort(key=lambda step: "failed" not in step["states"])
     if not failed:
         return "", ""
     step = failed[0]
-    return step["step"], "; ".join(filter(None, step["outcomes"])) or "see the task's log"
+    outcomes = list(filter(None, step["outcomes"]))
+    failed_jobs = report.get("failed_jobs", []) if step["step"] in FILE_JOB_STEPS else []
+    if failed_jobs:
+        listed = [f"{job['job']}: {job['error']}" for job in failed_jobs]
+        outcomes = [text for text in outcomes if not any(job in text for job in listed)]
+        outcomes.insert(0, f"{len(failed_jobs)} file job(s) failed, listed below")
+    return step["step"], "; ".join(outcomes) or "see the task's log"
 
 
 def describe_run(
