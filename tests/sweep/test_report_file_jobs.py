@@ -108,3 +108,25 @@ def test_entities_without_an_accession_are_not_counted_or_listed_as_accessions()
     assert message.subject.endswith(": archived (1 accessions)")
     assert "None" not in message.text
     assert not any("None" in line for line in report_module.render_story(report))
+
+
+def test_a_mapped_steps_failure_is_told_by_its_failed_tasks_not_its_successful_ones() -> None:
+    store: dict[tuple[str, str, int], Any] = {
+        ("run_local", "step", 0): {
+            "state": "succeeded",
+            "outcome": "m1/a.fastq.gz: 1 job(s) archived",
+        },
+        ("run_local", "step", 1): {"state": "failed", "outcome": "run-job exited 2: disk full"},
+    }
+    context = {
+        "ti": Ti(store, "report", -1),
+        "dag_run": SimpleNamespace(run_type="manual", start_date=None),
+        "params": PARAMS,
+    }
+    report = report_module.collect_report(context)
+    (step,) = [step for step in report["steps"] if step["step"] == "run_local"]
+    assert step["failures"] == ["run-job exited 2: disk full"]
+    assert len(step["outcomes"]) == 2  # the story and the audit record keep every task's outcome
+    text = describe_run(report, False).text
+    assert "Failed step: run_local: run-job exited 2: disk full" in text
+    assert "archived" not in text

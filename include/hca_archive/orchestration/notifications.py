@@ -22,7 +22,12 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from hca_archive.orchestration.report import FAILED_STATES, FILE_JOB_STEPS, collect_report
+from hca_archive.orchestration.report import (
+    FAILED_STATES,
+    FILE_JOB_STEPS,
+    collect_report,
+    failure_outcomes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def failing_step(report: dict[str, Any]) -> tuple[str, str]:
     if not failed:
         return "", ""
     step = failed[0]
-    outcomes = list(filter(None, step["outcomes"]))
+    outcomes = list(filter(None, failure_outcomes(step)))
     failed_jobs = report.get("failed_jobs", []) if step["step"] in FILE_JOB_STEPS else []
     if failed_jobs:
         listed = [f"{job['job']}: {job['error']}" for job in failed_jobs]

@@ -81,6 +81,10 @@ def collect_report(context: Any) -> dict[str, Any]:
                 "states": states.get(task_id, []),
                 "seconds": round(sum(record.get("seconds", 0) for record in records), 3),
                 "outcomes": [record.get("outcome") for record in records],
+                # a mapped step's failure is told by its failed tasks, not its successful ones
+                "failures": [
+                    record.get("outcome") for record in records if record.get("state") == "failed"
+                ],
             }
         )
     jobs = [
@@ -120,6 +124,11 @@ def collect_report(context: Any) -> dict[str, Any]:
         ],
         "accessions": completion.get("accessions", []),
     }
+
+
+def failure_outcomes(step: dict[str, Any]) -> list[str]:
+    """Why a failed step failed: its failed tasks' outcomes (all outcomes in older records)."""
+    return step.get("failures") or step["outcomes"]
 
 
 def render_story(report: dict[str, Any]) -> list[str]:
@@ -202,6 +211,6 @@ def build_and_publish_report(context: Any) -> dict[str, Any]:
     failed = [step for step in report["steps"] if FAILED_STATES & set(step["states"])]
     if failed:
         first = failed[0]
-        reason = "; ".join(filter(None, first["outcomes"])) or "see its log"
+        reason = "; ".join(filter(None, failure_outcomes(first))) or "see its log"
         raise AirflowFailException(f"run failed at step {first['step']}: {reason}")
     return report
