@@ -204,7 +204,7 @@ def test_a_conversion_error_fails_the_job_naming_it_and_uploads_nothing(moto_s3,
 def test_a_missing_input_fails_the_download_step(moto_s3, tus, tmp_path):
     outcome = runner(moto_s3, FakeDsp(tus.endpoint, {})).run(plan_job(moto_s3, "absent"), tmp_path)
     assert outcome.status == "failed"
-    assert "download: s3://hca-test-area/absent/R1.fastq.gz: head_object failed" in outcome.error
+    assert "download: s3://hca-test-area/absent/R1.fastq.gz: no such file in S3" in outcome.error
     assert outcome.seconds["convert"] == 0
     assert not (tmp_path / "job-0" / "output" / "manifest-1_1.bam").exists()
 

@@ -59,6 +59,14 @@ class ObjectChangedError(DownloadError):
     """The object's ETag changed during the download (``If-Match`` failed)."""
 
 
+# What S3's refusals mean for the wrangler. S3 answers 403 for a missing object too when the
+# credentials may not list the bucket.
+REFUSALS = {
+    404: "no such file in S3 (check the plan's cloud URL and that the file is still there)",
+    403: "S3 refused access: the file job's AWS credentials cannot read it, or it does not exist",
+}
+
+
 class RefusedError(DownloadError):
     """S3 refused the request (403) or has no such object or bucket (404): no retry helps."""
 
@@ -291,8 +299,9 @@ class S3Downloader:
                     f"s3://{bucket}/{key} changed while it was being downloaded; run the job again"
                 ) from None
             refused = status in (403, 404)
+            detail = f"{code} (HTTP {status})" if code and code != str(status) else f"HTTP {status}"
             raise (RefusedError if refused else DownloadError)(
-                f"s3://{bucket}/{key}: {operation} failed: {code} ({status})"
+                f"s3://{bucket}/{key}: {REFUSALS.get(status, 'S3 failed')}: {operation} {detail}"
             ) from None
 
     def _download(
