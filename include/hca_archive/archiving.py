@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from hca_archive.plan import PlanError, parse_plan
@@ -37,6 +38,17 @@ class RunStopped(Exception):
 class ArchiverRefused(RunStopped):
     """The archiver answered the archive request with a 4xx: it made nothing, and the same
     request again would be refused again."""
+
+
+def plain_duration(span: timedelta) -> str:
+    """``2 h``, ``1 h 30 min``, ``45 s``: a duration as a wrangler reads it (``24 h``, not
+    ``1 day, 0:00:00``)."""
+    seconds = round(span.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    parts.append(f"{seconds} s" if seconds or not (hours or minutes) else "")
+    return " ".join(filter(None, parts))
 
 
 @dataclass(frozen=True)

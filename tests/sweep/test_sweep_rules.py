@@ -58,7 +58,7 @@ def test_a_submission_just_moved_to_archiving_is_left_to_a_wrangler_for_a_while(
     (fresh,) = sweep({}, FIRST, since=NOW - timedelta(minutes=29))
     assert not fresh.trigger
     assert fresh.reason == (
-        "in Archiving since 2026-11-29 11:31 UTC: a sweep waits 0:30:00 for a run started by hand"
+        "in Archiving since 2026-11-29 11:31 UTC: a sweep waits 30 min for a run started by hand"
     )
     (undated,) = sweep({}, FIRST, since=None)
     assert undated.trigger

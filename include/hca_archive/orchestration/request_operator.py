@@ -171,7 +171,9 @@ class RequestArchiveOperator(BaseOperator):
                 with recorded_step(context, started):
                     raise RunStopped(
                         f"the archiver made no DSP submission for {self.submission_uuid} after "
-                        f"{requests} requests, each awaited {self.grace}; see the archiver's log"
+                        f"{requests} requests, each awaited {archiving.plain_duration(self.grace)}"
+                        ": ask the archiver's operators what its log says; clearing "
+                        f"{self.task_id} asks again"
                     )
             log.warning("no DSP submission %s after asking; asking again", self.grace)
             return self._request(context, started)

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from hca_archive.archiving import RunStopped
+from hca_archive.archiving import RunStopped, plain_duration
 from hca_archive.orchestration.step_record import recorded_step
 
 
@@ -79,8 +79,11 @@ class ArchiveProgressSensor(BaseOperator):
             if status == "stopped":
                 raise RunStopped(message)
             if status == "timeout":
-                waited = f"gave up waiting for {self.awaiting} after {self.timeout}"
-                raise RunStopped(f"{waited}; last seen: {message}")
+                waited = plain_duration(self.timeout)
+                raise RunStopped(
+                    f"gave up waiting for {self.awaiting} after {waited}; last seen: {message}. "
+                    f"Clearing {self.task_id} waits another {waited}."
+                )
             if status != "done":
                 raise AirflowFailException(f"unexpected trigger event {event!r}")
             self.log.info("%s: %s", self.awaiting, message)

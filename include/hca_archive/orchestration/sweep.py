@@ -42,6 +42,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
 
+from hca_archive.archiving import plain_duration
 from hca_archive.orchestration import run_claims
 from hca_archive.orchestration.connections import ENVIRONMENTS
 from hca_archive.orchestration.env_durations import env_duration
@@ -148,7 +149,7 @@ def decide(
         if state is None and submission.since and now - submission.since < min_age:
             reason, trigger = (
                 f"in Archiving since {submission.since:%Y-%m-%d %H:%M} UTC: "
-                f"a sweep waits {min_age} for a run started by hand",
+                f"a sweep waits {plain_duration(min_age)} for a run started by hand",
                 False,
             )
         elif state is None:
