@@ -64,10 +64,14 @@ def check_envelope(ingest: IngestClient, submission_uuid: str, environment: str)
     """The envelope, if it exists and is Archiving or already Archived (or past it)."""
     envelope = ingest.find_envelope(submission_uuid)
     if envelope is None:
-        raise RunStopped(f"submission {submission_uuid} not found in {environment}")
+        raise RunStopped(
+            f"submission {submission_uuid} not found in {environment}: check the UUID (the "
+            "ingest submission's, not its project's) and the environment, then start a new run"
+        )
     if envelope.state not in (ARCHIVING, *ARCHIVED_OR_LATER):
         raise RunStopped(
-            f"submission {submission_uuid} is {envelope.state}, not {ARCHIVING}: nothing archived"
+            f"submission {submission_uuid} is {envelope.state}, not {ARCHIVING}: nothing archived."
+            f" Once ingest shows it {ARCHIVING}, clear check_submission (or start a new run)"
         )
     return envelope
 

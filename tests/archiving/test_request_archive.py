@@ -137,14 +137,22 @@ class OneEnvelope:
         )
 
 
-def test_unknown_submission_names_uuid_and_environment() -> None:
-    with pytest.raises(RunStopped, match=f"submission {UUID} not found in staging"):
+def test_unknown_submission_names_uuid_and_environment_and_what_to_check() -> None:
+    with pytest.raises(RunStopped) as raised:
         check_envelope(OneEnvelope(None), UUID, "staging")
+    assert str(raised.value) == (
+        f"submission {UUID} not found in staging: check the UUID (the ingest submission's, not "
+        "its project's) and the environment, then start a new run"
+    )
 
 
-def test_submission_in_another_state_is_refused() -> None:
-    with pytest.raises(RunStopped, match="is Valid, not Archiving"):
+def test_submission_in_another_state_is_refused_saying_when_to_try_again() -> None:
+    with pytest.raises(RunStopped) as raised:
         check_envelope(OneEnvelope("Valid"), UUID, "dev")
+    assert str(raised.value) == (
+        f"submission {UUID} is Valid, not Archiving: nothing archived. Once ingest shows it "
+        "Archiving, clear check_submission (or start a new run)"
+    )
 
 
 @pytest.mark.parametrize("state", ["Archiving", "Archived", "Exporting", "Complete"])
