@@ -331,19 +331,24 @@ def completion_progress(
     """Done when DSP says Completed and the ingest envelope is Archived (or already past it)."""
     status = dsp.status(dsp_uuid)
     if status == "Failed":
-        raise RunStopped(f"DSP submission {dsp_uuid} failed")
+        raise RunStopped(
+            f"DSP submission {dsp_uuid} failed: waiting will not change it; ask DSP's helpdesk "
+            "why, naming the DSP submission"
+        )
     if status != "Draft":
         failed = [
             item for item in dsp.processing_statuses(dsp_uuid) if item.status in ITEM_FAILURES
         ]
         if failed:
             names = "; ".join(
-                f"{item.submittable_type} {item.alias}: {item.status}" for item in failed[:20]
+                f"{item.submittable_type} {item.alias}: {item.status}"
+                + (f" by {item.archive}" if item.archive else "")
+                for item in failed[:20]
             )
             more = f"; ... and {len(failed) - 20} more" if len(failed) > 20 else ""
             raise RunStopped(
                 f"DSP submission {dsp_uuid}: {len(failed)} item(s) will never be accessioned: "
-                f"{names}{more}"
+                f"{names}{more}. Ask DSP's helpdesk why, naming the DSP submission and the items"
             )
     envelope = ingest.find_envelope(submission_uuid)
     state = envelope.state if envelope else "missing"

@@ -194,8 +194,13 @@ def test_an_item_dsp_will_never_accession_stops_the_wait_naming_it(item_status: 
             ProcessingStatus("sequencingRuns", "HCA_run_1", item_status, None, "Ena"),
         ],
     )
-    with pytest.raises(RunStopped, match=f"1 item.*sequencingRuns HCA_run_1: {item_status}"):
+    with pytest.raises(RunStopped) as raised:
         progress(services)
+    assert str(raised.value) == (
+        f"DSP submission {DSP_UUID}: 1 item(s) will never be accessioned: "
+        f"sequencingRuns HCA_run_1: {item_status} by Ena. "
+        "Ask DSP's helpdesk why, naming the DSP submission and the items"
+    )
 
 
 def test_items_still_in_processing_are_awaited() -> None:
@@ -225,5 +230,5 @@ def test_a_failed_dsp_submission_stops_the_wait_at_once() -> None:
     """DSP's own Failed, with no item listed as Rejected or Error and the envelope still in
     Archiving: nothing will change by waiting, so the wait must end (it would poll for hours)."""
     services = Services(status="Failed")
-    with pytest.raises(RunStopped, match=f"^DSP submission {DSP_UUID} failed$"):
+    with pytest.raises(RunStopped, match=f"^DSP submission {DSP_UUID} failed: waiting will not"):
         progress(services)
