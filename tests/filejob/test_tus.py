@@ -250,3 +250,22 @@ def test_a_token_requests_refuses_as_a_header_is_not_quoted_in_the_error(stub, d
         )
     assert "secret-signature" not in str(raised.value)
     assert "InvalidHeader" in str(raised.value)
+
+
+def test_a_refusal_as_an_html_page_is_reported_by_its_words_not_its_markup():
+    import requests
+
+    response = requests.Response()
+    response.status_code = 403
+    response.headers["Content-Type"] = "text/html"
+    response._content = (
+        b"<!DOCTYPE html><html><head><title>403 Forbidden</title><style>body{}</style></head>"
+        b"<body><h1>Forbidden</h1><p>Submission sub-1 is not in Draft</p></body></html>"
+    )
+    tus = TusClient("http://dsp.test/files/", CountingTokens())
+    with pytest.raises(TusError) as raised:
+        tus._raise_for_status(response, "sending bytes 0-99")
+    message = str(raised.value)
+    assert message.startswith("sending bytes 0-99: HTTP 403 403 Forbidden")
+    assert "Submission sub-1 is not in Draft" in message
+    assert "<" not in message and "body{}" not in message

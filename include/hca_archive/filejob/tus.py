@@ -21,7 +21,7 @@ import requests
 from hca_archive.clients import TokenSource
 from hca_archive.filejob.progress import Progress, megabytes
 from hca_archive.filejob.workdir import read_json, write_json_atomically
-from hca_archive.http import one_line
+from hca_archive.http import one_line, summarise_body
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ class TusClient:
     def _raise_for_status(self, response: requests.Response, doing: str) -> None:
         if response.status_code < 400:
             return
-        summary = f"{doing}: HTTP {response.status_code} {one_line(response.text, 200)}"
+        summary = f"{doing}: HTTP {response.status_code} {one_line(summarise_body(response), 200)}"
         if response.status_code in TRANSIENT_STATUSES:
             raise _Transient(summary)
         if response.status_code == 401:
