@@ -264,6 +264,7 @@ def test_mismatched_inputs_fail_their_job_only(sandbox, sandbox_env, tmp_path):
     bad, plain = document["jobs"]
     assert (bad["status"], plain["status"]) == ("failed", "succeeded")
     assert re.search(r"convert: .*fastq\.gz.*read \d+", bad["error"]), bad["error"]
+    assert (bad["retryable"], plain["retryable"]) == (False, True)  # the inputs will not change
     assert bad["files"] == []
     (dsp_submission,) = sandbox.submission_summary(submission)["dsp_submissions"]
     bam_name = jobs[0]["files"][0]["name"]
@@ -315,6 +316,7 @@ def test_an_invalid_job_fails_alone_and_says_why(sandbox, sandbox_env, tmp_path)
     assert finished.returncode == 1
     bad, good = result_of(finished)["jobs"]
     assert bad["status"] == "failed" and "conversion.schema" in bad["error"]
+    assert bad["retryable"] is False
     assert "10xV1" in bad["error"] and bad["error"].startswith("invalid plan entry: job 0")
     assert good["status"] == "succeeded"
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from hca_archive import convert
 from hca_archive.clients import DspClient, TokenSource
 from hca_archive.filejob.progress import Progress
-from hca_archive.filejob.s3download import DownloadError, FetchedFile, S3Downloader
+from hca_archive.filejob.s3download import DownloadError, FetchedFile, RefusedError, S3Downloader
 from hca_archive.filejob.tus import DEFAULT_CHUNK_SIZE, TusClient, TusError
 from hca_archive.filejob.workdir import JobDirs, child, read_json, write_json_atomically
 from hca_archive.http import ServiceError
@@ -50,6 +50,9 @@ class JobOutcome:
     label: str
     status: str = "running"
     error: str | None = None
+    retryable: bool = (
+        True  # False: it failed on what it was given (plan, inputs), as it would again
+    )
     files: list[dict[str, Any]] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
@@ -61,6 +64,7 @@ class JobOutcome:
             "label": self.label,
             "status": self.status,
             "error": self.error,
+            "retryable": self.retryable,
             "files": self.files,
             "inputs": self.inputs,
             "seconds": {step: round(value, 3) for step, value in self.seconds.items()},
@@ -79,6 +83,9 @@ class LocalFile(NamedTuple):
     reads: int | None
 
 
+# Failures of the job's own data, which running it again cannot change: the inputs (verified
+# against S3 before conversion) are not FASTQ or do not match, or S3 refuses or lacks them.
+PERMANENT_ERRORS = (convert.ConversionError, RefusedError)
 # Failures a step reports in one line; anything else is a bug and is logged with its traceback.
 EXPECTED_ERRORS = (
     DownloadError,
@@ -198,6 +205,7 @@ class JobRunner:
             yield
         except Exception as error:
             outcome.error = f"job {job.index} ({job.label}): {step}: {error}"
+            outcome.retryable = not isinstance(error, PERMANENT_ERRORS)
             log.error("%s", outcome.error, exc_info=not isinstance(error, EXPECTED_ERRORS))
             self._note_interruption(error)
             raise _StepFailed from error

@@ -73,4 +73,5 @@ def _refused(position: int, raw_job: Any, problems: list[str]) -> JobOutcome:
         label=manifest_id or f"job {position}",
         status="failed",
         error="invalid plan entry: " + "; ".join(problems),
+        retryable=False,  # the plan is the same on every try
     )

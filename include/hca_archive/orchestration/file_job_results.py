@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from hca_archive.archiving import batch_label
 
@@ -62,4 +62,8 @@ def check_result(result: dict[str, Any], log: Any, ti: Any = None) -> None:
     if failed or not result.get("jobs"):
         keep_failed_result(ti, result)
         reasons = "; ".join(f"{job.get('label')}: {job.get('error')}" for job in failed)
-        raise AirflowException(f"{len(failed)} file job(s) failed: {reasons or 'no result'}")
+        message = f"{len(failed)} file job(s) failed: {reasons or 'no result'}"
+        if failed and all(job.get("retryable") is False for job in failed):
+            # the same inputs would fail the same way: no retry, the wrangler fixes the data
+            raise AirflowFailException(f"{message} (not retried: running again cannot fix it)")
+        raise AirflowException(message)
