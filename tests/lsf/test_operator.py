@@ -15,7 +15,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from hca_archive.lsf.names import job_name, job_paths
-from hca_archive.lsf.outputs import parse_bjobs_json, parse_bsub
+from hca_archive.lsf.outputs import LsfCommandError, parse_bjobs_json, parse_bsub
 from hca_archive.orchestration.lsf import operator as operator_module
 from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 from hca_archive.plan import PlanError
@@ -232,6 +232,18 @@ def test_a_batch_with_a_crash_names_the_jobs_left_without_result(lsf_quick, hpc_
     assert not Path(paths.result(1)).exists()
     assert Path(paths.scratch(1)).exists()  # a failed batch keeps its files
     assert ctx["ti"].pushed[-1][1]["state"] == "failed"
+
+
+def test_a_refused_submission_leaves_no_credentials(lsf_quick, hpc_connection):
+    """bsub refused the job (here: a queue the cluster does not have), so no job will ever read
+    and delete the credentials file: the task must, and say why LSF refused."""
+    op = operator(hpc_connection, plan_job("manifest-noqueue"), lsf_queue="nosuch")
+    ctx = context("noqueue")
+    with pytest.raises(LsfCommandError, match=r"exit 255\): nosuch: No such queue"):
+        op.execute(ctx)
+    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "noqueue", 0)
+    assert Path(paths.plan).exists()  # staged: the bsub really ran and was refused
+    assert not Path(paths.credentials).exists()
 
 
 def test_a_second_execute_adopts_the_job_instead_of_submitting_again(lsf_quick, hpc_connection):

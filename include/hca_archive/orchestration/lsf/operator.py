@@ -270,6 +270,8 @@ class LsfFileJobOperator(BaseOperator):
         cluster.write_private(paths.plan, json.dumps({"jobs": self.batch}).encode())
         cluster.write_private(paths.credentials, json.dumps(secrets).encode())
         result = cluster.run(bsub_argv(name, settings, paths))
+        if result.returncode != 0:  # refused: no job will ever read (and delete) the credentials
+            cluster.remove(paths.credentials)
         submission = parse_bsub(result.stdout, result.stderr, result.returncode)
         self.log.info(
             "Submitted LSF job %s (%s) to queue %s: %d job(s), %d MB (largest input: %s bytes), "
