@@ -90,3 +90,12 @@ def test_a_directory_others_may_write_on_the_way_is_refused(hpc, hpc_connection,
         cluster.make_private_dirs(str(sticky / "run" / "job-0"))
     assert not (shared / "run").exists()
     assert (sticky / "run" / "job-0").is_dir()
+
+
+def test_a_command_that_hangs_fails_naming_it_and_the_cluster(hpc, hpc_connection):
+    """A bsub or bjobs that hangs (LSF retries while mbatchd does not answer) must not end the
+    task with a bare ``TimeoutError()``: the wrangler needs to know what hung, and where."""
+    with Cluster(hpc_connection) as cluster:
+        with pytest.raises(ClusterError, match=r"sleep on 127\.0\.0\.1:\d+ .*no answer within 1 s"):
+            cluster.run(["sleep", "30"], timeout=1)
+        assert cluster.run(["echo", "still usable"]).stdout == "still usable\n"

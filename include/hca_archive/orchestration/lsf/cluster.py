@@ -75,8 +75,16 @@ class Cluster:
     def run(self, argv: list[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult:
         """Run ``argv`` (every word shell-quoted) and collect its output."""
         _, stdout, stderr = self._connected().exec_command(shlex.join(argv), timeout=timeout)
-        out = stdout.read().decode("utf-8", "replace")
-        err = stderr.read().decode("utf-8", "replace")
+        try:
+            out = stdout.read().decode("utf-8", "replace")
+            err = stderr.read().decode("utf-8", "replace")
+        except TimeoutError:  # paramiko's bare socket.timeout says neither what nor where
+            stdout.channel.close()
+            raise ClusterError(
+                f"{argv[0]} on {self.hook.remote_host}:{self.hook.port} (connection "
+                f"{self.ssh_conn_id}) gave no answer within {timeout:g} s; LSF may be down or "
+                "busy (a bsub may still have submitted the job: a retry finds it by name)"
+            ) from None
         return CommandResult(stdout.channel.recv_exit_status(), out, err)
 
     def make_private_dirs(self, path: str) -> None:
