@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from hca_archive.lsf.names import job_paths
-from hca_archive.lsf.outputs import JobState
+from hca_archive.lsf.outputs import JobState, LsfCommandError
 from hca_archive.orchestration.lsf import operator as operator_module
 from hca_archive.orchestration.lsf.cluster import CommandResult
 from hca_archive.plan import parse_plan
@@ -94,3 +95,39 @@ def test_the_newest_finished_job_is_adopted_whether_done_or_exit():
     jobs = (JobState("100", "DONE", 0), JobState("101", "EXIT", 3))
     assert operator_module._pick_existing(jobs) == jobs[1]
     assert operator_module._pick_existing((*jobs, JobState("102", "PEND", None))).job_id == "102"
+
+
+class LsfDownCluster(HostLostCluster):
+    """The cluster answers, LSF does not: mbatchd is restarting or failing over."""
+
+    def run(self, argv: list[str]) -> CommandResult:
+        self.commands.append(argv)
+        return CommandResult(255, "", "LSF is down. Please wait...\n")
+
+
+def test_lsf_down_when_the_task_looks_for_itself_means_waiting_again(monkeypatch):
+    """The poller gave up during an LSF outage and woke the task: its own bjobs fails the same
+    way. Failing would spend the task's retries (2, a minute apart) on a routine mbatchd restart
+    and leave the LSF job running with no task waiting for it; the job is still there."""
+    cluster = LsfDownCluster("RUN")
+    monkeypatch.setattr(operator_module, "_connect", lambda conn_id: cluster)
+    op = operator("hpc", plan_job("manifest-down"))
+    directory = job_paths("/scratch", "lsf_test", "down", 0).directory
+    deadline = time.time() + 3600
+    event = {
+        "job_id": "7",
+        "job_name": "n",
+        "directory": directory,
+        "deadline": deadline,
+        "outcome": "error",
+        "message": "LSF poll failed 5 times: bjobs failed (exit 255): LSF is down. Please wait...",
+    }
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute_complete(context("down"), event)
+    assert (deferred.value.trigger.job_id, deferred.value.trigger.deadline) == ("7", deadline)
+    assert [argv[0] for argv in cluster.commands] == ["bjobs"]  # no bkill, nothing resubmitted
+    assert cluster.removed == []  # the job may still need its credentials
+
+    past = {**event, "deadline": time.time() - 1, "outcome": "timeout"}
+    with pytest.raises(LsfCommandError, match="LSF is down"):  # no waiting past the deadline
+        op.execute_complete(context("down"), past)

@@ -30,6 +30,10 @@ class ClusterError(RuntimeError):
     """The cluster could not be reached or refused us; the message says which and why."""
 
 
+class ClusterTimeout(ClusterError):
+    """A command on the cluster gave no answer in time (LSF clients wait while LSF is down)."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     returncode: int
@@ -80,7 +84,7 @@ class Cluster:
             err = stderr.read().decode("utf-8", "replace")
         except TimeoutError:  # paramiko's bare socket.timeout says neither what nor where
             stdout.channel.close()
-            raise ClusterError(
+            raise ClusterTimeout(
                 f"{argv[0]} on {self.hook.remote_host}:{self.hook.port} (connection "
                 f"{self.ssh_conn_id}) gave no answer within {timeout:g} s; LSF may be down or "
                 "busy (a bsub may still have submitted the job: a retry finds it by name)"

@@ -24,6 +24,7 @@ from hca_archive.lsf.commands import bjobs_by_name_argv, bjobs_status_argv, bkil
 from hca_archive.lsf.names import JobPaths, job_name, job_paths
 from hca_archive.lsf.outputs import (
     JobState,
+    LsfCommandError,
     describe_exit,
     parse_bjobs_json,
     parse_bkill,
@@ -189,8 +190,7 @@ class LsfFileJobOperator(BaseOperator):
             self.log.info("Trigger: %s", event.get("message"))
             paths = JobPaths(str(event["directory"]))
             with _connect(self._ssh_conn_id()) as cluster:
-                answer = cluster.run(bjobs_status_argv([job_id]))
-                states = parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
+                states = self._states_or_wait_again(cluster, job_id, name, paths, event)
                 current = states.get(job_id)
                 if current is None or not current.active:
                     plan_jobs = parse_plan({"jobs": self.batch}).jobs
@@ -213,6 +213,24 @@ class LsfFileJobOperator(BaseOperator):
                     )
             self.log.info("LSF job %s is still %s: waiting again", job_id, current.stat)
             self._defer(job_id, name, paths, event.get("deadline"))
+
+    def _states_or_wait_again(
+        self, cluster: Cluster, job_id: str, name: str, paths: JobPaths, event: dict[str, Any]
+    ) -> dict[str, JobState]:
+        """The job's state from bjobs; while LSF is down (it answers so, or not at all) the job
+        may well still run: wait again until the deadline instead of failing the task, which
+        would spend its retries on an mbatchd restart and leave the job without a task."""
+        from hca_archive.orchestration.lsf.cluster import ClusterTimeout
+
+        try:
+            answer = cluster.run(bjobs_status_argv([job_id]))
+            return parse_bjobs_json(answer.stdout, answer.stderr, answer.returncode).by_id()
+        except (LsfCommandError, ClusterTimeout) as error:
+            deadline = event.get("deadline")
+            if deadline is not None and time.time() >= deadline:
+                raise
+            self.log.warning("Cannot ask LSF about job %s now (%s): waiting again", job_id, error)
+            self._defer(job_id, name, paths, deadline)
 
     def on_kill(self) -> None:
         """Stop the LSF job with the task (known by id, or else by name)."""
