@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from hca_archive.orchestration.lsf.cluster import Cluster, ClusterError, connect_async
+from hca_archive.lsf.outputs import LsfCommandError, parse_bjobs_json
+from hca_archive.orchestration.lsf.cluster import (
+    Cluster,
+    ClusterError,
+    connect_async,
+    run_async,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +108,34 @@ def test_a_command_that_hangs_fails_naming_it_and_the_cluster(hpc, hpc_connectio
         with pytest.raises(ClusterError, match=r"sleep on 127\.0\.0\.1:\d+ .*no answer within 1 s"):
             cluster.run(["sleep", "30"], timeout=1)
         assert cluster.run(["echo", "still usable"]).stdout == "still usable\n"
+
+
+def test_a_session_dropped_mid_command_is_a_failure_not_an_empty_answer(hpc, hpc_connection):
+    """The triggerer's SSH session to the cluster dies while bjobs runs (login node rebooted,
+    sshd restarted): no exit status ever comes. Read as exit 0 with no output, a poll would tell
+    every waiting trigger that LSF no longer knows its job."""
+    started = hpc.work_root / "dropped-session.pid"
+
+    def session_process(pid: int) -> int:
+        while b"sshd" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return pid
+
+    async def drop_mid_command():
+        connection = await connect_async(hpc_connection)
+        try:
+            command = f"echo $$ > {started}; exec sleep 30"
+            running = asyncio.ensure_future(run_async(connection, ["sh", "-c", command]))
+            for _ in range(200):
+                if started.exists() and started.read_text().strip():
+                    break
+                await asyncio.sleep(0.05)
+            os.kill(session_process(int(started.read_text())), signal.SIGKILL)
+            return await running
+        finally:
+            connection.close()
+
+    result = asyncio.run(drop_mid_command())
+    assert result.returncode != 0
+    with pytest.raises(LsfCommandError):
+        parse_bjobs_json(result.stdout, result.stderr, result.returncode)

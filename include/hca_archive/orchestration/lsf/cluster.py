@@ -229,7 +229,9 @@ async def run_async(
     connection: asyncssh.SSHClientConnection, argv: list[str], timeout: float = COMMAND_TIMEOUT
 ) -> CommandResult:
     result = await connection.run(shlex.join(argv), check=False, timeout=timeout)
-    return CommandResult(result.exit_status or 0, _text(result.stdout), _text(result.stderr))
+    # None: the session closed without an exit status (dropped mid-command), like paramiko's -1
+    status = -1 if result.exit_status is None else result.exit_status
+    return CommandResult(status, _text(result.stdout), _text(result.stderr))
 
 
 def _text(output: Any) -> str:
