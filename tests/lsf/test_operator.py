@@ -338,6 +338,25 @@ def test_a_failure_after_a_replan_is_retried_not_hidden_by_the_old_done_job(
     assert len(submissions(hpc, job_name("lsf_test", "replan-fail", 0))) == 3
 
 
+def test_a_retry_after_a_refused_submission_of_a_new_batch_does_not_adopt_the_old_job(
+    lsf_quick, hpc_connection
+):
+    """After a re-plan the new batch is staged but bsub refuses it (a queue typo, fixed before
+    the retry). The old batch's DONE job is the only one named so; the staged plan is the new
+    batch's now, so it looks like this batch's job: adopted, it failed every retry with "DONE
+    but left no result file" until LSF forgot it, an hour later."""
+    hpc, ctx = lsf_quick, context("replan-refused")
+    old = operator(hpc_connection, plan_job("manifest-old"))
+    assert run_deferred(old, defer(old, ctx), ctx)["succeeded"] == 1
+    new_job = plan_job("manifest-new")
+    with pytest.raises(LsfCommandError, match="No such queue"):
+        operator(hpc_connection, new_job, lsf_queue="nosuch").execute(ctx)
+    retry = operator(hpc_connection, new_job)
+    result = run_deferred(retry, defer(retry, ctx), ctx)
+    assert result["jobs"][0]["manifest_id"].startswith("manifest-new")
+    assert len(submissions(hpc, job_name("lsf_test", "replan-refused", 0))) == 3
+
+
 def test_results_a_job_left_beside_a_newer_failed_twin_are_taken(lsf_quick, hpc_connection):
     """A twin of the job (a second worker's submission, killed) ended in EXIT after the job
     itself finished: its successful results stand, nothing is submitted again."""

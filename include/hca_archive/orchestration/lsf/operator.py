@@ -149,6 +149,16 @@ class LsfFileJobOperator(BaseOperator):
                         self._end(cluster, existing.job_id)
                     existing = None
                 if existing is not None and existing.stat == "DONE":
+                    _, missing = _collect_results(cluster, paths, plan_jobs)
+                    if missing == len(plan_jobs):  # it ran the batch before a re-plan whose
+                        self.log.warning(  # submission failed after staging (which clears them)
+                            "LSF job %s (%s) is DONE but left none of this batch's results: "
+                            "it ran another batch; submitting anew",
+                            existing.job_id,
+                            name,
+                        )
+                        existing = None
+                if existing is not None and existing.stat == "DONE":
                     self.log.info(
                         "LSF job %s (%s) already finished: adopting it", existing.job_id, name
                     )
