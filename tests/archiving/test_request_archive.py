@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,9 @@ from hca_archive.archiving import (
 from hca_archive.clients.archiver import ArchiveEntity, ArchiveSubmission, archive_errors
 from hca_archive.clients.ingest import Envelope
 from hca_archive.http import ServiceError
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
 
 UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
 
@@ -305,7 +309,18 @@ def test_a_refused_request_leaves_no_note_that_would_delay_the_next(monkeypatch)
     monkeypatch.setattr(request_operator, "Variable", Variable)
     monkeypatch.setattr(request_operator, "CLAIM_SETTLE_SECONDS", 0)
     monkeypatch.setattr(hooks, "HcaArchiveHook", lambda environment: Hook())
-    operator = request_operator.RequestArchiveOperator(
+    operator = request_archive_operator()
+    with pytest.raises(AirflowFailException, match="the archiver refused"):
+        operator.execute({"ti": StepTi()})
+    assert Hook.archiver.triggers == [UUID]
+    assert variables == {}
+
+
+def request_archive_operator() -> BaseOperator:
+    """The DAG's request_archive task for UUID (imported here: Airflow loads only when used)."""
+    from hca_archive.orchestration.request_operator import RequestArchiveOperator
+
+    return RequestArchiveOperator(
         task_id="request_archive",
         environment="dev",
         submission_uuid=UUID,
@@ -313,7 +328,3 @@ def test_a_refused_request_leaves_no_note_that_would_delay_the_next(monkeypatch)
         exclude_types=[],
         dry_run=False,
     )
-    with pytest.raises(AirflowFailException, match="the archiver refused"):
-        operator.execute({"ti": StepTi()})
-    assert Hook.archiver.triggers == [UUID]
-    assert variables == {}

@@ -12,8 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from hca_archive.archiving import plain_duration
 from hca_archive.orchestration import request_operator
 from hca_archive.orchestration.sensors import ArchiveProgressSensor
-
-UUID = "2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10"
+from tests.archiving.test_request_archive import UUID, request_archive_operator
 
 
 class Ti:
@@ -69,14 +68,7 @@ def test_an_archiver_that_never_made_the_dsp_submission_says_who_to_ask(monkeypa
             pass
 
     monkeypatch.setattr(request_operator, "RequestMarker", Marker)
-    operator = request_operator.RequestArchiveOperator(
-        task_id="request_archive",
-        environment="dev",
-        submission_uuid=UUID,
-        alias_prefix="HCA",
-        exclude_types=[],
-        dry_run=False,
-    )
+    operator = request_archive_operator()
     event = {"status": "timeout", "message": "no archive submission record yet"}
     with pytest.raises(AirflowFailException) as raised:
         operator.execute_complete({"ti": Ti()}, event, started=0, grace_seconds=1800)
