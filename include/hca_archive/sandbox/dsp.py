@@ -61,10 +61,26 @@ def available_statuses(ctx: Context, dsp_uuid: str, status: str) -> list[str]:
     return []
 
 
-def submit(ctx: Context, dsp_uuid: str) -> None:
-    """Draft -> Submitted; then Processing and Completed, each ``process_delay`` later."""
-    set_status(ctx, dsp_uuid, "Submitted", processing="Submitted")
-    ctx.scheduler.schedule("process", {"dsp_uuid": dsp_uuid}, delay=ctx.process_delay)
+def submit(ctx: Context, dsp_uuid: str) -> bool:
+    """Draft -> Submitted; then Processing and Completed, each ``process_delay`` later.
+
+    Only from Draft, in one transaction: of two callers that both saw Draft (two background
+    completions), one submits; a second submit would have moved a Completed submission back to
+    Submitted and started its processing again. False when it had already left Draft."""
+    with ctx.store.tx() as db:
+        submitted = db.execute(
+            "UPDATE dsp_submissions SET status = 'Submitted', updated = ? "
+            "WHERE id = ? AND status = 'Draft'",
+            (now_iso(), dsp_uuid),
+        ).rowcount
+        if submitted:
+            db.execute(
+                "UPDATE entities SET processing_status = 'Submitted' WHERE dsp_uuid = ?",
+                (dsp_uuid,),
+            )
+    if submitted:
+        ctx.scheduler.schedule("process", {"dsp_uuid": dsp_uuid}, delay=ctx.process_delay)
+    return bool(submitted)
 
 
 def process(ctx: Context, payload: dict[str, Any]) -> None:
@@ -160,7 +176,10 @@ class DspApi:
         row = self._submission(request, dsp_uuid)
         body = request.json()
         wanted = body.get("status") if isinstance(body, dict) else None
-        if wanted not in available_statuses(self._ctx, dsp_uuid, row["status"]):
+        # submit() is the change itself; False when another request submitted it meanwhile
+        if wanted not in available_statuses(self._ctx, dsp_uuid, row["status"]) or not submit(
+            self._ctx, dsp_uuid
+        ):
             raise HttpError(
                 400,
                 {
@@ -169,7 +188,6 @@ class DspApi:
                     "message": f"status cannot change from {row['status']} to {wanted}",
                 },
             )
-        submit(self._ctx, dsp_uuid)
         return json_response(200, self._status_document(dsp_uuid, "Submitted"))
 
     def available(self, request: Request, dsp_uuid: str) -> Response:
