@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from importlib import metadata
 from pathlib import Path
@@ -27,32 +28,45 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_job_name_is_deterministic_and_lsf_safe():
-    name = job_name("archive_submission", "manual__2026-11-29T12:00:00+00:00", 7)
-    assert name == job_name("archive_submission", "manual__2026-11-29T12:00:00+00:00", 7)
-    assert name.startswith("hca-archive_submission-manual__2026-11-29T12_00_00_00_00-7-")
+    run = "manual__2026-11-29T12:00:00+00:00"
+    name = job_name("archive_submission", "archive_file", run, 7)
+    assert name == job_name("archive_submission", "archive_file", run, 7)
+    assert name.startswith(
+        "hca-archive_submission-archive_file-manual__2026-11-29T12_00_00_00_00-7-"
+    )
     assert all(char.isalnum() or char in "_.-" for char in name)
 
 
 def test_job_name_differs_per_map_index_and_run():
-    names = {job_name("d", "r", index) for index in range(-1, 50)}
-    names.add(job_name("d", "r2", 0))
+    names = {job_name("d", "t", "r", index) for index in range(-1, 50)}
+    names.add(job_name("d", "t", "r2", 0))
     assert len(names) == 52
+
+
+def test_two_lsf_tasks_of_one_run_never_share_a_job_name_or_directory():
+    """A job found by name is adopted, its results read from its directory: another task's job
+    would pass for this task's."""
+    assert job_name("d", "archive_file", "r", 0) != job_name("d", "rearchive_file", "r", 0)
+    first, second = (job_paths("/s", "d", task, "r", 0) for task in ("a" * 50, "a" * 50 + "b"))
+    assert first.directory != second.directory
+    assert first.lock_dir == second.lock_dir == "/s/job-locks"
 
 
 def test_job_name_of_hostile_long_ids_is_bounded_and_distinct():
     hostile = "$(rm -rf /); `id` *[0] <x> " + "y" * 500
-    first = job_name(hostile, hostile, 1)
-    second = job_name(hostile, hostile + "z", 1)  # same slug prefix, differs only past the limit
-    assert len(first) <= MAX_JOB_NAME
+    first = job_name(hostile, hostile, hostile, 1)
+    second = job_name(hostile, hostile, hostile + "z", 1)  # same slugs, differs past the limit
+    assert len(first) == MAX_JOB_NAME  # cut to fit: the slugs, not the index or the hash
+    assert re.fullmatch(r"hca-.*-1-[0-9a-f]{10}", first)
     assert first != second
     assert shlex.quote(first) == first
 
 
 def test_job_paths_stay_under_the_work_root():
-    paths = job_paths("/scratch/hca/", "../../etc", "run/../../x", 2)
+    paths = job_paths("/scratch/hca/", "../../etc", "../t", "run/../../x", 2)
     assert paths.directory.startswith("/scratch/hca/")
     assert ".." not in paths.directory.split("/")
-    assert paths.directory.endswith("/job-2")
+    assert paths.directory.endswith("-job-2")
     assert paths.result(3) == f"{paths.directory}/result-3.json"
     assert paths.scratch(3) == f"{paths.directory}/job-3"
     assert paths.credentials == f"{paths.directory}/credentials.json"
@@ -62,7 +76,7 @@ def test_job_paths_stay_under_the_work_root():
 @pytest.mark.parametrize("root", ["relative/dir", "/with space", "/semi;colon", "/$HOME"])
 def test_job_paths_refuse_an_unsafe_work_root(root):
     with pytest.raises(ValueError, match="work root"):
-        job_paths(root, "d", "r", 0)
+        job_paths(root, "d", "t", "r", 0)
 
 
 def test_memory_has_a_floor_grows_with_input_and_is_capped():
@@ -158,7 +172,7 @@ def test_bsub_argv_carries_resources_paths_and_only_generated_words():
     settings = LsfSettings.resolve(
         {"queue": "long", "wall_time": "4:00", "memory_mb": 6000, "cores": 3}, {}
     )
-    paths = job_paths("/scratch", "dag", "run", 0)
+    paths = job_paths("/scratch", "dag", "t", "run", 0)
     argv = bsub_argv("hca-dag-run-0-abc", settings, paths)
     assert argv[:7] == ["bsub", "-J", "hca-dag-run-0-abc", "-M", "6000", "-n", "3"]
     assert argv[argv.index("-q") + 1] == "long"
@@ -179,7 +193,7 @@ def test_bsub_argv_carries_resources_paths_and_only_generated_words():
 
 
 def test_bsub_argv_without_queue_or_wall_time_leaves_them_to_lsf():
-    argv = bsub_argv("n", LsfSettings.resolve({}, {}), job_paths("/s", "d", "r", 0))
+    argv = bsub_argv("n", LsfSettings.resolve({}, {}), job_paths("/s", "d", "t", "r", 0))
     assert "-q" not in argv
     assert "-W" not in argv
 

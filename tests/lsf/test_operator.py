@@ -75,7 +75,7 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     deferred = defer(op, ctx)
     command_lines = command_lines_until_the_job_runs()
     assert not any(secret in line for line in command_lines for secret in SECRET_VALUES)
-    paths = job_paths(str(hpc.work_root), "lsf_test", "ok", 0)
+    paths = job_paths(str(hpc.work_root), "lsf_test", "t", "ok", 0)
     assert stat.S_IMODE(Path(paths.directory).stat().st_mode) == 0o700
     assert stat.S_IMODE(Path(paths.plan).stat().st_mode) == 0o600
 
@@ -98,7 +98,7 @@ def test_runs_the_job_and_returns_its_result_without_leaking(lsf_quick, hpc_conn
     record = json.dumps(hpc.command_record())
     for forbidden in (*SECRET_VALUES, "manifest-ok", "donor 1", "lane=1", "s3://", "submissions/"):
         assert forbidden not in record
-    (bsub,) = submissions(hpc, job_name("lsf_test", "ok", 0))
+    (bsub,) = submissions(hpc, job_name("lsf_test", "t", "ok", 0))
     assert "--credentials-file" in bsub
     long_listing = hpc.run(["bjobs", "-l", deferred.trigger.job_id]).stdout
     assert "run-job --plan" in long_listing
@@ -172,13 +172,13 @@ def test_credentials_with_unknown_keys_are_refused_without_showing_values(
         op.execute(context("creds"))
     assert "pw-Zq7" not in str(refused.value)
     assert "t0k" not in str(refused.value)
-    assert submissions(lsf_quick, job_name("lsf_test", "creds", 0)) == []
+    assert submissions(lsf_quick, job_name("lsf_test", "t", "creds", 0)) == []
 
 
 def test_memory_follows_the_input_size(lsf_quick, hpc_connection):
     op = operator(hpc_connection, plan_job("manifest-mem"), input_bytes=10 * 2**30)
     defer(op, context("mem"))
-    (argv,) = submissions(lsf_quick, job_name("lsf_test", "mem", 0))
+    (argv,) = submissions(lsf_quick, job_name("lsf_test", "t", "mem", 0))
     assert argv[argv.index("-M") + 1] == "4736"
     assert "rusage[mem=4736]" in argv
 
@@ -197,7 +197,7 @@ def test_a_job_that_cannot_start_fails_clearly_and_leaves_no_credentials(lsf_qui
     deferred = defer(op, ctx)
     with pytest.raises(AirflowException, match="EXIT code 127: the job command was not found"):
         run_deferred(op, deferred, ctx)
-    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "nostart", 0)
+    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "t", "nostart", 0)
     assert not Path(paths.credentials).exists()
 
 
@@ -216,7 +216,7 @@ def test_a_batch_runs_in_one_lsf_job_and_reports_every_job(lsf_quick, hpc_connec
     result = run_deferred(op, defer(op, ctx), ctx)
     assert [job["manifest_id"] for job in result["jobs"]] == [job["manifest_id"] for job in batch]
     assert (result["succeeded"], result["failed"]) == (3, 0)
-    assert len(submissions(lsf_quick, job_name("lsf_test", "batch", 0))) == 1
+    assert len(submissions(lsf_quick, job_name("lsf_test", "t", "batch", 0))) == 1
     assert ctx["job_label"].endswith("(+2 more jobs)")
 
 
@@ -227,7 +227,7 @@ def test_a_batch_with_a_crash_names_the_jobs_left_without_result(lsf_quick, hpc_
     with pytest.raises(AirflowException, match="EXIT code 3") as failure:
         run_deferred(op, deferred, ctx)
     assert "no result" not in str(failure.value)  # only errors the jobs reported themselves
-    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "batch-crash", 0)
+    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "t", "batch-crash", 0)
     assert Path(paths.result(0)).exists()
     assert not Path(paths.result(1)).exists()
     assert Path(paths.scratch(1)).exists()  # a failed batch keeps its files
@@ -241,7 +241,7 @@ def test_a_refused_submission_leaves_no_credentials(lsf_quick, hpc_connection):
     ctx = context("noqueue")
     with pytest.raises(LsfCommandError, match=r"exit 255\): nosuch: No such queue"):
         op.execute(ctx)
-    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "noqueue", 0)
+    paths = job_paths(str(lsf_quick.work_root), "lsf_test", "t", "noqueue", 0)
     assert Path(paths.plan).exists()  # staged: the bsub really ran and was refused
     assert not Path(paths.credentials).exists()
 
@@ -255,12 +255,12 @@ def test_a_second_execute_adopts_the_job_instead_of_submitting_again(lsf_quick, 
     result = run_deferred(operator(hpc_connection, job), second, ctx)
     assert result["jobs"][0]["status"] == "succeeded"
     assert operator(hpc_connection, job).execute(ctx) == result  # DONE: adopted, not rerun
-    assert len(submissions(hpc, job_name("lsf_test", "adopt", 0))) == 1
+    assert len(submissions(hpc, job_name("lsf_test", "t", "adopt", 0))) == 1
 
 
 def test_a_concurrent_duplicate_submission_is_killed(lsf_quick, hpc_connection, monkeypatch):
     hpc = lsf_quick
-    name = job_name("lsf_test", "race", 0)
+    name = job_name("lsf_test", "t", "race", 0)
     first = hpc.run(["bsub", "-J", name, "sleep", "30"])  # the other worker's submission
     first_id = parse_bsub(first.stdout, first.stderr, first.returncode).job_id
     # Our lookup ran just before that submission became visible:
@@ -268,7 +268,7 @@ def test_a_concurrent_duplicate_submission_is_killed(lsf_quick, hpc_connection, 
     op, ctx = operator(hpc_connection, plan_job("manifest-race", sleep=30)), context("race")
     assert defer(op, ctx).trigger.job_id == first_id
     (ours,) = set(bsub_ids(hpc, name)) - {first_id}
-    paths = job_paths(str(hpc.work_root), "lsf_test", "race", 0)
+    paths = job_paths(str(hpc.work_root), "lsf_test", "t", "race", 0)
     trigger = LsfJobTrigger(hpc_connection, ours, name, paths.directory, poll_interval=0.3)
     event = asyncio.run(first_event(trigger))
     assert (event["stat"], event["exit_code"]) == ("EXIT", 130)
@@ -282,7 +282,7 @@ def test_a_retry_after_exit_submits_again(lsf_quick, hpc_connection):
     with pytest.raises(AirflowException, match="EXIT code 3"):
         run_deferred(op, defer(op, ctx), ctx)
     retry = defer(operator(hpc_connection, job), ctx)
-    assert len(submissions(hpc, job_name("lsf_test", "retry", 0))) == 2
+    assert len(submissions(hpc, job_name("lsf_test", "t", "retry", 0))) == 2
     with pytest.raises(AirflowException, match=f"LSF job {retry.trigger.job_id} EXIT"):
         run_deferred(op, retry, ctx)
 
@@ -297,7 +297,7 @@ def test_the_result_file_is_the_truth_once_lsf_forgot_the_job(lsf_quick, hpc_con
     result = op.execute_complete(ctx, wake_up(deferred.trigger))
     assert result["jobs"][0]["status"] == "succeeded"
     assert operator(hpc_connection, job).execute(ctx) == result
-    assert len(submissions(hpc, job_name("lsf_test", "clean", 0))) == 1
+    assert len(submissions(hpc, job_name("lsf_test", "t", "clean", 0))) == 1
 
 
 def test_lsf_forgetting_a_job_without_result_fails_clearly(lsf_quick, hpc_connection):
@@ -319,7 +319,7 @@ def test_results_of_another_batch_in_the_directory_are_not_taken(lsf_quick, hpc_
     new = operator(hpc_connection, plan_job("manifest-new"))
     result = run_deferred(new, defer(new, ctx), ctx)
     assert result["jobs"][0]["manifest_id"].startswith("manifest-new")
-    assert len(submissions(hpc, job_name("lsf_test", "replanned", 0))) == 2
+    assert len(submissions(hpc, job_name("lsf_test", "t", "replanned", 0))) == 2
 
 
 def test_a_failure_after_a_replan_is_retried_not_hidden_by_the_old_done_job(
@@ -335,7 +335,7 @@ def test_a_failure_after_a_replan_is_retried_not_hidden_by_the_old_done_job(
     with pytest.raises(AirflowException, match="EXIT code 3"):
         run_deferred(new, defer(new, ctx), ctx)
     defer(operator(hpc_connection, new_job), ctx)  # the retry: submits, then waits
-    assert len(submissions(hpc, job_name("lsf_test", "replan-fail", 0))) == 3
+    assert len(submissions(hpc, job_name("lsf_test", "t", "replan-fail", 0))) == 3
 
 
 def test_a_retry_after_a_refused_submission_of_a_new_batch_does_not_adopt_the_old_job(
@@ -354,7 +354,7 @@ def test_a_retry_after_a_refused_submission_of_a_new_batch_does_not_adopt_the_ol
     retry = operator(hpc_connection, new_job)
     result = run_deferred(retry, defer(retry, ctx), ctx)
     assert result["jobs"][0]["manifest_id"].startswith("manifest-new")
-    assert len(submissions(hpc, job_name("lsf_test", "replan-refused", 0))) == 3
+    assert len(submissions(hpc, job_name("lsf_test", "t", "replan-refused", 0))) == 3
 
 
 def test_results_a_job_left_beside_a_newer_failed_twin_are_taken(lsf_quick, hpc_connection):
@@ -364,7 +364,7 @@ def test_results_a_job_left_beside_a_newer_failed_twin_are_taken(lsf_quick, hpc_
     job = plan_job("manifest-twin")
     op = operator(hpc_connection, job)
     result = run_deferred(op, defer(op, ctx), ctx)
-    name = job_name("lsf_test", "twin", 0)
+    name = job_name("lsf_test", "t", "twin", 0)
     twin = hpc.run(["bsub", "-J", name, "false"])
     wait_for(hpc, parse_bsub(twin.stdout, twin.stderr, twin.returncode).job_id, {"EXIT"})
     assert operator(hpc_connection, job).execute(ctx) == result
@@ -417,7 +417,7 @@ def test_a_job_stopped_while_pending_leaves_no_credentials(lsf_quick, hpc_connec
         )
         ctx = context(run)
         deferred = defer(op, ctx)
-        credentials = Path(job_paths(str(lsf_quick.work_root), "lsf_test", run, 0).credentials)
+        credentials = Path(job_paths(str(lsf_quick.work_root), "lsf_test", "t", run, 0).credentials)
         assert credentials.exists()
         if run == "pend-timeout":
             with pytest.raises(AirflowFailException, match="still PEND after 0:00:02: killed"):

@@ -32,7 +32,7 @@ class ForgetfulCluster:
 def test_a_zombie_job_without_result_is_named_as_such():
     op = operator(None, plan_job("manifest-zombie"))
     jobs = parse_plan({"jobs": [plan_job("manifest-zombie")]}).jobs
-    paths = job_paths("/scratch", "lsf_test", "zombie", 0)
+    paths = job_paths("/scratch", "lsf_test", "t", "zombie", 0)
     with pytest.raises(AirflowException, match="LSF job 7 is ZOMBI but left no result file"):
         op._conclude(ForgetfulCluster(), paths, jobs, "7", JobState("7", "ZOMBI", None))
 
@@ -83,7 +83,7 @@ def test_a_job_that_outlives_the_wait_and_its_kill_fails_the_task_for_good(monke
     cluster = HostLostCluster(stat)
     monkeypatch.setattr(operator_module, "_connect", lambda conn_id: cluster)
     op = operator("hpc", plan_job("manifest-lost"))
-    directory = job_paths("/scratch", "lsf_test", "lost", 0).directory
+    directory = job_paths("/scratch", "lsf_test", "t", "lost", 0).directory
     event = {"job_id": "7", "job_name": "n", "directory": directory, "outcome": "timeout"}
     with pytest.raises(AirflowFailException, match=f"still {stat} after .*but LSF job 7 did not"):
         op.execute_complete(context("lost"), event)
@@ -112,7 +112,7 @@ def test_lsf_down_when_the_task_looks_for_itself_means_waiting_again(monkeypatch
     cluster = LsfDownCluster("RUN")
     monkeypatch.setattr(operator_module, "_connect", lambda conn_id: cluster)
     op = operator("hpc", plan_job("manifest-down"))
-    directory = job_paths("/scratch", "lsf_test", "down", 0).directory
+    directory = job_paths("/scratch", "lsf_test", "t", "down", 0).directory
     deadline = time.time() + 3600
     event = {
         "job_id": "7",

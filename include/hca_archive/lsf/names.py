@@ -1,7 +1,8 @@
 """Deterministic LSF job names and cluster work paths for one mapped task.
 
 The name is the key that lets a retry or a restarted worker find the job it already submitted,
-so it depends only on the DAG id, the run id and the map index.
+so it depends only on the DAG id, the task id, the run id and the map index: two LSF tasks of
+one run never take each other's job or directory for their own.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ def _digest(*parts: object, length: int = 10) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:length]
 
 
-def job_name(dag_id: str, run_id: str, map_index: int) -> str:
-    """``hca-<dag>-<run>-<index>-<hash>``: LSF-safe characters, at most ``MAX_JOB_NAME`` long.
+def job_name(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """``hca-<dag>-<task>-<run>-<index>-<hash>``: LSF-safe characters, at most ``MAX_JOB_NAME``.
 
-    The hash covers the unabridged values, so two runs whose slugs collide still differ.
+    The hash covers the unabridged values, so two tasks or runs whose slugs collide still differ;
+    what is cut to fit is the slugs, never the hash.
     """
     index = str(map_index) if map_index >= 0 else "x"
-    digest = _digest(dag_id, run_id, map_index)
-    return f"hca-{_slug(dag_id, 30)}-{_slug(run_id, 40)}-{index}-{digest}"[:MAX_JOB_NAME]
+    suffix = f"-{index}-{_digest(dag_id, task_id, run_id, map_index)}"
+    slugs = f"hca-{_slug(dag_id, 24)}-{_slug(task_id, 20)}-{_slug(run_id, 40)}"
+    return slugs[: MAX_JOB_NAME - len(suffix)] + suffix
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ class JobPaths:
         return posixpath.join(self.directory, f"result-{int(index)}.json")
 
 
-def job_paths(work_root: str, dag_id: str, run_id: str, map_index: int) -> JobPaths:
-    """``<work_root>/<dag>-<run>-<hash>/job-<index>``: one directory per run, one per job in it."""
+def job_paths(work_root: str, dag_id: str, task_id: str, run_id: str, map_index: int) -> JobPaths:
+    """``<work_root>/<dag>-<run>-<hash>/<task>-<hash>-job-<index>``: one directory per run, one
+    per task's job in it."""
     root = posixpath.normpath(work_root)
     if not _SAFE_PATH.match(root):
         raise ValueError(
@@ -82,4 +86,5 @@ def job_paths(work_root: str, dag_id: str, run_id: str, map_index: int) -> JobPa
         )
     run_dir = f"{_slug(dag_id, 40)}-{_slug(run_id, 60)}-{_digest(dag_id, run_id)}"
     index = str(map_index) if map_index >= 0 else "x"
-    return JobPaths(posixpath.join(root, run_dir, f"job-{index}"))
+    task_dir = f"{_slug(task_id, 40)}-{_digest(task_id, length=6)}-job-{index}"
+    return JobPaths(posixpath.join(root, run_dir, task_dir))

@@ -132,11 +132,11 @@ class LsfFileJobOperator(BaseOperator):
             label = label_task(context, self.batch)
             plan_jobs = parse_plan({"jobs": self.batch}).jobs  # PlanError names every problem
             ti = context["ti"]
-            name = self._lsf_job_name = job_name(ti.dag_id, ti.run_id, ti.map_index)
+            name = self._lsf_job_name = job_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
             with _connect(self._ssh_conn_id()) as cluster:
                 extra = cluster.extra
                 paths = job_paths(
-                    self._settings(extra).work_root, ti.dag_id, ti.run_id, ti.map_index
+                    self._settings(extra).work_root, ti.dag_id, ti.task_id, ti.run_id, ti.map_index
                 )
                 self._job_directory = paths.directory
                 existing = _pick_existing(_jobs_named(cluster, name))
