@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -9,6 +11,7 @@ from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.utils.state import DagRunState
 
 from hca_archive.orchestration import run_claims
@@ -177,6 +180,49 @@ def test_run_params_refuse_a_bad_variable(extra: object, message: str) -> None:
     with pytest.raises(ValueError, match=message) as error:
         run_params("prod", extra)
     assert "hca_archive_sweep_prod_params" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"runner": "lsff"}, "runner: 'lsff' is not one of"),
+        ({"dry_run": "yes"}, "dry_run: 'yes' is not of type 'boolean'"),
+        ({"alias_prefix": "HCA prefix"}, "alias_prefix: 'HCA prefix' does not match"),
+        ({"runer": "lsf"}, "unknown parameter runer; known: alias_prefix, dry_run"),
+    ],
+)
+def test_run_params_refuse_values_every_run_would_refuse(extra: object, message: str) -> None:
+    """A bad value would fail the trigger of every submission, every sweep, without naming the
+    Variable; a misspelt name would be dropped silently (runs on the default runner)."""
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        run_params("prod", extra)
+    assert str(error.value).startswith("Variable hca_archive_sweep_prod_params: ")
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        ('{"runner": "lsf",}', "is not valid JSON"),
+        ('{"runner": "lsff"}', "runner: 'lsff' is not one of"),
+    ],
+)
+def test_a_bad_params_variable_fails_the_sweep_at_once_naming_it(
+    monkeypatch: pytest.MonkeyPatch, stored: str, message: str
+) -> None:
+    """Not retried (the same Variable would fail again) and before ingest is asked anything."""
+    import airflow.sdk
+
+    class Variable:
+        @staticmethod
+        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
+            assert key == "hca_archive_sweep_dev_params"
+            return json.loads(stored) if deserialize_json else stored
+
+    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
+    find = build_sweep_dags()["archive_sweep_dev"].get_task("find_submissions")
+    with pytest.raises(AirflowFailException, match=re.escape(message)) as error:
+        find.python_callable("dev", ti=None)
+    assert "Variable hca_archive_sweep_dev_params" in str(error.value)
 
 
 def test_one_sweep_per_environment_paused_except_the_sandbox(

@@ -26,11 +26,14 @@ The schedule comes from ``HCA_ARCHIVE_SWEEP_SCHEDULE_<ENVIRONMENT>`` or else
 ``HCA_ARCHIVE_SWEEP_SCHEDULE`` (a cron expression; ``none`` to trigger only by hand), read when
 the DAG file is parsed; default every 15 minutes. Extra ``archive_submission`` parameters for the
 runs a sweep starts (``{"runner": "lsf"}``, say) come from the Airflow Variable
-``hca_archive_sweep_<environment>_params`` (JSON), read when the sweep runs.
+``hca_archive_sweep_<environment>_params`` (JSON), read when the sweep runs and checked against
+``archive_submission``'s parameters: a bad one fails the sweep at once, naming it.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import os
 import re
@@ -175,24 +178,61 @@ def decide(
 
 
 def run_params(environment: str, extra: Any) -> dict[str, Any]:
-    """The conf of a sweep-started run: the submission's environment plus the Variable's extras."""
+    """The conf of a sweep-started run: the submission's environment plus the Variable's extras,
+    each checked against ``archive_submission``'s parameters, naming the Variable: a bad value
+    would fail the trigger of every submission at every sweep, and a misspelt name would be
+    dropped without a word."""
+    # Imported here: the DAG, with its operators, loads only when a sweep runs, not at parse.
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from hca_archive.orchestration.archive_dag import PARAMS
+
+    variable = params_variable(environment)
     if extra is None:
         extra = {}
     if not isinstance(extra, dict):
-        raise ValueError(
-            f"Variable {params_variable(environment)} must be a JSON object, "
-            f"got {type(extra).__name__}"
-        )
+        raise ValueError(f"Variable {variable}: must be a JSON object, got {type(extra).__name__}")
     reserved = RESERVED_PARAMS & set(extra)
     if reserved:
-        raise ValueError(
-            f"Variable {params_variable(environment)} must not set {', '.join(sorted(reserved))}"
-        )
+        raise ValueError(f"Variable {variable}: must not set {', '.join(sorted(reserved))}")
+    known = sorted(set(PARAMS) - RESERVED_PARAMS)
+    problems = [
+        f"unknown parameter {name}; known: {', '.join(known)}"
+        for name in sorted(set(extra) - set(known), key=str)
+    ]
+    for name in sorted(set(extra) & set(known)):
+        try:
+            copy.deepcopy(PARAMS[name]).resolve(extra[name])
+        except ParamValidationError as error:
+            cause = error.args[0] if error.args else error
+            problems.append(f"{name}: {getattr(cause, 'message', cause)}")
+    if problems:
+        raise ValueError(f"Variable {variable}: {'; '.join(problems)}")
     return {**extra, "environment": environment}
 
 
 def params_variable(environment: str) -> str:
     return f"hca_archive_sweep_{environment}_params"
+
+
+def sweep_params(environment: str) -> dict[str, Any]:
+    """``run_params`` from the environment's Variable; a bad Variable fails the sweep at once
+    (no retry: the same Variable fails the same way), before ingest is asked anything."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowFailException
+
+    variable = params_variable(environment)
+    stored = Variable.get(variable, default=None)
+    try:
+        extra = None if stored is None else json.loads(stored)
+    except ValueError as error:
+        raise AirflowFailException(
+            f"Variable {variable}: is not valid JSON ({error}); fix it, then clear this task"
+        ) from None
+    try:
+        return run_params(environment, extra)
+    except ValueError as error:
+        raise AirflowFailException(f"{error}; fix it, then clear this task") from None
 
 
 @task(
@@ -203,12 +243,9 @@ def params_variable(environment: str) -> str:
 )
 def find_submissions(environment: str, **context: Any) -> list[dict[str, Any]]:
     """The trigger arguments of each Archiving submission that needs a run; logs the others."""
-    from airflow.sdk import Variable
-
     from hca_archive.orchestration.hooks import HcaArchiveHook
 
-    extra = Variable.get(params_variable(environment), default=None, deserialize_json=True)
-    params = run_params(environment, extra)
+    params = sweep_params(environment)
     min_age = sweep_min_age()
     archiving = [
         waiting(envelope) for envelope in HcaArchiveHook(environment).ingest.iter_envelopes()
