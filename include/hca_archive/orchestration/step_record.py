@@ -46,7 +46,11 @@ def recorded_step(context: Any, started: float | None = None) -> Iterator[StepRe
         log.error("%s", stopped)
         raise AirflowFailException(str(stopped)) from None
     except Exception as error:
-        _push(ti, record, "failed", failure_text(error))
+        text = failure_text(error)
+        if hint := last_try_hint(ti, error):
+            log.error("%s", hint)
+            text = f"{text}; {hint}"
+        _push(ti, record, "failed", text)
         raise
     if not record.deferred:
         _push(ti, record, "succeeded", record.outcome)
@@ -61,6 +65,19 @@ def failure_text(error: Exception) -> str:
     if isinstance(error, (AirflowException, ServiceError)) and str(error):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+def last_try_hint(ti: Any, error: Exception) -> str:
+    """What to do when the last try failed because a service did not answer (or answered 5xx):
+    no retry is left, and a wrangler would otherwise not know that clearing the task is enough."""
+    from hca_archive.http import ServiceError
+
+    if not isinstance(error, ServiceError) or (error.status or 500) < 500:
+        return ""
+    max_tries = getattr(ti, "max_tries", None)
+    if not isinstance(max_tries, int) or ti.try_number <= max_tries:
+        return ""  # a retry is to come (or Airflow did not say how many)
+    return f"the last of {ti.try_number} tries: clear {ti.task_id} once the service answers again"
 
 
 def _push(ti: Any, record: StepRecord, state: str, outcome: str) -> None:
