@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from hca_archive.orchestration.report import (
     FAILED_STATES,
     FILE_JOB_STEPS,
+    capped,
     collect_report,
     failure_outcomes,
 )
@@ -59,7 +60,7 @@ def failing_step(report: dict[str, Any]) -> tuple[str, str]:
         listed = [f"{job['job']}: {job['error']}" for job in failed_jobs]
         outcomes = [text for text in outcomes if not any(job in text for job in listed)]
         outcomes.insert(0, f"{len(failed_jobs)} file job(s) failed, listed below")
-    return step["step"], "; ".join(outcomes) or "see the task's log"
+    return step["step"], "; ".join(capped(outcomes)) or "see the task's log"
 
 
 def describe_run(
@@ -77,13 +78,21 @@ def describe_run(
         outcome = f"FAILED at {step}" if step else "FAILED"
         details = [f"Failed step: {step}: {why}" if step else f"Reason: {reason or 'unknown'}"]
         failed_jobs = report.get("failed_jobs", [])
-        details += [f"Failed job {job['job']}: {job['error']}" for job in failed_jobs]
+        details += capped(
+            [f"Failed job {job['job']}: {job['error']}" for job in failed_jobs], "failed jobs"
+        )
     elif params.get("dry_run"):
         outcome, details = "dry run finished", []
     elif accessions:
         outcome = f"archived ({len(accessions)} accessions)"
-        details = [f"Accession {a['type']} {a['alias']}: {a['accession']}" for a in accessions]
-        details += [f"No accession for {a['type']} {a['alias']}" for a in unaccessioned]
+        details = capped(
+            [f"Accession {a['type']} {a['alias']}: {a['accession']}" for a in accessions],
+            "accessions",
+        )
+        details += capped(
+            [f"No accession for {a['type']} {a['alias']}" for a in unaccessioned],
+            "entities without an accession",
+        )
     else:
         outcome, details = "finished, nothing archived", [_first_outcome(report)]
     files = report.get("files", [])

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,11 @@ FILE_JOB_STEPS = ("run_local", "run_lsf", "run_kubernetes")
 FAILED_STATES = {"failed", "upstream_failed"}
 NOTE_CONN_ID = "hca_airflow_api"
 NOTE_LIMIT = 1000  # characters Airflow keeps in a note
+# Lines of one kind (files, accessions, failures) the story, a failure and a notification list;
+# beyond it they give counts and the first ones: the audit record keeps every one.
+DETAIL_LIMIT = 20
+# What starts Markdown in a run's note (a link, an image, emphasis, a heading, an autolink).
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+!|~:.])")
 
 
 def audit_root() -> ObjectStoragePath:
@@ -131,36 +139,100 @@ def failure_outcomes(step: dict[str, Any]) -> list[str]:
     return step.get("failures") or step["outcomes"]
 
 
+def failure_reason(step: dict[str, Any]) -> str:
+    """``failure_outcomes`` as one text: the first ``DETAIL_LIMIT`` and a count of the rest."""
+    return "; ".join(capped(list(filter(None, failure_outcomes(step)))))
+
+
+def capped(items: list[str], what: str = "", limit: int = DETAIL_LIMIT) -> list[str]:
+    """The first ``limit`` items and, instead of the others, how many there are."""
+    if len(items) <= limit:
+        return items
+    return [*items[:limit], " ".join(filter(None, [f"... and {len(items) - limit} more", what]))]
+
+
+def counts(values: Iterable[str]) -> str:
+    """``"2 failed, 498 success"``: failed states first, then the most frequent."""
+    counted = Counter(values).items()
+    ordered = sorted(counted, key=lambda item: (item[0] not in FAILED_STATES, -item[1]))
+    return ", ".join(f"{count} {value}" for value, count in ordered)
+
+
 def render_story(report: dict[str, Any]) -> list[str]:
+    # Imported here: the DAG file imports this module, and parsing loads no HTTP client.
+    from hca_archive.http import one_line  # service text stays on its own line
+
     params = report["params"]
     lines = [
         f"submission {params['submission_uuid']} in {params['environment']} "
         f"(runner {params['runner']}, dry run {params['dry_run']}); "
-        f"DSP submission {report['dsp_submission'] or '-'}"
+        f"DSP submission {one_line(str(report['dsp_submission'] or '-'))}"
     ]
     for step in report["steps"]:
-        outcome = "; ".join(filter(None, step["outcomes"])) or "-"
-        lines.append(f"{step['step']}: {','.join(step['states'])} in {step['seconds']}s: {outcome}")
-    for file in report["files"]:
+        states, outcomes = step["states"], list(filter(None, step["outcomes"]))
+        shown = ",".join(states) if len(states) <= DETAIL_LIMIT else counts(states)
+        if len(outcomes) <= DETAIL_LIMIT:
+            outcome = "; ".join(outcomes) or "-"
+        elif failures := list(filter(None, step.get("failures", []))):
+            outcome = f"{len(failures)} of {len(outcomes)} failed: {failure_reason(step)}"
+        else:
+            outcome = f"{len(outcomes)} outcomes, each in the audit record"
+        lines.append(f"{step['step']}: {shown} in {step['seconds']}s: {outcome}")
+    files = report["files"]
+    if len(files) > DETAIL_LIMIT:
+        uploads = counts(one_line(str(file.get("upload"))) for file in files)
+        total = sum(int(file.get("bytes") or 0) for file in files)
         lines.append(
-            f"file {file['name']}: {file['bytes']} bytes md5 {file['md5']} ({file['upload']})"
+            f"files: {len(files)}, {total} bytes ({uploads}); each with its md5 in the audit record"
         )
-    for accession in report["accessions"]:
-        lines.append(
-            f"accession {accession['type']} {accession['alias']}: "
-            f"{accession['accession'] or 'none (not accessioned)'}"
+    else:
+        for file in files:
+            lines.append(
+                one_line(
+                    f"file {file['name']}: {file['bytes']} bytes md5 {file['md5']} "
+                    f"({file['upload']})",
+                    limit=500,
+                )
+            )
+    entities = report["accessions"]
+    described = [one_line(f"{entity['type']} {entity['alias']}", limit=200) for entity in entities]
+    if len(entities) > DETAIL_LIMIT:
+        accessioned = sum(1 for entity in entities if entity["accession"])
+        types = counts(one_line(str(entity["type"]), limit=100) for entity in entities)
+        lines.append(f"accessions: {accessioned} of {len(entities)} entities ({types})")
+        lines += capped(
+            [
+                f"no accession for {name}"
+                for name, entity in zip(described, entities, strict=True)
+                if not entity["accession"]
+            ]
         )
+    else:
+        for name, entity in zip(described, entities, strict=True):
+            accession = one_line(str(entity["accession"] or "none (not accessioned)"), limit=100)
+            lines.append(f"accession {name}: {accession}")
     return lines
+
+
+def markdown_text(text: str) -> str:
+    """Service text in a run's note, which Airflow renders as Markdown: one line, shown as it is
+    (not a link, an image fetched from elsewhere, or a heading)."""
+    from hca_archive.http import one_line
+
+    return _MARKDOWN.sub(r"\\\1", one_line(text, limit=200))
 
 
 def render_note(report: dict[str, Any]) -> str:
     """The report in the few hundred characters a run's note holds."""
     failed = [step["step"] for step in report["steps"] if FAILED_STATES & set(step["states"])]
     outcome = f"failed at {failed[0]}" if failed else "finished"
-    accessions = ", ".join(a["accession"] for a in report["accessions"] if a["accession"])
+    accessions = ", ".join(
+        markdown_text(str(a["accession"])) for a in report["accessions"] if a["accession"]
+    )
+    dsp = markdown_text(str(report["dsp_submission"])) if report["dsp_submission"] else "-"
     note = (
         f"{report['params']['submission_uuid']} ({report['params']['environment']}): {outcome}; "
-        f"DSP submission {report['dsp_submission'] or '-'}; {len(report['files'])} files uploaded; "
+        f"DSP submission {dsp}; {len(report['files'])} files uploaded; "
         f"accessions: {accessions or '-'}"
     )
     return note if len(note) <= NOTE_LIMIT else note[: NOTE_LIMIT - 3] + "..."
@@ -211,6 +283,6 @@ def build_and_publish_report(context: Any) -> dict[str, Any]:
     failed = [step for step in report["steps"] if FAILED_STATES & set(step["states"])]
     if failed:
         first = failed[0]
-        reason = "; ".join(filter(None, failure_outcomes(first))) or "see its log"
+        reason = failure_reason(first) or "see its log"
         raise AirflowFailException(f"run failed at step {first['step']}: {reason}")
     return report
