@@ -111,8 +111,26 @@ def test_a_file_job_pushes_its_url_for_the_link(xcoms: dict[str, Any]) -> None:
     push_file_job_url(ti, "https://lsf.example.org/jobs/4242")
     xcoms.update(pushed)
     assert FileJobLink().get_link(None, ti_key="ti") == "https://lsf.example.org/jobs/4242"
-    with pytest.raises(ValueError, match="absolute http"):
-        push_file_job_url(ti, "bsub -J 4242")
+
+
+def test_a_bad_job_url_template_costs_the_link_not_the_file_job(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The LSF runner pushes the link after bsub: raising there failed a task whose job ran on,
+    and every retry (which adopts that job) failed the same way, for a link's typo."""
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+    push_file_job_url(ti, "lsf-portal.example.org/jobs/4242")
+    assert pushed == {}
+    assert "'lsf-portal.example.org/jobs/4242' is not an absolute http(s) URL" in caplog.text
+    assert "lsf_job_url" in caplog.text
+
+
+def test_a_job_url_is_pushed_without_the_user_and_password_it_holds() -> None:
+    pushed: dict[str, Any] = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+    push_file_job_url(ti, "https://portal:pw-SECRET-7@lsf.example.org/jobs/4242")
+    assert pushed == {"file_job_url": "https://lsf.example.org/jobs/4242"}
 
 
 class LinkedOperator(BaseOperator):

@@ -46,10 +46,22 @@ def archive_records_url(ingest_url: str, submission_uuid: str) -> str:
 
 
 def push_file_job_url(ti: Any, url: str) -> None:
-    """For file-job operators: where the wrangler can see the LSF job or the pod."""
+    """For file-job operators: where the wrangler can see the LSF job or the pod.
+
+    The link is a nicety: a template that makes no web address is logged, not raised (the LSF
+    runner pushes it after ``bsub``, and every retry would adopt that job and fail again).
+    """
+    from hca_archive.url_credentials import redact_url
+
     if not web_url(url):
-        raise ValueError(f"file job URL must be an absolute http(s) URL, got {url!r}")
-    ti.xcom_push(key=FILE_JOB_URL_XCOM_KEY, value=url)
+        log.warning(
+            "no %r link: %r is not an absolute http(s) URL; fix the connection's extra "
+            "lsf_job_url or job_pod_url",
+            FileJobLink.name,
+            url,
+        )
+        return
+    ti.xcom_push(key=FILE_JOB_URL_XCOM_KEY, value=redact_url(url))
 
 
 class ArchiveSubmissionLink(BaseOperatorLink):
