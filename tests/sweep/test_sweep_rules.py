@@ -106,6 +106,19 @@ def test_a_run_started_by_hand_that_ended_counts_as_the_sweeps_own(state: str, r
     assert decision.reason == f"run {by_hand} {reason}"
 
 
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_a_failed_sweep_run_behind_a_run_started_by_hand_at_work_names_that_run(
+    state: str,
+) -> None:
+    """The wrangler started a run instead of clearing the sweep's: the log must not tell them to
+    fix and clear the failed one while theirs is archiving."""
+    by_hand = "manual__2026-11-29T10:00:00+00:00"
+    states = {sweep_run_id("dev", FIRST): "failed", by_hand: state}
+    (decision,) = sweep(states, FIRST, claims={FIRST: by_hand})
+    assert not decision.trigger
+    assert decision.reason == f"run {by_hand} is {state}"
+
+
 def test_a_successful_run_is_not_repeated() -> None:
     trigger, reason = decisions_for({sweep_run_id("dev", FIRST): "success"}, FIRST)[FIRST]
     assert not trigger

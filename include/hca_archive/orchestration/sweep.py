@@ -141,12 +141,15 @@ def decide(
         shown, state = run_id, state_of(run_id)
         # A run that archives ends with the envelope Archived: a successful run of a submission
         # still in Archiving left it to another run (or was a dry run), so that run stands for it.
+        # A failed own run gives way only to a run at work (the wrangler's, started instead of
+        # clearing it): the log must not ask to clear the failed run while that one archives.
         own_success = state == "success"
         if (
-            state in (None, "success")
+            state not in run_claims.ACTIVE_STATES
             and (claimant := claimant_of(submission_uuid))
             and claimant != run_id
             and (claimant_state := state_of(claimant)) is not None
+            and (state in (None, "success") or claimant_state in run_claims.ACTIVE_STATES)
         ):
             shown, state = claimant, claimant_state
         if state is None and submission.since and now - submission.since < min_age:
