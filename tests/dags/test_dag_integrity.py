@@ -137,3 +137,22 @@ def test_every_param_is_explained(dagbag: DagBag) -> None:
     for name in params:
         param = params.get_param(name)
         assert param.description and param.schema.get("title"), name
+
+
+def test_a_run_refuses_a_parameter_the_dag_does_not_have(dagbag: DagBag) -> None:
+    """Airflow keeps a misspelt name in the conf (the REST API, the form's JSON) and ignores it:
+    ``{"runer": "lsf"}`` archived on the Airflow worker instead of the cluster, unannounced."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from hca_archive.orchestration.archive_dag import check_submission
+
+    pushed: dict[str, object] = {}
+    ti = SimpleNamespace(try_number=1, xcom_push=lambda key, value: pushed.update({key: value}))
+    params = _params(dagbag, submission_uuid="2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10")
+    conf = {"submission_uuid": params["submission_uuid"], "runer": "lsf"}
+    context = {"ti": ti, "params": params, "dag_run": SimpleNamespace(conf=conf)}
+    with pytest.raises(AirflowFailException, match="unknown parameter runer; known: alias_prefix"):
+        check_submission.function(**context)
+    assert pushed["step"]["state"] == "failed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -101,6 +102,16 @@ PARAMS = {
 }
 
 
+def unknown_params(names: Iterable[str], known: Iterable[str] = PARAMS) -> list[str]:
+    """A problem for each name that is not a parameter: Airflow keeps it in the conf and ignores
+    it, so a misspelt ``runer`` would run with the default runner without a word."""
+    known = sorted(known)
+    return [
+        f"unknown parameter {name}; known: {', '.join(known)}"
+        for name in sorted(set(names) - set(known), key=str)
+    ]
+
+
 def _hook(context: Any) -> Any:
     """The environment's hook; imported when a task runs, keeping DAG parsing free of clients."""
     from hca_archive.orchestration.hooks import HcaArchiveHook
@@ -112,6 +123,8 @@ def _hook(context: Any) -> Any:
 def check_submission(**context: Any) -> dict[str, str]:
     params = context["params"]
     with recorded_step(context) as record:
+        if problems := unknown_params(getattr(context.get("dag_run"), "conf", None) or {}):
+            raise archiving.RunStopped(f"the run's conf: {'; '.join(problems)}")
         envelope = archiving.check_envelope(
             _hook(context).ingest, params["submission_uuid"], params["environment"]
         )

@@ -188,7 +188,7 @@ def run_params(environment: str, extra: Any) -> dict[str, Any]:
     # Imported here: the DAG, with its operators, loads only when a sweep runs, not at parse.
     from airflow.sdk.exceptions import ParamValidationError
 
-    from hca_archive.orchestration.archive_dag import PARAMS
+    from hca_archive.orchestration.archive_dag import PARAMS, unknown_params
 
     variable = params_variable(environment)
     if extra is None:
@@ -198,11 +198,8 @@ def run_params(environment: str, extra: Any) -> dict[str, Any]:
     reserved = RESERVED_PARAMS & set(extra)
     if reserved:
         raise ValueError(f"Variable {variable}: must not set {', '.join(sorted(reserved))}")
-    known = sorted(set(PARAMS) - RESERVED_PARAMS)
-    problems = [
-        f"unknown parameter {name}; known: {', '.join(known)}"
-        for name in sorted(set(extra) - set(known), key=str)
-    ]
+    known = set(PARAMS) - RESERVED_PARAMS
+    problems = unknown_params(extra, known)
     for name in sorted(set(extra) & set(known)):
         try:
             copy.deepcopy(PARAMS[name]).resolve(extra[name])
