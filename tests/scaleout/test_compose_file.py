@@ -37,6 +37,14 @@ COMPOSE_SERVICES = {
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY$", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{[A-Z0-9_]+(:?[-?][^}]*)?\}")
+# What every Airflow component must share; compose reads each from .env.
+AIRFLOW_SECRETS = (
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__CORE__FERNET_KEY",
+)
+# The stand-ins of services outside Airflow: they get none of its settings or secrets.
+STAND_INS = ("sandbox", "hpc")
 AIRFLOW_OPTION = re.compile(r"^AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)$")
 
 
@@ -47,6 +55,21 @@ def compose() -> dict[str, Any]:
 
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
+
+
+def env_example() -> dict[str, str]:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def container_environment(service: dict[str, Any]) -> set[str]:
+    """The names a service's container gets: its environment and every name of an env_file .env
+    (as filled in from .env.example)."""
+    names = set(service.get("environment", {}))
+    for file in service.get("env_file", []):
+        if (file["path"] if isinstance(file, dict) else file) == ".env":
+            names |= set(env_example())
+    return names
 
 
 def test_the_vendored_schema_is_the_published_one() -> None:
@@ -169,12 +192,42 @@ def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
                 assert INTERPOLATION.fullmatch(credentials), f"{name}: {key} embeds a password"
         for file in service.get("env_file", []):
             assert file["path"] == ".env"
-    assert "AIRFLOW__API_AUTH__JWT_SECRET:" not in text, "the JWT secret belongs in .env"
+    for secret in AIRFLOW_SECRETS:
+        assert not re.search(rf"^\s*{secret}[:=]\s*[^$\s]", text, re.MULTILINE), secret
+
+
+def test_compose_refuses_to_start_without_the_shared_airflow_secrets(
+    compose: dict[str, Any],
+) -> None:
+    """Left empty in .env, the JWT secret did not stop ``docker compose up``: every component then
+    signs with a random key of its own (Airflow only warns) and the API server refuses every
+    task's token, so every task fails. An empty Fernet key stores connections and variables
+    unencrypted. Each must be a required interpolation, as POSTGRES_PASSWORD already is."""
+    for name, service in services(compose).items():
+        if not name.startswith("airflow-"):
+            continue
+        for secret in AIRFLOW_SECRETS:
+            value = str(service["environment"].get(secret, ""))
+            assert re.fullmatch(rf"\$\{{{secret}:\?[^}}]+\}}", value), f"{name}: {secret}={value!r}"
+
+
+def test_only_the_services_that_use_a_secret_are_given_it(compose: dict[str, Any]) -> None:
+    """``env_file: .env`` gave every container all of .env: POSTGRES_PASSWORD reached each
+    Airflow component and from the workers every local file job (run-job is kept from the
+    ``AIRFLOW_`` names only), and the sandbox and the hpc login node, stand-ins of services
+    outside Airflow whose LSF jobs run as sshd's user, held the JWT secret, the Fernet key and
+    the database's URL with its password."""
+    for name, service in services(compose).items():
+        names = container_environment(service)
+        if name != "postgres":
+            assert "POSTGRES_PASSWORD" not in names, name
+        if name in STAND_INS:
+            airflow = sorted(n for n in names if n.startswith("AIRFLOW") or SECRET_NAME.search(n))
+            assert airflow == [], f"{name} gets {airflow}"
 
 
 def test_the_env_example_names_every_secret_and_holds_none() -> None:
-    lines = (REPO / ".env.example").read_text().splitlines()
-    settings = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    settings = env_example()
     for required in (
         "POSTGRES_PASSWORD",
         "AIRFLOW__API_AUTH__JWT_SECRET",
