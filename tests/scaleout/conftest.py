@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +48,26 @@ def wait_listening(port: int, what: str, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} does not listen on {LOOPBACK}:{port}")
         time.sleep(0.5)
+
+
+CELERY_CONFIG_PROBE = (
+    "import json;"
+    "from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG as c;"
+    "print(json.dumps({k: c[k] for k in ('broker_transport_options', 'task_acks_late',"
+    " 'worker_prefetch_multiplier', 'worker_concurrency', 'task_default_queue')}))"
+)
+
+
+def celery_config(env: dict[str, str], home: Path) -> dict[str, Any]:
+    """The Celery settings Airflow's celery provider makes of ``env``, in a process of its own."""
+    result = subprocess.run(
+        [sys.executable, "-c", CELERY_CONFIG_PROBE],
+        env={**env, "AIRFLOW_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hca_archive.devstack.airflow_celery import AirflowCelery, CelerySettings
+from hca_archive.orchestration.file_job_results import FILE_JOB_TIME_LIMIT
+from tests.scaleout.conftest import celery_config
 
 
 def test_components_share_database_broker_and_secrets(tmp_path: Path) -> None:
@@ -29,3 +31,17 @@ def test_components_share_database_broker_and_secrets(tmp_path: Path) -> None:
     assert other.settings.database.startswith("hca_archive_test_")
     assert other.settings.database != CelerySettings().database
     assert stack.worker_names == ["worker1", "worker2"]
+
+
+def test_redis_redelivers_no_file_job_a_runner_still_lets_run(tmp_path: Path) -> None:
+    """Redis hands an unacknowledged task (Airflow acks late) to another worker once the
+    visibility timeout has passed since delivery; the provider's default, when none is set, is
+    24 hours, with a warning at every start. A runner lets a file job run for
+    FILE_JOB_TIME_LIMIT (48 hours)."""
+    stack = AirflowCelery(tmp_path / "home", {}, CelerySettings(concurrency=3))
+    config = celery_config(stack.environment(), tmp_path / "home")
+    visibility = config["broker_transport_options"]["visibility_timeout"]
+    assert visibility > FILE_JOB_TIME_LIMIT.total_seconds()
+    assert config["task_acks_late"] is True  # a lost worker's task is not lost with it
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["worker_concurrency"] == 3

@@ -11,6 +11,7 @@ options, and secrets only by ``${...}`` from the uncommitted .env.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,30 @@ def test_only_the_services_that_use_a_secret_are_given_it(compose: dict[str, Any
         if name in STAND_INS:
             airflow = sorted(n for n in names if n.startswith("AIRFLOW") or SECRET_NAME.search(n))
             assert airflow == [], f"{name} gets {airflow}"
+
+
+def test_every_component_has_a_visibility_timeout_beyond_the_file_job_limit(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """As Airflow's celery provider reads the compose environment: Redis must not hand a file
+    job to a second worker while the first may still run it (the provider's default is 24 hours,
+    a runner lets a job run 48)."""
+    from hca_archive.orchestration.file_job_results import FILE_JOB_TIME_LIMIT
+    from tests.scaleout.conftest import celery_config
+
+    environments: dict[str, dict[str, str]] = {}
+    for name, service in services(compose).items():
+        if name.startswith("airflow-") and name != "airflow-init":
+            env = {k: INTERPOLATION.sub("x", str(v)) for k, v in service["environment"].items()}
+            environments.setdefault(json.dumps(env, sort_keys=True), {"component": name, **env})
+    assert len(environments) == 2  # the workers' and the other components'
+    for env in environments.values():
+        name = env.pop("component")
+        config = celery_config({"PATH": os.environ["PATH"], **env}, tmp_path)
+        visibility = config["broker_transport_options"]["visibility_timeout"]
+        assert visibility > FILE_JOB_TIME_LIMIT.total_seconds(), name
+        assert config["task_acks_late"] is True, name
+        assert config["worker_concurrency"] == 4, name
 
 
 def test_the_env_example_names_every_secret_and_holds_none() -> None:

@@ -37,6 +37,10 @@ MIGRATE_TIMEOUT = 300.0
 STOP_GRACE = 20.0
 POSTGRES_ADMIN_DSN = f"host={LOOPBACK} port=5432 user=postgres dbname=postgres"
 REDIS_PORT = 6379
+# Seconds after delivery that Redis hands a task not yet acknowledged (Airflow acks when it ends)
+# to another worker: beyond the 48 hours a runner lets a file job run (FILE_JOB_TIME_LIMIT). The
+# celery provider's default is 24 hours; docker-compose.yaml sets the same value.
+VISIBILITY_TIMEOUT = 72 * 3600
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class AirflowCelery:
                 ),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.settings.concurrency),
                 "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(
+                    VISIBILITY_TIMEOUT
+                ),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(
