@@ -45,3 +45,10 @@ def test_redis_redelivers_no_file_job_a_runner_still_lets_run(tmp_path: Path) ->
     assert config["task_acks_late"] is True  # a lost worker's task is not lost with it
     assert config["worker_prefetch_multiplier"] == 1
     assert config["worker_concurrency"] == 3
+
+
+def test_the_scheduler_sends_no_more_tasks_than_the_workers_can_run(tmp_path: Path) -> None:
+    """A task waiting in Redis for a slot longer than task_queued_timeout is failed (see
+    test_compose_file.py); the executor sends at most as many as the workers run at once."""
+    stack = AirflowCelery(tmp_path, {}, CelerySettings(workers=3, concurrency=2))
+    assert stack.environment()["AIRFLOW__CORE__PARALLELISM"] == "6"

@@ -251,6 +251,22 @@ def test_every_component_has_a_visibility_timeout_beyond_the_file_job_limit(
         assert config["worker_concurrency"] == 4, name
 
 
+def test_the_scheduler_sends_no_more_tasks_than_the_workers_can_run(
+    compose: dict[str, Any],
+) -> None:
+    """Tasks sent beyond the workers' slots wait in Redis, and one waiting longer than
+    ``[scheduler] task_queued_timeout`` (10 minutes) is taken back and sent again, twice, then
+    failed without a retry. Three local runs at once (4 run_local tasks each; a sweep starts
+    that many) put 12 tasks on 8 slots: behind file jobs of hours, the 4 waiting would fail.
+    Parallelism (what the executor sends at once, 32 by default) must not exceed the slots, so
+    the rest wait in the scheduler, as scheduled, where nothing times out."""
+    workers = [s for name, s in services(compose).items() if name.startswith("airflow-worker-")]
+    slots = sum(int(w["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) for w in workers)
+    assert all("--concurrency" not in w["command"] for w in workers)
+    scheduler = services(compose)["airflow-scheduler"]["environment"]
+    assert int(scheduler.get("AIRFLOW__CORE__PARALLELISM", 32)) <= slots
+
+
 def test_the_env_example_names_every_secret_and_holds_none() -> None:
     settings = env_example()
     for required in (

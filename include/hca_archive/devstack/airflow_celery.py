@@ -89,6 +89,7 @@ class AirflowCelery:
 
     def environment(self) -> dict[str, str]:
         database = self.settings.database
+        slots = self.settings.workers * self.settings.concurrency
         env = airflow_environment(self.home, self.port, "CeleryExecutor")
         env.update(
             {
@@ -102,6 +103,9 @@ class AirflowCelery:
                     f"db+postgresql+psycopg2://postgres@{LOOPBACK}:5432/{database}"
                 ),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.settings.concurrency),
+                # No more tasks sent than the workers run at once: one waiting in Redis longer
+                # than [scheduler] task_queued_timeout is sent again twice, then failed.
+                "AIRFLOW__CORE__PARALLELISM": str(slots),
                 "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
                 "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(
                     VISIBILITY_TIMEOUT
