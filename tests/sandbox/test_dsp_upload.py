@@ -205,6 +205,19 @@ def test_tus_creation_and_patch_are_checked(sandbox: SandboxInfo) -> None:
     assert unknown.status_code == 404
 
 
+def test_tus_head_needs_tus_resumable(sandbox: SandboxInfo) -> None:
+    """tus 1.0.0: every request but OPTIONS carries Tus-Resumable, else 412 with Tus-Version."""
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    dsp_uuid = trigger_and_wait(sandbox, submission)["dspUuid"]
+    location = tus_create(sandbox, dsp_uuid, "head.fastq.gz", 5).headers["Location"]
+    for headers in ({}, {"Tus-Resumable": "0.2.2"}):
+        refused = requests.head(location, headers=headers, timeout=10)
+        assert refused.status_code == 412
+        assert refused.headers["Tus-Version"] == "1.0.0"
+        assert "Upload-Offset" not in refused.headers
+    assert tus_offset(location) == 0
+
+
 def test_dsp_and_aap_need_credentials(sandbox: SandboxInfo) -> None:
     path = f"{sandbox.dsp_url}/api/files/search/by-filename-and-submission"
     assert requests.get(path, timeout=10).status_code == 401

@@ -101,6 +101,7 @@ class TusEndpoint:
         return Response(201, headers={**TUS_HEADERS, "Location": location})
 
     def head(self, request: Request, upload_id: str) -> Response:
+        _require_tus(request)
         upload = self._upload(upload_id)
         headers = {
             **TUS_HEADERS,
