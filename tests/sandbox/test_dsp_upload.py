@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -216,6 +218,32 @@ def test_tus_head_needs_tus_resumable(sandbox: SandboxInfo) -> None:
         assert refused.headers["Tus-Version"] == "1.0.0"
         assert "Upload-Offset" not in refused.headers
     assert tus_offset(location) == 0
+
+
+def test_an_empty_patch_to_a_finished_upload_changes_nothing(sandbox: SandboxInfo) -> None:
+    """A finished upload is not finished again (tusd answers 204 with its offset and runs no
+    hook): the content check it passed is neither reset nor run twice."""
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    record = trigger_and_wait(sandbox, submission)
+    dsp_uuid = record["dspUuid"]
+    [planned] = record["fileUploadPlan"][0]["files"]
+    data = s3_bytes(sandbox, planned["cloud_url"])
+    created = tus_create(sandbox, dsp_uuid, planned["name"], len(data))
+    location = created.headers["Location"]
+    assert tus_patch(location, 0, data).status_code == 204
+    assert ready_document(sandbox, dsp_uuid, planned["name"])["status"] == "READY_FOR_ARCHIVE"
+
+    def upload_row() -> tuple[str, str]:
+        uri = f"file:{sandbox.state_dir / 'state.sqlite'}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            query = "SELECT completed, check_state FROM uploads WHERE id = ?"
+            return db.execute(query, (urlsplit(location).path.rsplit("/", 1)[1],)).fetchone()
+
+    before = upload_row()
+    again = tus_patch(location, len(data), b"")
+    assert (again.status_code, again.headers["Upload-Offset"]) == (204, str(len(data)))
+    assert upload_row() == before == (before[0], "ok")
+    assert find_file(sandbox, dsp_uuid, planned["name"]).json()["status"] == "READY_FOR_ARCHIVE"
 
 
 def test_dsp_and_aap_need_credentials(sandbox: SandboxInfo) -> None:

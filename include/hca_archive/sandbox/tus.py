@@ -123,6 +123,8 @@ class TusEndpoint:
             upload = self._upload(upload_id)
             if offset != upload["offset"]:
                 raise _tus_error(409, f"Upload-Offset {offset} does not match {upload['offset']}")
+            if upload["completed"] is not None:  # as tusd: the offset, and no second finish
+                return Response(204, headers={**TUS_HEADERS, "Upload-Offset": str(offset)})
             if offset + request.remaining > upload["length"]:
                 raise _tus_error(413, "the chunk goes past the declared Upload-Length")
             with (self._ctx.uploads_dir / upload_id).open("r+b") as data:
