@@ -30,6 +30,16 @@ def test_envelopes_by_state_are_paged(sandbox: SandboxInfo) -> None:
     assert len(found) == len(set(found)) == page["page"]["totalElements"]
 
 
+@pytest.mark.parametrize("spelling", ["Archiving", "archiving"])
+def test_envelopes_by_state_need_the_enum_name(sandbox: SandboxInfo, spelling: str) -> None:
+    """Spring converts submissionState to the SubmissionState enum by exact name (ARCHIVING);
+    the rendered spelling fails the conversion, which Spring Data REST answers with a 500."""
+    url = f"{sandbox.ingest_url}/submissionEnvelopes/search/findBySubmissionState"
+    refused = requests.get(url, params={"submissionState": spelling}, timeout=10)
+    assert refused.status_code == 500
+    assert "SubmissionState" in refused.json()["message"]
+
+
 def test_archived_event_moves_archiving_to_archived_once(sandbox: SandboxInfo) -> None:
     [submission] = sandbox.seed(jobs=["plain"], reads=5)
     found = requests.get(

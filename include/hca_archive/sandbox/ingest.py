@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hca_archive.sandbox.context import Context
@@ -15,6 +16,8 @@ from hca_archive.sandbox.web import (
     json_response,
     spring_page,
 )
+
+ENUM_CONSTANT = re.compile(r"[A-Z][A-Z_]*")
 
 
 def archive_envelope(ctx: Context, envelope_id: str) -> bool:
@@ -65,9 +68,23 @@ class IngestApi:
         return json_response(200, self._document(row))
 
     def find_by_state(self, request: Request) -> Response:
+        # Spring converts the parameter to the SubmissionState enum by its exact constant name
+        # (ARCHIVING, trimmed; empty is null); the rendered "Archiving" fails the conversion,
+        # which Spring Data REST answers with a 500.
+        state = request.query.get("submissionState", "").strip()
+        if state and not ENUM_CONSTANT.fullmatch(state):
+            raise HttpError(
+                500,
+                {
+                    "cause": None,
+                    "message": "Failed to convert from type [java.lang.String] to type "
+                    "[@org.springframework.data.repository.query.Param "
+                    f"org.humancellatlas.ingest.state.SubmissionState] for value '{state}'",
+                },
+            )
         rows = self._ctx.store.all(
-            "SELECT * FROM envelopes WHERE upper(state) = upper(?) ORDER BY submission_date, id",
-            (request.query.get("submissionState", ""),),
+            "SELECT * FROM envelopes WHERE upper(state) = ? ORDER BY submission_date, id",
+            (state,),
         )
         base = f"{self._ctx.urls.ingest}/submissionEnvelopes/search/findBySubmissionState"
         documents = [self._document(row) for row in rows]
