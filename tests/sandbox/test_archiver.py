@@ -55,6 +55,16 @@ def test_a_report_dsp_does_not_know_is_an_html_500(sandbox: SandboxInfo, report:
     assert "Internal Server Error" in response.text
 
 
+@pytest.mark.parametrize("route", ["", "/fileUploadPlan", "/entities"])
+def test_a_record_ingest_does_not_know_is_an_html_500(sandbox: SandboxInfo, route: str) -> None:
+    """These routes look the record up in ingest (findByDspUuid); its 404 is raised, and the old
+    service turns that into its HTML 500 page: no JSON 404 a client could take for "no record"."""
+    response = archiver(sandbox, "GET", f"/archiveSubmissions/{uuid.uuid4()}{route}")
+    assert response.status_code == 500
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "Internal Server Error" in response.text
+
+
 def test_plan_appears_in_the_background_with_one_job_per_run(sandbox: SandboxInfo) -> None:
     [submission] = sandbox.seed(jobs=ALL_KINDS, reads=100)
     triggered = archiver(

@@ -43,6 +43,10 @@ UPSTREAM_ERROR_PAGE = (
 )
 
 
+def upstream_error() -> Response:
+    return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
+
+
 def replace_plan(ctx: Context, submission_uuid: str, jobs: Any) -> int:
     """Serve ``jobs`` (any JSON, hostile included) as the upload plan of the submission's archive
     records, existing and built later; the files DSP expects stay those of the seeded runs.
@@ -241,20 +245,25 @@ class ArchiverApi:
         return json_response(200, archive_record_document(self._ctx, row))
 
     def record(self, request: Request, dsp_uuid: str) -> Response:
-        return json_response(200, archive_record_document(self._ctx, self._record(dsp_uuid)))
+        row = self._record(dsp_uuid)
+        if row is None:
+            return upstream_error()
+        return json_response(200, archive_record_document(self._ctx, row))
 
     def validation_errors(self, request: Request, dsp_uuid: str) -> Response:
         if not self._in_dsp(dsp_uuid):
-            return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
+            return upstream_error()
         return json_response(200, validation_report(self._ctx, dsp_uuid))
 
     def blockers(self, request: Request, dsp_uuid: str) -> Response:
         if not self._in_dsp(dsp_uuid):
-            return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
+            return upstream_error()
         return json_response(200, blockers_summary(self._ctx, dsp_uuid))
 
     def file_upload_plan(self, request: Request, dsp_uuid: str) -> Response:
         row = self._record(dsp_uuid)
+        if row is None:
+            return upstream_error()
         return json_response(
             200,
             {"jobs": json.loads(row["plan"])},
@@ -268,7 +277,8 @@ class ArchiverApi:
         return json_response(202, TRIGGERED)
 
     def entities(self, request: Request, dsp_uuid: str) -> Response:
-        self._record(dsp_uuid)
+        if self._record(dsp_uuid) is None:
+            return upstream_error()
         page = query_int(request, "page", 0)
         size = max(1, query_int(request, "size", DEFAULT_ENTITY_PAGE))
         rows = self._ctx.store.all(
@@ -305,7 +315,6 @@ class ArchiverApi:
         return row is not None
 
     def _record(self, dsp_uuid: str) -> Any:
-        row = self._ctx.store.one("SELECT * FROM archive_records WHERE dsp_uuid = ?", (dsp_uuid,))
-        if row is None:
-            raise HttpError(404, {"message": f"no archive submission with DSP uuid {dsp_uuid}"})
-        return row
+        """The archive record, or None: these routes ask ingest (``findByDspUuid``), and the old
+        service raises its 404 like any upstream error."""
+        return self._ctx.store.one("SELECT * FROM archive_records WHERE dsp_uuid = ?", (dsp_uuid,))
