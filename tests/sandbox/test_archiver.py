@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import uuid
 
 import pytest
@@ -22,6 +23,7 @@ from tests.sandbox.helpers import (
 
 pytestmark = pytest.mark.integration
 
+TEXT = {"Content-Type": "text/plain"}
 ALL_KINDS = ["10xV2", "10xV3", "10xV3-noI1", "plain", "lamanno"]
 
 
@@ -39,6 +41,29 @@ def test_trigger_needs_a_submission_uuid(sandbox: SandboxInfo) -> None:
     response = archiver(sandbox, "POST", "/archiveSubmissions", json={"alias_prefix": "HCA"})
     assert response.status_code == 400
     assert "submission_uuid" in response.json()["message"]
+
+
+def test_trigger_needs_a_json_object_body(sandbox: SandboxInfo) -> None:
+    """The old service reads the body with Flask's get_json(): None unless the Content-Type is
+    JSON, and then ``data.get`` fails (as on a JSON null or list): its HTML 500, nothing done."""
+    [ignored, later] = sandbox.seed(count=2, jobs=["plain"], reads=10)
+    body = json.dumps({"submission_uuid": ignored})
+    as_json = {"Content-Type": "application/json"}
+    refused = [
+        archiver(sandbox, "POST", "/archiveSubmissions", data=body),
+        archiver(sandbox, "POST", "/archiveSubmissions", data=body, headers=TEXT),
+        archiver(sandbox, "POST", "/archiveSubmissions", data="null", headers=as_json),
+        archiver(sandbox, "POST", "/archiveSubmissions", json=[ignored]),
+    ]
+    for response in refused:
+        assert response.status_code == 500
+        assert response.headers["Content-Type"].startswith("text/html")
+    charset = {"Content-Type": "application/json; charset=utf-8"}
+    trigger = archiver(sandbox, "POST", "/archiveSubmissions", data=body, headers=charset)
+    assert trigger.status_code == 200
+    wait_for("the accepted trigger's record", lambda: latest(sandbox, ignored))
+    trigger_and_wait(sandbox, later)  # background work runs in order
+    assert len(sandbox.submission_summary(ignored)["dsp_submissions"]) == 1
 
 
 def test_unknown_latest_is_404_null(sandbox: SandboxInfo) -> None:

@@ -43,8 +43,16 @@ UPSTREAM_ERROR_PAGE = (
 )
 
 
-def upstream_error() -> Response:
+def error_page() -> Response:
+    """The old service's answer to any exception it does not handle (Flask's HTML 500)."""
     return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
+
+
+def is_json(mimetype: str) -> bool:
+    """Flask's ``is_json``: application/json or application/*+json."""
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
 
 
 def replace_plan(ctx: Context, submission_uuid: str, jobs: Any) -> int:
@@ -219,8 +227,14 @@ class ArchiverApi:
         return guarded
 
     def trigger(self, request: Request) -> Response:
+        # Flask's get_json() is None unless the Content-Type is JSON; then, as for a JSON body
+        # that is no object, the old service's ``data.get`` raises.
+        if not is_json(request.headers.get_content_type()):
+            return error_page()
         body = request.json()
-        submission_uuid = body.get("submission_uuid") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return error_page()
+        submission_uuid = body.get("submission_uuid")
         if not isinstance(submission_uuid, str) or not submission_uuid:
             raise HttpError(400, {"message": "submission_uuid is required"})
         exclude_types = body.get("exclude_types") or []
@@ -247,23 +261,23 @@ class ArchiverApi:
     def record(self, request: Request, dsp_uuid: str) -> Response:
         row = self._record(dsp_uuid)
         if row is None:
-            return upstream_error()
+            return error_page()
         return json_response(200, archive_record_document(self._ctx, row))
 
     def validation_errors(self, request: Request, dsp_uuid: str) -> Response:
         if not self._in_dsp(dsp_uuid):
-            return upstream_error()
+            return error_page()
         return json_response(200, validation_report(self._ctx, dsp_uuid))
 
     def blockers(self, request: Request, dsp_uuid: str) -> Response:
         if not self._in_dsp(dsp_uuid):
-            return upstream_error()
+            return error_page()
         return json_response(200, blockers_summary(self._ctx, dsp_uuid))
 
     def file_upload_plan(self, request: Request, dsp_uuid: str) -> Response:
         row = self._record(dsp_uuid)
         if row is None:
-            return upstream_error()
+            return error_page()
         return json_response(
             200,
             {"jobs": json.loads(row["plan"])},
@@ -278,7 +292,7 @@ class ArchiverApi:
 
     def entities(self, request: Request, dsp_uuid: str) -> Response:
         if self._record(dsp_uuid) is None:
-            return upstream_error()
+            return error_page()
         page = query_int(request, "page", 0)
         size = max(1, query_int(request, "size", DEFAULT_ENTITY_PAGE))
         rows = self._ctx.store.all(
