@@ -58,6 +58,9 @@ def test_bad_fault_specs(spec: str, named: str) -> None:
         ({"error_rate": 1.5}, "error_rate"),
         ({"latency": -1}, "latency"),
         ({"hang": "maybe"}, "hang"),
+        ({"error_rate": "nan"}, "error_rate"),  # compares false with every bound
+        ({"latency": "inf"}, "latency"),  # time.sleep(inf) raises in the request handler
+        ({"latency": float("nan")}, "latency"),
     ],
 )
 def test_bad_fault_values(knobs: dict[str, object], named: str) -> None:

@@ -6,6 +6,7 @@ act on it and then drops the answer, so the caller cannot tell whether it happen
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass, fields
@@ -67,8 +68,8 @@ def _coerce(name: str, raw: object) -> float | bool:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise FaultSpecError(f"fault knob {name} must be a number, got {raw!r}") from None
-    if value < 0 or (name in RATE_KNOBS and value > 1):
-        limit = "between 0 and 1" if name in RATE_KNOBS else "0 or more"
+    if not math.isfinite(value) or value < 0 or (name in RATE_KNOBS and value > 1):
+        limit = "between 0 and 1" if name in RATE_KNOBS else "a finite number, 0 or more"
         raise FaultSpecError(f"fault knob {name} must be {limit}, got {raw!r}")
     return value
 
