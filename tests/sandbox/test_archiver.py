@@ -187,12 +187,18 @@ def test_second_trigger_creates_a_second_dsp_submission(sandbox: SandboxInfo) ->
     newest = wait_for("a second record", newer)
     dsp_ids = [d["id"] for d in sandbox.submission_summary(submission)["dsp_submissions"]]
     assert dsp_ids == [first["dspUuid"], newest["dspUuid"]]
-    ingest_records = requests.get(
-        f"{sandbox.ingest_url}/archiveSubmissions/search/findBySubmissionUuid",
-        params={"submissionUuid": submission, "sort": "created,desc"},
-        timeout=10,
-    ).json()["_embedded"]["archiveSubmissions"]
-    assert [r["dspUuid"] for r in ingest_records] == [newest["dspUuid"], first["dspUuid"]]
+
+    def ingest_records(**sort: str) -> list[str]:
+        records = requests.get(
+            f"{sandbox.ingest_url}/archiveSubmissions/search/findBySubmissionUuid",
+            params={"submissionUuid": submission, **sort},
+            timeout=10,
+        ).json()["_embedded"]["archiveSubmissions"]
+        return [record["dspUuid"] for record in records]
+
+    assert ingest_records(sort="created,desc") == [newest["dspUuid"], first["dspUuid"]]
+    # newest first only when asked: unsorted, MongoDB gives them in the order they were made
+    assert ingest_records() == ingest_records(sort="created,asc") == dsp_ids
 
 
 def test_unknown_ingest_submission_never_gets_a_record(sandbox: SandboxInfo) -> None:

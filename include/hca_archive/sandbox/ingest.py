@@ -102,8 +102,13 @@ class IngestApi:
         return json_response(202, self._document(self._envelope(envelope_id)))
 
     def archive_records(self, request: Request) -> Response:
+        # Newest first only with sort=created,desc; unsorted, MongoDB answers in insertion order.
+        field, _, direction = request.query.get("sort", "").partition(",")
+        order = "rowid"
+        if field == "created":
+            order = "created DESC, rowid DESC" if direction.lower() == "desc" else "created, rowid"
         rows = self._ctx.store.all(
-            "SELECT * FROM archive_records WHERE submission_uuid = ? ORDER BY created DESC",
+            f"SELECT * FROM archive_records WHERE submission_uuid = ? ORDER BY {order}",  # noqa: S608 - order is one of three literals
             (request.query.get("submissionUuid", ""),),
         )
         records = [archive_record_document(self._ctx, row) for row in rows]
