@@ -76,6 +76,11 @@ def test_dsp_submit_is_refused_until_ready_then_completes(sandbox: SandboxInfo) 
         return [s["statusName"] for s in statuses] == ["Submitted"]
 
     wait_for("Submitted to become available", submittable)
+    body = '{"status": "Submitted"}'
+    for headers in ({}, {"Content-Type": "text/plain"}):  # Spring MVC reads JSON bodies only
+        unread = dsp(sandbox, "PATCH", status_path, data=body, headers=headers)
+        assert unread.status_code == 415
+    assert dsp(sandbox, "GET", status_path).json()["status"] == "Draft"
     submitted = dsp(sandbox, "PATCH", status_path, json={"status": "Submitted"})
     assert (submitted.status_code, submitted.json()["status"]) == (200, "Submitted")
     wait_for("Completed", lambda: dsp(sandbox, "GET", status_path).json()["status"] == "Completed")

@@ -48,13 +48,6 @@ def error_page() -> Response:
     return text_response(500, UPSTREAM_ERROR_PAGE, "text/html")
 
 
-def is_json(mimetype: str) -> bool:
-    """Flask's ``is_json``: application/json or application/*+json."""
-    return mimetype == "application/json" or (
-        mimetype.startswith("application/") and mimetype.endswith("+json")
-    )
-
-
 def replace_plan(ctx: Context, submission_uuid: str, jobs: Any) -> int:
     """Serve ``jobs`` (any JSON, hostile included) as the upload plan of the submission's archive
     records, existing and built later; the files DSP expects stay those of the seeded runs.
@@ -229,7 +222,7 @@ class ArchiverApi:
     def trigger(self, request: Request) -> Response:
         # Flask's get_json() is None unless the Content-Type is JSON; then, as for a JSON body
         # that is no object, the old service's ``data.get`` raises.
-        if not is_json(request.headers.get_content_type()):
+        if not request.is_json():
             return error_page()
         body = request.json()
         if not isinstance(body, dict):

@@ -174,6 +174,17 @@ class DspApi:
 
     def change_status(self, request: Request, dsp_uuid: str) -> Response:
         row = self._submission(request, dsp_uuid)
+        if not request.is_json():
+            content_type = request.headers.get("Content-Type", "application/octet-stream")
+            raise HttpError(
+                415,
+                {
+                    "status": 415,
+                    "error": "Unsupported Media Type",
+                    "message": f"Content type '{content_type}' not supported",
+                    "path": request.path,
+                },
+            )
         body = request.json()
         wanted = body.get("status") if isinstance(body, dict) else None
         # submit() is the change itself; False when another request submitted it meanwhile

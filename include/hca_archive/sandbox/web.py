@@ -83,6 +83,14 @@ class Request:
             self.remaining -= len(chunk)
             yield chunk
 
+    def is_json(self) -> bool:
+        """Whether the body is declared JSON (application/json or application/*+json), the only
+        bodies Flask's get_json() and Spring MVC's JSON converter read."""
+        mimetype = self.headers.get_content_type()
+        return mimetype == "application/json" or (
+            mimetype.startswith("application/") and mimetype.endswith("+json")
+        )
+
     def body(self) -> bytes:
         return b"".join(self.read_chunks())
 
