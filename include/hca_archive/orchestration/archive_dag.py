@@ -119,6 +119,22 @@ def _hook(context: Any) -> Any:
     return HcaArchiveHook(context["params"]["environment"])
 
 
+def hold_claim(context: Any) -> None:
+    """``pre_execute`` of the steps that ask the archiver, upload or complete: a task cleared in
+    a run that had ended (failed) stops while another run for the submission is at work, rather
+    than archive beside it (see ``run_claims.hold``)."""
+    params = context["params"]
+    if params["dry_run"] or not (other := run_claims.hold(context)):
+        return
+    task_id = getattr(context["ti"], "task_id", "this task")
+    with recorded_step(context):
+        raise archiving.RunStopped(
+            f"run {other} is archiving submission {params['submission_uuid']}, started after "
+            f"this run had ended: this run leaves it to that one. Should that run fail, clear "
+            f"{task_id} here or that run's failed task, not both"
+        )
+
+
 @task(task_id="check_submission", **NETWORK_RETRIES)
 def check_submission(**context: Any) -> dict[str, str]:
     params = context["params"]
@@ -161,7 +177,7 @@ def choose_runner(**context: Any) -> list[str]:
     return [f"run_{params['runner']}"]
 
 
-@task(task_id="complete_submission", **NETWORK_RETRIES)
+@task(task_id="complete_submission", pre_execute=hold_claim, **NETWORK_RETRIES)
 def complete_submission(**context: Any) -> str:
     from airflow.sdk import Variable
 
@@ -209,6 +225,7 @@ def _file_jobs(operator: type, task_id: str, plan: Any, **options: Any) -> Any:
         task_id=task_id,
         environment=ENVIRONMENT,
         map_index_template="{{ job_label }}",
+        pre_execute=hold_claim,
         retries=2,
         retry_delay=env_duration(FILE_JOB_RETRY_DELAY_ENV, DEFAULT_FILE_JOB_RETRY_DELAY, "seconds"),
         **options,
@@ -238,6 +255,7 @@ def build_archive_dag() -> DAG:
             alias_prefix="{{ params.alias_prefix }}",
             exclude_types="{{ params.exclude_types }}",
             dry_run="{{ params.dry_run }}",
+            pre_execute=hold_claim,
             **NETWORK_RETRIES,
         )
         metadata = _wait(

@@ -7,6 +7,10 @@ submission and a run started meanwhile leaves it to that run (on another runner 
 every file again). To a new run, a claim of a run that ended counts for nothing; the sweep
 treats the claiming run as its own (a failed one waits for a wrangler). A claim is removed only
 when the run succeeds, so that a failed run a wrangler clears and resumes still holds it.
+
+A task cleared in a run that had ended resumes without passing ``check_submission``, and a run
+may have claimed the submission meanwhile: every step that changes something ``hold``s the claim
+first, so two runs never archive one submission side by side.
 """
 
 from __future__ import annotations
@@ -40,6 +44,20 @@ def claim(context: Any) -> str | None:
     Variable.set(claim_key(params["environment"], params["submission_uuid"]), context["run_id"])
     time.sleep(CLAIM_SETTLE_SECONDS)
     return other_run_at_work(context)
+
+
+def hold(context: Any) -> str | None:
+    """Before a step that asks the archiver, uploads or completes: None once this run holds the
+    claim, else the id of another run at work that holds it (this run must leave it alone).
+
+    A run holds its claim from ``check_submission`` on, and then this only reads it. A run
+    resumed by clearing one of its tasks after it had ended may have lost it to a run started
+    meanwhile: it takes the claim back, as ``claim`` does, unless that run is still at work.
+    """
+    params = context["params"]
+    if claiming_run(params["environment"], params["submission_uuid"]) == context["run_id"]:
+        return None
+    return claim(context)
 
 
 def release(context: Any) -> None:
