@@ -65,3 +65,26 @@ def test_clearing_a_failed_run_keeps_the_audit_record_of_the_failed_attempt(
         for outcome in step["outcomes"]
     ]
     assert "bad taxon" in outcomes, f"the failed attempt's record is gone: {records}"
+
+
+def test_a_run_deleted_and_started_again_under_its_id_keeps_the_first_runs_record(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The sweep's run ids repeat: a wrangler deletes a failed sweep run, the next sweep starts a
+    run of the same id, whose first report is try 1 again."""
+    monkeypatch.setenv("HCA_ARCHIVE_AUDIT_URL", tmp_path.as_uri())
+    monkeypatch.setattr(report_module, "set_run_note", lambda ti, note: None)
+    states = {"check_submission": "success", "request_archive": "success"}
+    for dsp_uuid in ("deleted-runs-dsp", "new-runs-dsp"):
+        ti = Ti(1, {("request_archive", "return_value"): {"dsp_uuid": dsp_uuid}}, states)
+        ti.run_id = "sweep__dev__" + UUID
+        dag_run = SimpleNamespace(run_type="manual", start_date=None)
+        report_module.build_and_publish_report({"ti": ti, "dag_run": dag_run, "params": PARAMS})
+
+    attempts = [json.loads(path.read_text()) for path in tmp_path.rglob("try-*.json")]
+    assert sorted(record["dsp_submission"] for record in attempts) == [
+        "deleted-runs-dsp",
+        "new-runs-dsp",
+    ]
+    latest = json.loads((tmp_path / "archive_submission" / f"sweep__dev__{UUID}.json").read_text())
+    assert latest["dsp_submission"] == "new-runs-dsp"

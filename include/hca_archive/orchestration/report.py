@@ -1,8 +1,9 @@
 """The per-run report: what each step did, every file with bytes and md5, the accessions.
 
 Written to the task log as a story and, as JSON, to the audit location (``<dag id>/<run id>.json``,
-the latest, and ``<dag id>/<run id>/try-<n>.json`` for each attempt): a directory or any
-object storage URL (``HCA_ARCHIVE_AUDIT_URL``, e.g. ``s3://bucket/audit``; default
+the latest, and ``<dag id>/<run id>/try-<n>.json`` for each attempt, ``try-<n>.<k>.json`` for a
+later run under a deleted run's id): a directory or any object storage URL
+(``HCA_ARCHIVE_AUDIT_URL``, e.g. ``s3://bucket/audit``; default
 ``$AIRFLOW_HOME/hca-archive-audit``). The report task fails the run when a step failed, naming it.
 """
 
@@ -265,6 +266,20 @@ def set_run_note(ti: Any, note: str) -> None:
     log.info("report set as the run's note")
 
 
+def attempt_path(folder: ObjectStoragePath, try_number: int) -> ObjectStoragePath:
+    """``try-<n>.json`` in ``folder``, or ``try-<n>.<k>.json`` when a record holds that name.
+
+    Run ids repeat (a failed sweep run deleted, the next sweep starts ``sweep__<env>__<uuid>``
+    again, at try 1): the deleted run's records say what it did, and are never written over.
+    """
+    path = folder / f"try-{try_number}.json"
+    again = 1
+    while path.exists():
+        again += 1
+        path = folder / f"try-{try_number}.{again}.json"
+    return path
+
+
 def build_and_publish_report(context: Any) -> dict[str, Any]:
     ti = context["ti"]
     report = collect_report(context)
@@ -275,7 +290,7 @@ def build_and_publish_report(context: Any) -> dict[str, Any]:
     target = audit_root() / ti.dag_id / f"{ti.run_id}.json"
     # the latest record at <run id>.json; every attempt (a cleared run reports again, under a
     # new try number) also under <run id>/try-<n>.json, so a rerun never erases a failure
-    attempt = audit_root() / ti.dag_id / ti.run_id / f"try-{ti.try_number}.json"
+    attempt = attempt_path(audit_root() / ti.dag_id / ti.run_id, ti.try_number)
     for path in (attempt, target):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
