@@ -156,3 +156,50 @@ def test_a_run_refuses_a_parameter_the_dag_does_not_have(dagbag: DagBag) -> None
     with pytest.raises(AirflowFailException, match="unknown parameter runer; known: alias_prefix"):
         check_submission.function(**context)
     assert pushed["step"]["state"] == "failed"
+
+
+class _RequestResult:
+    """What a task instance reads of ``request_archive``'s return value."""
+
+    def __init__(self, value: object) -> None:
+        self.value, self.pushed, self.try_number = value, {}, 1
+
+    def xcom_pull(self, task_ids: str) -> object:
+        assert task_ids == "request_archive"
+        return self.value
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+@pytest.mark.parametrize(
+    "task_id", ["check_metadata", "wait_for_validation", "wait_for_completion"]
+)
+def test_the_waits_render_the_requested_dsp_submission(dagbag: DagBag, task_id: str) -> None:
+    dag = dagbag.dags["archive_submission"]
+    template = dag.get_task(task_id).arguments["dsp_uuid"]
+    render = dag.get_template_env().from_string(template).render
+    assert render(ti=_RequestResult({"dsp_uuid": "b729f228-0000"})) == "b729f228-0000"
+
+
+@pytest.mark.parametrize("result", [None, {}, {"dsp_uuid": ""}])
+def test_a_request_marked_success_by_hand_is_named_not_a_template_error(
+    dagbag: DagBag, result: object
+) -> None:
+    """Marked success by hand, request_archive returns nothing: every later step said only
+    "'None' has no attribute 'dsp_uuid'"."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from hca_archive.orchestration.archive_dag import complete_submission, fetch_plan
+
+    dag = dagbag.dags["archive_submission"]
+    template = dag.get_task("check_metadata").arguments["dsp_uuid"]
+    expected = "request_archive left no DSP submission .*marked success by hand.*clear"
+    with pytest.raises(AirflowFailException, match=expected):
+        dag.get_template_env().from_string(template).render(ti=_RequestResult(result))
+    params = _params(dagbag, submission_uuid="2a0f5c1e-9d1b-4c7a-8f1e-3b6d2c9a7e10")
+    for step in (fetch_plan, complete_submission):
+        ti = _RequestResult(result)
+        with pytest.raises(AirflowFailException, match=expected):
+            step.function(ti=ti, params=params)
+        assert ti.pushed["step"]["state"] == "failed"  # the report names the step and why

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from hca_archive import archiving
 from hca_archive.orchestration import run_claims
@@ -52,7 +52,7 @@ NETWORK_RETRIES = {
 # A file job killed with its worker is retried after this delay; tests that kill workers shorten it.
 FILE_JOB_RETRY_DELAY_ENV = "HCA_ARCHIVE_FILE_JOB_RETRY_DELAY_SECONDS"
 DEFAULT_FILE_JOB_RETRY_DELAY = timedelta(minutes=1)
-DSP_UUID = "{{ ti.xcom_pull(task_ids='request_archive')['dsp_uuid'] }}"
+DSP_UUID = "{{ requested_dsp_uuid(ti) }}"
 SUBMISSION_UUID = "{{ params.submission_uuid }}"
 ENVIRONMENT = "{{ params.environment }}"
 
@@ -119,6 +119,19 @@ def _hook(context: Any) -> Any:
     return HcaArchiveHook(context["params"]["environment"])
 
 
+def requested_dsp_uuid(ti: Any) -> str:
+    """The DSP submission ``request_archive`` asked for or found. A ``request_archive`` marked
+    success by hand left none: say so, where a template would fail on ``None['dsp_uuid']``."""
+    requested = ti.xcom_pull(task_ids="request_archive")
+    dsp_uuid = requested.get("dsp_uuid") if isinstance(requested, dict) else None
+    if not dsp_uuid:
+        raise AirflowFailException(
+            "request_archive left no DSP submission (was it marked success by hand?): clear "
+            "request_archive, which finds the submission it asked for or asks the archiver"
+        )
+    return str(dsp_uuid)
+
+
 def hold_claim(context: Any) -> None:
     """``pre_execute`` of the steps that ask the archiver, upload or complete: a task cleared in
     a run that had ended (failed) stops while another run for the submission is at work, rather
@@ -159,8 +172,8 @@ def check_submission(**context: Any) -> dict[str, str]:
 @task(task_id="fetch_plan", **NETWORK_RETRIES)
 def fetch_plan(**context: Any) -> list[list[dict[str, Any]]]:
     """The plan's jobs in batches, one batch per mapped file-job task."""
-    dsp_uuid = context["ti"].xcom_pull(task_ids="request_archive")["dsp_uuid"]
     with recorded_step(context) as record:
+        dsp_uuid = requested_dsp_uuid(context["ti"])
         hook = _hook(context)
         plan = archiving.fetch_plan(hook.archiver, dsp_uuid, MAX_MAPPED_TASKS, hook.dsp.root)
         record.outcome = f"upload plan: {plan.job_count} jobs in {len(plan.batches)} tasks"
@@ -181,10 +194,10 @@ def choose_runner(**context: Any) -> list[str]:
 def complete_submission(**context: Any) -> str:
     from airflow.sdk import Variable
 
-    dsp_uuid = context["ti"].xcom_pull(task_ids="request_archive")["dsp_uuid"]
-    # A Variable, not XCom: the note of the request must outlive a retry or a cleared task.
-    marker = f"hca_archive_complete__{context['params']['environment']}__{dsp_uuid}"
     with recorded_step(context) as record:
+        dsp_uuid = requested_dsp_uuid(context["ti"])
+        # A Variable, not XCom: the note of the request must outlive a retry or a cleared task.
+        marker = f"hca_archive_complete__{context['params']['environment']}__{dsp_uuid}"
         hook = _hook(context)
         record.outcome = archiving.complete_submission(
             hook.archiver,
@@ -243,6 +256,7 @@ def build_archive_dag() -> DAG:
         tags=["hca", "archive"],
         max_active_runs=16,
         render_template_as_native_obj=True,
+        user_defined_macros={"requested_dsp_uuid": requested_dsp_uuid},
         doc_md=__doc__,
         default_args={"owner": "hca-wranglers"},
         **run_notifiers(),
