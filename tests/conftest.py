@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.hpc",
     "tests.fixtures.airflow",
     "tests.fixtures.moto",
+    "tests.fixtures.variables",
 ]

@@ -51,23 +51,9 @@ class StepTi(RunsTi):
 
 
 @pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    import airflow.sdk
-
-    values: dict[str, str] = {}
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default: str | None = None) -> str | None:
-            return values.get(key, default)
-
-        @staticmethod
-        def set(key: str, value: str) -> None:
-            values[key] = value
-
-    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
+def variables(airflow_variables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setattr(run_claims, "CLAIM_SETTLE_SECONDS", 0)
-    return values
+    return airflow_variables
 
 
 def before_execute(task_id: str) -> Any:

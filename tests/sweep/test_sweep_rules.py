@@ -352,24 +352,12 @@ def test_of_two_runs_claiming_at_once_exactly_one_goes_on(monkeypatch: pytest.Mo
 
 
 def test_a_run_finding_the_submission_claimed_by_a_run_at_work_leaves_the_claim_alone(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, airflow_variables: dict[str, str]
 ) -> None:
     """claim() must look before it writes: a run that overwrote the claim of a run at work would
     read its own id back after the settle and go on, and both runs would archive."""
-    import airflow.sdk
-
-    values: dict[str, str] = {run_claims.claim_key("dev", FIRST): "by-hand"}
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default: str | None = None) -> str | None:
-            return values.get(key, default)
-
-        @staticmethod
-        def set(key: str, value: str) -> None:
-            values[key] = value
-
-    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
+    values = airflow_variables
+    values[run_claims.claim_key("dev", FIRST)] = "by-hand"
     monkeypatch.setattr(run_claims, "CLAIM_SETTLE_SECONDS", 0)
     ti = RunsTi({"by-hand": DagRunState.RUNNING, "sweep-run": DagRunState.RUNNING})
     ti.dag_id = "archive_submission"
