@@ -280,25 +280,13 @@ def test_a_refused_request_stops_the_run_with_the_archivers_words() -> None:
         store.request(RefusingArchiver())
 
 
-def test_a_refused_request_leaves_no_note_that_would_delay_the_next(monkeypatch) -> None:
+def test_a_refused_request_leaves_no_note_that_would_delay_the_next(
+    monkeypatch, airflow_variables
+) -> None:
+    import airflow.sdk
     from airflow.sdk.exceptions import AirflowFailException
 
     from hca_archive.orchestration import hooks, request_operator
-
-    variables: dict[str, object] = {}
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
-            return variables.get(key, default)
-
-        @staticmethod
-        def set(key: str, value: object, serialize_json: bool = False) -> None:
-            variables[key] = value
-
-        @staticmethod
-        def delete(key: str) -> None:
-            variables.pop(key, None)
 
     class Hook:
         archiver = RefusingArchiver()
@@ -306,14 +294,14 @@ def test_a_refused_request_leaves_no_note_that_would_delay_the_next(monkeypatch)
         def request_grace(self) -> timedelta:
             return timedelta(minutes=30)
 
-    monkeypatch.setattr(request_operator, "Variable", Variable)
+    monkeypatch.setattr(request_operator, "Variable", airflow.sdk.Variable)  # the fixture's
     monkeypatch.setattr(request_operator, "CLAIM_SETTLE_SECONDS", 0)
     monkeypatch.setattr(hooks, "HcaArchiveHook", lambda environment: Hook())
     operator = request_archive_operator()
     with pytest.raises(AirflowFailException, match="the archiver refused"):
         operator.execute({"ti": StepTi()})
     assert Hook.archiver.triggers == [UUID]
-    assert variables == {}
+    assert airflow_variables == {}
 
 
 def request_archive_operator() -> BaseOperator:
