@@ -13,10 +13,14 @@ $(BIN)/python:
 # Bytecode is compiled once here, as pip would: uv does not by default, and where
 # PYTHONDONTWRITEBYTECODE is set every Airflow process would compile Airflow anew (5-7 s to import
 # airflow.models instead of 3).
-$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+# The C extension (setup.py) is also built in place explicitly, so that a changed .c file is
+# always rebuilt, whatever the installer caches.
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml setup.py \
+		include/hca_archive/convert/_encode_block.c
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/python setup.py -q build_ext --inplace
 	$(BIN)/python -m compileall -q include/hca_archive
 	touch $@
 
@@ -60,4 +64,4 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile -q --python-version 3.11 requirements.in -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build include/hca_archive/convert/*.so
