@@ -40,6 +40,14 @@ from hca_archive.convert.bam_encoding import SEQ_BASES, hex_tag, interleave, z_t
 from hca_archive.convert.errors import ConversionError
 from hca_archive.convert.schema import Schema, get_schema
 
+try:
+    from hca_archive.convert import _encode_block
+except ImportError as error:  # loudly, rather than convert more slowly without it
+    raise ImportError(
+        "hca_archive.convert._encode_block (C extension) is not built: run `make install`, "
+        "or `python setup.py build_ext --inplace` in the repository"
+    ) from error
+
 FORMAT_NAME = "hca-archive-fastq"
 FORMAT_VERSION = 1
 READ_INDEXES = ("read1", "read2", "index1")
@@ -168,10 +176,28 @@ def _seq_safe(seq: bytes, qual: bytes) -> bool:
 class BlockEncoder:
     """Turns blocks of FASTQ lines (same reads in every file) into binary BAM records."""
 
-    def __init__(self, layout: Layout, streams: dict):
+    def __init__(self, layout: Layout, streams: dict, *, compiled: bool = True):
         self.layout = layout
         self.streams = streams  # read index -> FastqStream, for error messages
         self.short_r1_reads = 0
+        # The C encoder's arguments after the lines, when it can serve this layout: every file
+        # ends lines with "\n" and has bare '+' lines (`compiled=False`: Python only, for tests).
+        self._compiled_args: tuple | None = None
+        files = layout.files
+        if (
+            compiled
+            and list(files) in (["read1", "read2"], ["read1", "read2", "index1"])
+            and all(f.eol == b"\n" and not f.plus_repeats_header for f in files.values())
+        ):
+            i1_tail = files["index1"].tail if "index1" in files else b""
+            schema = layout.schema
+            self._compiled_args = (
+                files["read1"].tail,
+                files["read2"].tail,
+                i1_tail,
+                schema.barcode_length,
+                schema.barcode_umi_length,
+            )
 
     def encode(
         self,
@@ -179,8 +205,18 @@ class BlockEncoder:
         first_read: int,
         last_without_newline: set[str],
     ) -> bytes:
-        """BAM records for one block; `first_read` numbers its first read from 1."""
+        """BAM records for one block; `first_read` numbers its first read from 1.
+
+        The C encoder takes the common case; what it declines goes to the Python fast path,
+        and what that declines to the read-by-read slow path, which also names errors."""
         if not last_without_newline:
+            if self._compiled_args is not None:
+                i1 = lines["index1"] if "index1" in self.layout.files else None
+                encoded = _encode_block.encode(
+                    lines["read1"], lines["read2"], i1, *self._compiled_args
+                )
+                if encoded is not None:
+                    return encoded
             fast = self._encode_fast(lines)
             if fast is not None:
                 return fast
