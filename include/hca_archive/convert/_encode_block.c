@@ -402,7 +402,11 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     }
     const Py_ssize_t bc = PyLong_AsSsize_t(args[6]), bu = PyLong_AsSsize_t(args[7]);
     if ((bc == -1 || bu == -1) && PyErr_Occurred()) {
-        return NULL;
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return NULL;
+        }
+        PyErr_Clear(); /* beyond any schema: declined below as other out-of-range values are */
+        Py_RETURN_NONE;
     }
     /* Lengths beyond any 10x schema, or tails the Python path must handle: decline. */
     if (bc < 0 || bu < bc || bu > 4096) {
