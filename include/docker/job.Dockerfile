@@ -9,6 +9,23 @@
 # arguments. Every runtime package is pinned to its version in requirements.lock; the test
 # tests/filejob/test_job_image.py checks that these pins match the lock and cover every
 # dependency of the core package. The build context is limited by job.Dockerfile.dockerignore.
+#
+# Two stages: the package has a C extension (hca_archive.convert._encode_block), so a builder
+# with a compiler makes its wheel, and the final image installs only that wheel, without gcc.
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && pip install setuptools==84.2.1
+
+COPY pyproject.toml setup.py /src/
+COPY include/hca_archive /src/include/hca_archive
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,14 +48,13 @@ RUN pip install --only-binary=:all: \
         requests==2.34.2 \
         s3transfer==0.19.3 \
         six==1.17.0 \
-        urllib3==2.8.0 \
-    && pip install setuptools==84.2.1
+        urllib3==2.8.0
 
-COPY pyproject.toml /src/
-COPY include/hca_archive /src/include/hca_archive
-RUN pip install --no-deps --no-build-isolation /src \
+COPY --from=builder /wheels /wheels
+RUN pip install --no-deps /wheels/hca_archive-*.whl \
     && pip check \
-    && rm -rf /src \
+    && python -c "import hca_archive.convert._encode_block" \
+    && rm -rf /wheels \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin hca
 
 USER hca
