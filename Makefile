@@ -13,14 +13,13 @@ $(BIN)/python:
 # Bytecode is compiled once here, as pip would: uv does not by default, and where
 # PYTHONDONTWRITEBYTECODE is set every Airflow process would compile Airflow anew (5-7 s to import
 # airflow.models instead of 3).
-# The C extension (setup.py) is also built in place explicitly, so that a changed .c file is
-# always rebuilt, whatever the installer caches.
-$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml setup.py \
+# The editable install builds the converter's C extension in place (include/hca_archive/convert);
+# reinstalled each time, so that a changed .c file is always rebuilt, whatever uv has cached.
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml \
 		include/hca_archive/convert/_encode_block.c
 	$(BIN)/pip install -q uv==$(UV_VERSION)
 	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
-	$(BIN)/python setup.py -q build_ext --inplace
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --reinstall-package hca-archive -e .
 	$(BIN)/python -m compileall -q include/hca_archive
 	touch $@
 

@@ -20,7 +20,7 @@ COPY requirements.txt requirements.lock /tmp/
 RUN pip install --no-cache-dir "apache-airflow==3.3.2" -r /tmp/requirements.txt \
         -c /tmp/requirements.lock asyncpg moto[server] psycopg2-binary
 
-COPY --chown=airflow:0 pyproject.toml setup.py /opt/hca-archive/
+COPY --chown=airflow:0 pyproject.toml /opt/hca-archive/
 COPY --chown=airflow:0 include /opt/hca-archive/include
 RUN pip install --no-cache-dir --no-deps -e /opt/hca-archive
 

@@ -22,7 +22,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && pip install setuptools==84.2.1
 
-COPY pyproject.toml setup.py /src/
+COPY pyproject.toml /src/
 COPY include/hca_archive /src/include/hca_archive
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
 

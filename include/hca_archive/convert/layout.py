@@ -45,7 +45,7 @@ try:
 except ImportError as error:  # loudly, rather than convert more slowly without it
     raise ImportError(
         "hca_archive.convert._encode_block (C extension) is not built: run `make install`, "
-        "or `python setup.py build_ext --inplace` in the repository"
+        "or `pip install -e .` in the repository"
     ) from error
 
 FORMAT_NAME = "hca-archive-fastq"
