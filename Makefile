@@ -23,12 +23,14 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml \
 	$(BIN)/python -m compileall -q include/hca_archive
 	touch $@
 
-install: $(VENV)/.installed system-packages
+install: system-packages $(VENV)/.installed
 
 # Debian packages the tests use: a real sshd for the LSF runner, samtools as the reference
-# converter, Chromium for the browser test (Playwright cannot download browsers here).
+# converter, Chromium for the browser test (Playwright cannot download browsers here); and gcc,
+# which the install needs for the converter's C extension (first, so it is there for it).
 system-packages:
 	@missing=""; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	command -v samtools >/dev/null || missing="$$missing samtools"; \
 	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
