@@ -13,7 +13,7 @@ import pytest
 from hca_archive.convert import _encode_block
 from hca_archive.convert.errors import ConversionError
 from hca_archive.convert.layout import BlockEncoder, FileLayout, Layout
-from hca_archive.convert.schema import SCHEMAS
+from hca_archive.convert.schema import SCHEMAS, Schema
 from tests.fixtures.paths import REPO_ROOT
 
 SOURCE = REPO_ROOT / "include" / "hca_archive" / "convert" / "_encode_block.c"
@@ -319,3 +319,197 @@ def test_the_c_source_compiles_without_warnings(tmp_path):
     command = ["gcc", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{include}"]
     done = subprocess.run([*command, str(SOURCE)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def _differential(layout: Layout, lines: dict) -> bytes | None:
+    """C's result, after checking it against the Python paths: the fast path's bytes whenever C
+    returns bytes, and None wherever the Python paths refuse the block (ConversionError)."""
+    compiled = _compiled(layout, lines)
+    python, fast = _python(layout, lines)
+    if compiled is not None:
+        assert compiled == fast == python, (layout, lines)
+    if python is None:
+        assert compiled is None, (layout, lines)
+    return compiled
+
+
+def _block(tails: dict, reads: list[dict], schema=SCHEMAS["10xV3"]) -> tuple[Layout, dict]:
+    """A layout with these default tails, and a block of reads: per read and file, the header
+    (without '@' unless given as `raw`), and optionally seq/qual."""
+    lines: dict[str, list[bytes]] = {index: [] for index in tails}
+    for read in reads:
+        for index in tails:
+            default_seq = {"read1": b"A" * schema.barcode_umi_length, "read2": b"ACG"}
+            seq = read.get(f"{index}_seq", default_seq.get(index, b"GATC"))
+            qual = read.get(f"{index}_qual", b"F" * len(seq))
+            header = read.get(f"{index}_raw", b"@" + read.get(index, read["name"]))
+            lines[index] += [header, seq, b"+", qual]
+    layout = Layout(schema, {index: FileLayout(index, tail) for index, tail in tails.items()})
+    return layout, lines
+
+
+R12I = ("read1", "read2", "index1")
+
+
+@pytest.mark.parametrize(
+    ("tail", "headers", "accepted"),
+    [
+        # whole: names that end with the tail's text, or hold part of it
+        (b" 1", [b"r 1 1", b"s 1"], False),  # a space in a name
+        (b"/1", [b"r/1/1", b"s/1"], True),
+        (b"11", [b"r111", b"111"], True),
+        (b"ab", [b"abab", b"xab"], True),
+        (b"@", [b"r@", b"@@"], False),  # a name starting with '@'
+        (b"@", [b"r@", b"x@@"], True),
+        # headers of exactly '@' + tail: empty names
+        (b" 1:N", [b"r 1:N", b" 1:N"], False),
+        (b" 1:N", [b" 1:N"], False),
+        (b"/1", [b"r/1", b"/1"], False),
+        (b"", [b"r", b"s"], True),
+        # per read: tails with spaces, empty, the default's prefix, several spaces
+        (b" 1:N", [b"r 1:N", b"s", b"t ", b"u 1:N x", b"v 1", b"w  1:N"], True),
+        (b" ", [b"r ", b"s", b"t  ", b"u x y"], True),
+        (b"  two  spaces", [b"r  two  spaces", b"s two spaces", b"t  two  spaces "], True),
+        (b" 1:N", [b"r/1 1:N", b"s/1"], True),
+        (b" 1:N", [b"@r 1:N", b"s"], False),  # '@' starting a name, per read
+        (b"/1 1:N", [b"r/1 1:N", b"s/1 2:N"], False),  # no per-read case without a leading space
+    ],
+)
+def test_header_cases_whole_and_per_read(tail, headers, accepted):
+    layout, lines = _block(dict.fromkeys(R12I, tail), [{"name": h} for h in headers])
+    assert (_differential(layout, lines) is not None) is accepted
+
+
+@pytest.mark.parametrize("indexes", [R12I, R12I[:2]])
+def test_per_read_tails_in_every_file_come_in_python_order(indexes):
+    tails = {"read1": b" 1:N", "read2": b" 2:N", "index1": b" i"}
+    reads = [
+        {"name": b"a", "read1": b"a x", "read2": b"a y", "index1": b"a z"},
+        {"name": b"b", "read1": b"b 1:N", "read2": b"b", "index1": b"b i"},
+        {"name": b"c", "read1": b"c", "read2": b"c 2:N", "index1": b"c"},
+    ]
+    layout, lines = _block({i: tails[i] for i in indexes}, reads)
+    records = _differential(layout, lines)
+    assert records is not None and b"t1Zx" not in records and b"t1Z x" in records
+
+
+@pytest.mark.parametrize(
+    ("name", "accepted"), [(b"N" * 253, True), (b"N" * 254, True), (b"N" * 255, False)]
+)
+@pytest.mark.parametrize("tail", [b"", b" 1:N", b"/1"])
+def test_read_names_up_to_254_bytes(name, accepted, tail):
+    # the long name in the second read only, per read (the first header has another tail)
+    reads = [{"name": b"r", "read1": b"r 0:Y" if tail == b" 1:N" else b"r" + tail}, {"name": name}]
+    layout, lines = _block(
+        dict.fromkeys(R12I, tail), [{**r, "name": r["name"] + tail} for r in reads]
+    )
+    records = _differential(layout, lines)
+    assert (records is not None) is accepted
+    if accepted:
+        assert records[-len(records) + 4 + 36 + 2 + 8 :].count(bytes([len(name) + 1])) >= 1
+
+
+@pytest.mark.parametrize("extra", [-28, -1, 0, 1, 2, 63])
+@pytest.mark.parametrize("indexes", [R12I, R12I[:2]])
+def test_r1_lengths_around_barcode_and_umi(extra, indexes):
+    schema = SCHEMAS["10xV3"]
+    length = schema.barcode_umi_length + extra
+    reads = [
+        {"name": b"a", "read1_seq": b"AC~ "[:1] * length, "read1_qual": b"~" * length},
+        {"name": b"b", "read1_seq": b" " * length, "read1_qual": b"!" * length},
+    ]
+    layout, lines = _block(dict.fromkeys(indexes, b""), reads, schema)
+    records = _differential(layout, lines)
+    assert (records is not None) is (extra >= 0)
+    # R1 of lengths that differ: Python's fast path takes them, C declines (more than Python)
+    lines["read1"][1] += b"A"
+    lines["read1"][3] += b"F"
+    assert _differential(layout, lines) is None
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 151])
+@pytest.mark.parametrize("quality", [b"!", b"~", b"F", b" ", b"\x7f", b"*"])
+def test_r2_lengths_and_quality_boundaries(length, quality):
+    reads = [
+        {"name": b"a", "read2_seq": (b"ACGTN" * 31)[:length], "read2_qual": (b"!~" * 76)[:length]},
+        {"name": b"b", "read2_seq": b"N" * length, "read2_qual": quality * length},
+    ]
+    layout, lines = _block(dict.fromkeys(R12I, b" 1:N"), reads)
+    records = _differential(layout, lines)
+    valid = b"!"[0] <= quality[0] <= b"~"[0] and not (length == 1 and quality == b"*")
+    assert (records is not None) is valid
+
+
+@pytest.mark.parametrize("index", R12I)
+@pytest.mark.parametrize("change", [1, 2, 3, 4, -1, -4])
+def test_files_that_disagree_in_line_count_are_declined(index, change):
+    layout, lines = _block(dict.fromkeys(R12I, b""), [{"name": b"a"}, {"name": b"b"}])
+    block = lines[index]
+    lines[index] = block + block[:change] if change > 0 else block[:change]
+    assert _differential(layout, lines) is None
+
+
+@pytest.mark.parametrize("bad", [b"\t", b"\r", b"\x7f", b"\x80", b"\x00", b"\n"])
+@pytest.mark.parametrize("index", R12I)
+def test_tails_that_are_not_printable_are_declined(bad, index):
+    tails = dict.fromkeys(R12I, b" 1:N")
+    tails[index] = b" 1" + bad + b"N"
+    reads = [{"name": b"a", **{i: b"a" + tails[i] for i in R12I}}]
+    layout, lines = _block(tails, reads)
+    assert _differential(layout, lines) is None
+
+
+def test_an_absent_i1_leaves_its_tail_unread():
+    layout, lines = _block(dict.fromkeys(R12I[:2], b""), [{"name": b"a"}])
+    args = (lines["read1"], lines["read2"], None, b"", b"", b"\t\x00", 16, 28)
+    assert _encode_block.encode(*args) == _python(layout, lines)[1]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_colliding_names_and_tails_from_a_small_alphabet(seed):
+    """Short names and tails from a few bytes ('@', space, '/', '1', ...), so that tails overlap
+    names, names end with the tail's text, headers are '@' + tail, names are empty or start with
+    '@'; R1 around barcode+UMI, short R2 at the quality boundaries, I1 or not."""
+    rng = random.Random(seed)
+    name_bytes, tail_bytes = b"ab@ /1x", b" a1/@x"
+
+    def text(alphabet: bytes, low: int, high: int) -> bytes:
+        return bytes(rng.choice(alphabet) for _ in range(rng.randint(low, high)))
+
+    accepted = per_read = 0
+    for _ in range(3000):
+        bc = rng.choice([0, 1, 2])
+        schema = Schema("t", bc, rng.choice([0, 1]))
+        bu = schema.barcode_umi_length
+        indexes = R12I if rng.random() < 0.5 else R12I[:2]
+        space = b" " if rng.random() < 0.5 else b""
+        tails = {index: space + text(tail_bytes, 0, 3) for index in indexes}
+        k = rng.randint(1, 4)
+        r1_length = bu + rng.choice([-1, 0, 1, 2, 2])
+        reads = []
+        for _read in range(k):
+            name = text(name_bytes, 1, 3)
+            read = {"name": name}
+            for index in indexes:
+                tail = tails[index] if rng.random() < 0.7 else text(tail_bytes, 0, 3)
+                read[f"{index}_raw"] = b"@" + name + tail
+            length = rng.choice([1, 1, 2, 3])
+            read["read2_seq"] = text(b"ACGTN", length, length)
+            read["read2_qual"] = text(
+                b"!~F" + (b" \x7f*" if rng.random() < 0.1 else b""), length, length
+            )
+            length = max(0, r1_length)
+            read["read1_seq"] = text(b"A ~!", length, length)
+            read["read1_qual"] = text(b"F ~", length, length)
+            length = rng.choice([0, 1, 2])
+            read["index1_seq"], read["index1_qual"] = (
+                text(b"A ~", length, length),
+                text(b"!~", length, length),
+            )
+            reads.append(read)
+        layout, lines = _block(tails, reads, schema)
+        records = _differential(layout, lines)
+        if records is not None:
+            accepted += 1
+            per_read += any(tag in records for tag in (b"t1Z", b"t2Z", b"tiZ"))
+    assert accepted > 100 and per_read > 30
