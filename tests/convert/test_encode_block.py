@@ -181,7 +181,7 @@ def test_the_c_encoder_makes_the_python_bytes_or_declines(seed):
             for _ in range(rng.choice([1, 1, 2, 3])):
                 if rng.random() < 0.3:
                     _rename_read(lines, names, rng)
-                else:
+                elif all(len(block) >= 4 for block in lines.values()):  # not after a pop()
                     rng.choice(MUTATIONS)(lines, rng)
             mutated_cases += 1
         compiled = _compiled(layout, lines)
