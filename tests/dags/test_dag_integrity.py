@@ -101,6 +101,14 @@ def test_a_kubernetes_file_job_has_the_time_limit_its_pod_has(dagbag: DagBag) ->
     assert task.execution_timeout == FILE_JOB_TIME_LIMIT  # the pod's activeDeadlineSeconds
 
 
+def test_a_local_file_job_has_the_time_limit_lsf_and_kubernetes_jobs_have(dagbag: DagBag) -> None:
+    """Without one, a local job that hangs (a stalled download) holds its worker slot for ever."""
+    from hca_archive.orchestration.file_job_results import FILE_JOB_TIME_LIMIT
+
+    task = dagbag.dags["archive_submission"].get_task("run_local")
+    assert task.execution_timeout == FILE_JOB_TIME_LIMIT
+
+
 def _params(dagbag: DagBag, **values: object) -> dict:
     params = copy.deepcopy(dagbag.dags["archive_submission"].params)
     for key, value in values.items():

@@ -282,7 +282,13 @@ def build_archive_dag() -> DAG:
         )
         plan = fetch_plan()
         runner = choose_runner()
-        run_local = _file_jobs(LocalFileJobOperator, "run_local", plan, max_active_tis_per_dagrun=4)
+        run_local = _file_jobs(
+            LocalFileJobOperator,
+            "run_local",
+            plan,
+            execution_timeout=FILE_JOB_TIME_LIMIT,  # on_kill then stops the job's process group
+            max_active_tis_per_dagrun=4,
+        )
         run_lsf = _file_jobs(LsfFileJobOperator, "run_lsf", plan, max_active_tis_per_dagrun=64)
         run_kubernetes = _file_jobs(
             KubernetesFileJobOperator,
