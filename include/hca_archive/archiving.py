@@ -207,12 +207,35 @@ def blocking_errors(report: ValidationReport, blockers: Blockers) -> bool:
     return blockers.total_metadata_blockers > len(missing)
 
 
+def named_summary(archiver: ArchiverClient, dsp_uuid: str, report: ValidationReport) -> str:
+    """The report's summary with each erring submittable named by its archive entity (type and
+    alias, which the wrangler knows), not by its DSP URL alone. The entities are asked for only
+    when validation failed; if the archiver cannot list them, the URLs have to do."""
+    from hca_archive.http import ServiceError
+
+    try:
+        entities = archiver.entities(dsp_uuid)
+    except (ServiceError, ValueError) as error:
+        log.warning(
+            "DSP submission %s: entities not listed, errors named by URL: %s", dsp_uuid, error
+        )
+        return report.summary()
+    by_uuid = {entity.dsp_uuid.lower(): entity for entity in entities if entity.dsp_uuid}
+    names = {}
+    for issue in report.metadata_errors:
+        entity = by_uuid.get(issue.subject.rstrip("/").rsplit("/", 1)[-1].lower())
+        if entity is not None:
+            names[issue.subject] = f"{entity.type} {entity.alias}".strip()
+    return report.summary(names=names)
+
+
 def metadata_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     """Done once validation has no pending results; fails on errors other than missing files."""
     report = archiver.validation_errors(dsp_uuid)
     if report.metadata_errors and blocking_errors(report, archiver.blockers(dsp_uuid)):
         raise RunStopped(
-            f"metadata validation failed for DSP submission {dsp_uuid}:\n{report.summary()}"
+            f"metadata validation failed for DSP submission {dsp_uuid}:\n"
+            f"{named_summary(archiver, dsp_uuid, report)}"
         )
     if report.pending:
         return Progress(False, f"{len(report.pending)} validation results pending")
@@ -272,7 +295,10 @@ def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
     report = archiver.validation_errors(dsp_uuid)
     blockers = archiver.blockers(dsp_uuid)
     if blocking_errors(report, blockers):
-        raise RunStopped(f"validation failed for DSP submission {dsp_uuid}:\n{report.summary()}")
+        raise RunStopped(
+            f"validation failed for DSP submission {dsp_uuid}:\n"
+            f"{named_summary(archiver, dsp_uuid, report)}"
+        )
     if blockers.empty_submission:  # the archiver adds the entities before its record appears
         raise RunStopped(f"DSP submission {dsp_uuid} is empty: nothing to archive or complete")
     if report.metadata_errors:

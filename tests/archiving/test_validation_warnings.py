@@ -106,3 +106,47 @@ def test_an_error_beside_awaited_files_stops_the_run(stub):
 
     with pytest.raises(RunStopped, match=f"^metadata validation failed for DSP submission {DSP}"):
         metadata_progress(archiver, DSP)
+
+
+def _failing_sample(stub: StubServer) -> None:
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(200, {"errors": {SAMPLE: [ERROR], RUN: [MISSING]}, "pending": []}),
+    )
+    per_type = {"samples": {"displayName": "Samples", "count": 1}}
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(1, 2, per_type)))
+
+
+def test_an_error_names_the_entity_a_wrangler_knows(stub):
+    """DSP keys errors by its own URLs; the wrangler knows the submission by its aliases."""
+    _failing_sample(stub)
+    entities = [
+        {"type": "sample", "alias": "HCA_biomaterial_donor-7", "dspUuid": "5F0C"},
+        {"type": "sequencingRun", "alias": "HCA_run_1", "dspUuid": "77aa"},
+    ]
+    page = {"number": 0, "totalPages": 1}
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/entities",
+        Reply(200, {"entities": entities, "page": page}),
+    )
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    for progress in (metadata_progress, validation_progress):
+        with pytest.raises(RunStopped) as stopped:
+            progress(archiver, DSP)
+        assert f"- sample HCA_biomaterial_donor-7 ({SAMPLE}): Biosamples: Mandatory field" in str(
+            stopped.value
+        )
+
+
+def test_entities_the_archiver_cannot_list_leave_the_urls(stub):
+    _failing_sample(stub)
+    stub.on(
+        "GET", f"/archiveSubmissions/{DSP}/entities", Reply(500, "<html>Error</html>", "text/html")
+    )
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    with pytest.raises(RunStopped, match=f"- {SAMPLE}: Biosamples: Mandatory field 'organism'"):
+        metadata_progress(archiver, DSP)

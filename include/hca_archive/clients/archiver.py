@@ -135,8 +135,9 @@ class ValidationReport:
     def clean(self) -> bool:
         return not self.issues and not self.pending
 
-    def summary(self, limit: int = 20) -> str:
-        """A few lines for a wrangler: counts, then up to ``limit`` errors besides missing files."""
+    def summary(self, limit: int = 20, names: Mapping[str, str] | None = None) -> str:
+        """A few lines for a wrangler: counts, then up to ``limit`` errors besides missing files,
+        each subject (a DSP URL) after its name in ``names`` where it has one."""
         if self.clean:
             return "validation clean"
         lines = [
@@ -145,7 +146,10 @@ class ValidationReport:
             f"{len(self.pending)} result(s) pending"
         ]
         for issue in self.metadata_errors[:limit]:
-            lines.append(f"- {one_line(issue.subject, 120)}: {issue.validator}: {issue.message}")
+            subject = one_line(issue.subject, 120)
+            if name := (names or {}).get(issue.subject):
+                subject = f"{one_line(name, 120)} ({subject})"
+            lines.append(f"- {subject}: {issue.validator}: {issue.message}")
         if len(self.metadata_errors) > limit:
             lines.append(f"- ... and {len(self.metadata_errors) - limit} more")
         return "\n".join(lines)
