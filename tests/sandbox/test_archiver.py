@@ -230,3 +230,40 @@ def test_every_complete_starts_background_work_of_its_own(sandbox: SandboxInfo) 
     assert dsp["complete_requests"] == 2
     assert dsp["status"] == "Completed"
     assert sandbox.submission_summary(submission)["envelope_state"] == "Archived"
+
+
+def test_an_archiver_that_dies_after_dsp_completes_writes_nothing_back_until_asked_again(
+    sandbox_faults: SandboxInfo,
+) -> None:
+    """``die_after_dsp_completes``: DSP Completed, the envelope left Archiving; a ``complete``
+    asked afterwards only writes back (DSP is not submitted again)."""
+    [submission] = sandbox_faults.seed(jobs=["plain"], reads=10)
+    record = trigger_and_wait(sandbox_faults, submission)
+    dsp_uuid = record["dspUuid"]
+    [planned] = record["fileUploadPlan"][0]["files"]
+    upload(
+        sandbox_faults, dsp_uuid, planned["name"], s3_bytes(sandbox_faults, planned["cloud_url"])
+    )
+    sandbox_faults.set_faults("archiver", die_after_dsp_completes=True)
+    assert archiver(sandbox_faults, "POST", f"/archiveSubmissions/{dsp_uuid}/complete").ok
+
+    def completed() -> dict | None:
+        [dsp] = sandbox_faults.submission_summary(submission)["dsp_submissions"]
+        return dsp if dsp["status"] == "Completed" else None
+
+    wait_for("DSP to complete", completed, timeout=15)
+    died = f"complete {dsp_uuid}: DSP Completed; died before writing back"
+    wait_for("the background work to die", lambda: died in sandbox_faults.log_path.read_text())
+    summary = sandbox_faults.submission_summary(submission)
+    assert summary["envelope_state"] == "Archiving"
+    assert summary["dsp_submissions"][0]["completions"] == 0
+
+    sandbox_faults.clear_faults()
+    assert archiver(sandbox_faults, "POST", f"/archiveSubmissions/{dsp_uuid}/complete").ok
+    wait_for(
+        "the envelope archived",
+        lambda: sandbox_faults.submission_summary(submission)["envelope_state"] == "Archived",
+        timeout=15,
+    )
+    [dsp] = sandbox_faults.submission_summary(submission)["dsp_submissions"]
+    assert (dsp["status"], dsp["complete_requests"], dsp["completions"]) == ("Completed", 2, 1)

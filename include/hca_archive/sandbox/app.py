@@ -159,7 +159,12 @@ class Sandbox:
         for server in self.servers:
             self.store.set_meta(f"port:{server.name}", str(server.port))
         ctx.scheduler.register("build", lambda p: archiver.build_archive_submission(ctx, p))
-        ctx.scheduler.register("complete", lambda p: archiver.complete_submission(ctx, p))
+        ctx.scheduler.register(
+            "complete",
+            lambda p: archiver.complete_submission(
+                ctx, p, lambda: self.faults.current("archiver").die_after_dsp_completes
+            ),
+        )
         ctx.scheduler.register("process", lambda p: dsp.process(ctx, p))
         ctx.scheduler.register(
             "check_upload", lambda p: filestate.check_upload(ctx, p["upload_id"])

@@ -161,8 +161,14 @@ def _s3_url(ctx: Context, key: str) -> str:
     return f"s3://{ctx.bucket}/{key}"
 
 
-def complete_submission(ctx: Context, payload: dict[str, Any]) -> None:
-    """The background half of ``complete``: wait until ready, submit, wait, write back to ingest."""
+def complete_submission(
+    ctx: Context, payload: dict[str, Any], dies: Callable[[], bool] = lambda: False
+) -> None:
+    """The background half of ``complete``: wait until ready, submit, wait, write back to ingest.
+
+    With DSP already Completed it only writes back, as the old service does (it submits only a
+    Draft). ``dies`` is the ``die_after_dsp_completes`` fault: the work ends before writing back.
+    """
     dsp_uuid = payload["dsp_uuid"]
     row = ctx.store.one(
         "SELECT s.status, e.id AS envelope_id FROM dsp_submissions s "
@@ -173,6 +179,9 @@ def complete_submission(ctx: Context, payload: dict[str, Any]) -> None:
         log.error("complete %s: no such DSP submission", dsp_uuid)
         return
     if row["status"] == "Completed":
+        if dies():
+            log.error("complete %s: DSP Completed; died before writing back (fault)", dsp_uuid)
+            return
         archived = archive_envelope(ctx, row["envelope_id"])
         ctx.store.next_number(COMPLETIONS.format(dsp_uuid))
         if archived:

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="SERVICE.KNOB=VALUE",
         help=f"initial fault, e.g. dsp.error_rate=0.2 (also from ${FAULTS_ENV}, comma-separated); "
-        "knobs: error_rate, html500_rate, latency, drop_rate, drop_after_rate, hang",
+        "knobs: error_rate, html500_rate, latency, drop_rate, drop_after_rate, hang, "
+        "die_after_dsp_completes (archiver)",
     )
     start.add_argument(
         "--lamanno-dir",

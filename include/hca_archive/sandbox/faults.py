@@ -2,6 +2,9 @@
 
 ``drop_rate`` drops a request before the service sees it; ``drop_after_rate`` lets the service
 act on it and then drops the answer, so the caller cannot tell whether it happened.
+``die_after_dsp_completes`` (archiver) ends a background completion once DSP is Completed,
+before it writes the accessions back and marks the envelope archived: the old service's process
+dying there, which nothing reports.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 
 SERVICES = ("archiver", "ingest", "dsp", "aap")
 RATE_KNOBS = ("error_rate", "html500_rate", "drop_rate", "drop_after_rate")
+SWITCH_KNOBS = ("hang", "die_after_dsp_completes")
 
 
 class FaultSpecError(ValueError):
@@ -27,6 +31,7 @@ class Faults:
     drop_rate: float = 0.0
     hang: bool = False
     drop_after_rate: float = 0.0
+    die_after_dsp_completes: bool = False
 
     def updated(self, knobs: dict[str, object]) -> Faults:
         """A copy with ``knobs`` applied; rejects unknown knobs and out-of-range values."""
@@ -56,14 +61,14 @@ class Faults:
 
 
 def _coerce(name: str, raw: object) -> float | bool:
-    if name == "hang":
+    if name in SWITCH_KNOBS:
         if isinstance(raw, bool):
             return raw
         if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0"):
             return raw.lower() in ("true", "1")
         if isinstance(raw, int) and raw in (0, 1):
             return bool(raw)
-        raise FaultSpecError(f"fault knob hang must be true or false, got {raw!r}")
+        raise FaultSpecError(f"fault knob {name} must be true or false, got {raw!r}")
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -108,6 +113,11 @@ class FaultBoard:
     def clear(self) -> None:
         with self._lock:
             self._faults = {service: Faults() for service in SERVICES}
+
+    def current(self, service: str) -> Faults:
+        """The faults of ``service`` now (a copy), for background work that consults them."""
+        with self._lock:
+            return Faults(**asdict(self._faults[service]))
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         with self._lock:
