@@ -53,11 +53,17 @@ def plain_duration(span: timedelta) -> str:
 
 @dataclass(frozen=True)
 class Progress:
-    """One look at what we wait for: ``done`` with a ``value``, or not yet, with a ``status``."""
+    """One look at what we wait for: ``done`` with a ``value``, or not yet, with a ``status``.
+
+    ``stuck_after``: when the same status has lasted that many seconds, the work that should end
+    it has died unseen (the wait would only run out): the wait stops with ``stuck``.
+    """
 
     done: bool
     status: str
     value: Any = None
+    stuck_after: float | None = None
+    stuck: str = ""
 
 
 def check_envelope(ingest: IngestClient, submission_uuid: str, environment: str) -> Envelope:
@@ -315,10 +321,13 @@ def validation_progress(archiver: ArchiverClient, dsp_uuid: str) -> Progress:
 def complete_submission(
     archiver: ArchiverClient,
     dsp: DspClient,
+    ingest: IngestClient,
     dsp_uuid: str,
+    submission_uuid: str,
     *,
     requested_at: float | None,
     grace_seconds: float,
+    writeback_grace_seconds: float,
     mark_requested: Callable[[], None],
     poll_seconds: float = 10.0,
 ) -> str:
@@ -329,8 +338,29 @@ def complete_submission(
     we are about to ask, before the call. A retry after such a request (``requested_at``) cannot
     tell a lost answer from a request that never arrived: it watches DSP until
     ``grace_seconds`` after that request, and asks again only if DSP is still Draft then.
+
+    A DSP submission Completed while the envelope is still Archiving means the archiver did not
+    write the accessions back (it died, unseen). Asking again is safe then: the archiver submits
+    only a Draft, so for a Completed one it only writes back and marks the envelope archived.
+    It is asked unless our last request is younger than ``writeback_grace_seconds`` (its
+    write-back may still be under way).
     """
     status = dsp.status(dsp_uuid)
+    state = envelope_state(ingest, submission_uuid) if status == "Completed" else None
+    if state is not None and state not in ARCHIVED_OR_LATER:
+        if requested_at is not None and time.time() - requested_at < writeback_grace_seconds:
+            asked = plain_duration(timedelta(seconds=time.time() - requested_at))
+            return (
+                f"DSP submission Completed, envelope {state}; the archiver was asked {asked} ago "
+                "and may still be writing the accessions back: not asked again"
+            )
+        log.warning("DSP submission %s Completed, envelope %s: asking again", dsp_uuid, state)
+        mark_requested()
+        archiver.complete(dsp_uuid)
+        return (
+            f"DSP submission Completed but envelope {state}: asked the archiver again to write "
+            "the accessions back (DSP is not submitted again)"
+        )
     if requested_at is not None and status == "Draft":
         log.info("completion was asked for earlier; waiting for DSP to leave Draft")
         while status == "Draft" and (left := requested_at + grace_seconds - time.time()) > 0:
@@ -347,14 +377,24 @@ def complete_submission(
     return "completion triggered"
 
 
+def envelope_state(ingest: IngestClient, submission_uuid: str) -> str:
+    envelope = ingest.find_envelope(submission_uuid)
+    return envelope.state if envelope else "missing"
+
+
 def completion_progress(
     archiver: ArchiverClient,
     dsp: DspClient,
     ingest: IngestClient,
     dsp_uuid: str,
     submission_uuid: str,
+    writeback_grace: Callable[[], timedelta] | None = None,
 ) -> Progress:
-    """Done when DSP says Completed and the ingest envelope is Archived (or already past it)."""
+    """Done when DSP says Completed and the ingest envelope is Archived (or already past it).
+
+    DSP Completed with the envelope not archived for ``writeback_grace`` (read only then) means
+    the archiver died before writing the accessions back: the wait stops, saying what to clear.
+    """
     status = dsp.status(dsp_uuid)
     if status == "Failed":
         raise RunStopped(
@@ -376,8 +416,22 @@ def completion_progress(
                 f"DSP submission {dsp_uuid}: {len(failed)} item(s) will never be accessioned: "
                 f"{names}{more}. Ask DSP's helpdesk why, naming the DSP submission and the items"
             )
-    envelope = ingest.find_envelope(submission_uuid)
-    state = envelope.state if envelope else "missing"
+    state = envelope_state(ingest, submission_uuid)
+    if status == "Completed" and state not in ARCHIVED_OR_LATER and writeback_grace:
+        grace = writeback_grace()
+        return Progress(
+            False,
+            f"DSP status {status}, envelope {state}",
+            stuck_after=grace.total_seconds(),
+            stuck=(
+                f"DSP submission {dsp_uuid} is Completed, but ingest submission "
+                f"{submission_uuid} is still {state} {plain_duration(grace)} later: the archiver "
+                "did not write the accessions back (its background work died). Clear "
+                "complete_submission and the tasks after it: for a Completed DSP submission it "
+                "asks the archiver only to write the accessions back and archive the submission; "
+                "nothing is submitted to DSP again"
+            ),
+        )
     if status != "Completed" or state not in ARCHIVED_OR_LATER:
         return Progress(False, f"DSP status {status}, envelope {state}")
     return Progress(True, "Completed and Archived", {"accessions": accessions(archiver, dsp_uuid)})

@@ -73,16 +73,18 @@ class Dsp:
         return self.services.processing_statuses(dsp_uuid)
 
 
-def progress(services: Services):
-    return completion_progress(services, Dsp(services), services, DSP_UUID, UUID)
+def progress(services: Services, writeback_grace: timedelta | None = None):
+    grace = (lambda: writeback_grace) if writeback_grace else None
+    return completion_progress(services, Dsp(services), services, DSP_UUID, UUID, grace)
 
 
 class Marker:
     """Stands in for the Airflow Variable that outlives a task's retries."""
 
-    def __init__(self, grace_seconds: float = 1800) -> None:
+    def __init__(self, grace_seconds: float = 1800, writeback_grace_seconds: float = 3600) -> None:
         self.requested_at: float | None = None
         self.grace_seconds = grace_seconds
+        self.writeback_grace_seconds = writeback_grace_seconds
 
     def mark(self) -> None:
         self.requested_at = time.time()
@@ -91,9 +93,12 @@ class Marker:
         return complete_submission(
             services,
             Dsp(services),
+            services,
             DSP_UUID,
+            UUID,
             requested_at=self.requested_at,
             grace_seconds=self.grace_seconds,
+            writeback_grace_seconds=self.writeback_grace_seconds,
             mark_requested=self.mark,
             poll_seconds=0.01,
         )
@@ -118,9 +123,29 @@ def test_a_request_that_never_arrived_is_made_again_once_the_grace_period_is_ove
     assert services.completes == [DSP_UUID]
 
 
-def test_a_submission_past_draft_is_not_completed_again() -> None:
-    services = Services(status="Submitted")
-    assert "already Submitted" in Marker().complete(services)
+@pytest.mark.parametrize(
+    ("status", "state"), [("Submitted", "Archiving"), ("Completed", "Archived")]
+)
+def test_a_submission_past_draft_is_not_completed_again(status: str, state: str) -> None:
+    services = Services(status=status, envelope_state=state)
+    assert f"already {status}" in Marker().complete(services)
+    assert services.completes == []
+
+
+def test_a_completed_submission_never_written_back_is_asked_again_once_the_grace_is_over() -> None:
+    """The archiver died after DSP completed: only asking again writes the accessions back, and
+    it is safe (the archiver submits only a Draft). A clear of the step must do it."""
+    services, marker = Services(status="Completed"), Marker(writeback_grace_seconds=60)
+    marker.requested_at = time.time() - 61  # the request that DSP completed, an hour ago say
+    assert "asked the archiver again" in marker.complete(services)
+    assert services.completes == [DSP_UUID]
+    assert time.time() - marker.requested_at < 5  # noted again, before the call
+
+
+def test_a_completed_submission_whose_write_back_may_still_run_is_not_asked_again() -> None:
+    services, marker = Services(status="Completed"), Marker(writeback_grace_seconds=60)
+    marker.mark()
+    assert "not asked again" in marker.complete(services)
     assert services.completes == []
 
 
@@ -136,10 +161,13 @@ class FakeTi:
 
 class FakeHook:
     def __init__(self, services: Services) -> None:
-        self.archiver, self.dsp = services, Dsp(services)
+        self.archiver, self.dsp, self.ingest = services, Dsp(services), services
 
     def complete_grace(self) -> timedelta:
         return timedelta(minutes=30)
+
+    def writeback_grace(self) -> timedelta:
+        return timedelta(hours=1)
 
 
 def test_the_task_retried_after_a_lost_answer_asks_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,6 +211,20 @@ def test_completion_is_done_once_the_envelope_is_archived_or_past_it(state: str)
 
 def test_completion_waits_while_the_envelope_is_archiving() -> None:
     assert not progress(Services(status="Completed", envelope_state="Archiving")).done
+
+
+def test_a_completed_submission_left_archiving_is_stuck_after_the_write_back_grace() -> None:
+    services = Services(status="Completed")
+    answer = progress(services, timedelta(hours=1))
+    assert not answer.done and answer.stuck_after == 3600
+    assert answer.stuck.startswith(
+        f"DSP submission {DSP_UUID} is Completed, but ingest submission {UUID} is still "
+        "Archiving 1 h later: the archiver did not write the accessions back"
+    )
+    assert "Clear complete_submission" in answer.stuck
+    # while DSP is still at work, the status may last: it is not stuck
+    services.status = "Processing"
+    assert progress(services, timedelta(hours=1)).stuck_after is None
 
 
 @pytest.mark.parametrize("item_status", ["Rejected", "Error"])

@@ -202,9 +202,12 @@ def complete_submission(**context: Any) -> str:
         record.outcome = archiving.complete_submission(
             hook.archiver,
             hook.dsp,
+            hook.ingest,
             dsp_uuid,
+            context["params"]["submission_uuid"],
             requested_at=Variable.get(marker, default=None, deserialize_json=True),
             grace_seconds=hook.complete_grace().total_seconds(),
+            writeback_grace_seconds=hook.writeback_grace().total_seconds(),
             mark_requested=lambda: Variable.set(marker, time.time(), serialize_json=True),
         )
         log.info("%s", record.outcome)

@@ -21,6 +21,7 @@ from hca_archive.orchestration.connections import conn_id, service_url
 ARCHIVER_KEY_FIELD = "archiver_api_key"
 DEFAULT_REQUEST_GRACE_SECONDS = 30 * 60
 DEFAULT_COMPLETE_GRACE_SECONDS = 10 * 60
+DEFAULT_WRITEBACK_GRACE_SECONDS = 60 * 60
 
 
 class HcaArchiveHook(BaseHook):
@@ -92,6 +93,14 @@ class HcaArchiveHook(BaseHook):
         ``complete_grace``): validation is done by then, so the archiver submits within minutes."""
         extra = self._connection("archiver").extra_dejson
         return timedelta(seconds=float(extra.get("complete_grace", DEFAULT_COMPLETE_GRACE_SECONDS)))
+
+    def writeback_grace(self) -> timedelta:
+        """How long DSP may be Completed with the envelope still Archiving before the archiver's
+        write-back counts as lost (extra ``writeback_grace``): it takes minutes, but each of its
+        calls to ingest may retry for ~20 minutes first."""
+        extra = self._connection("archiver").extra_dejson
+        seconds = float(extra.get("writeback_grace", DEFAULT_WRITEBACK_GRACE_SECONDS))
+        return timedelta(seconds=seconds)
 
     @functools.cached_property
     def aap(self) -> AapTokenSource:

@@ -19,7 +19,12 @@ CHECKS: dict[str, Callable[[HcaArchiveHook, dict[str, Any]], Progress]] = {
     "metadata": lambda hook, args: archiving.metadata_progress(hook.archiver, args["dsp_uuid"]),
     "validation": lambda hook, args: archiving.validation_progress(hook.archiver, args["dsp_uuid"]),
     "completion": lambda hook, args: archiving.completion_progress(
-        hook.archiver, hook.dsp, hook.ingest, args["dsp_uuid"], args["submission_uuid"]
+        hook.archiver,
+        hook.dsp,
+        hook.ingest,
+        args["dsp_uuid"],
+        args["submission_uuid"],
+        writeback_grace=hook.writeback_grace,
     ),
 }
 

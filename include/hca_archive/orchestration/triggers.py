@@ -17,7 +17,8 @@ from hca_archive.orchestration.progress_checks import run_check
 class ArchiveProgressTrigger(BaseTrigger):
     """Polls one named check (see ``progress_checks``) until it is done, stops, or times out.
 
-    Service errors while polling are logged and polled again: the deadline bounds them.
+    Service errors while polling are logged and polled again: the deadline bounds them. A status
+    a check marks ``stuck_after`` ends the wait once it has lasted that long, unchanged.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class ArchiveProgressTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         last_status = "not checked yet"
+        seen, seen_since = None, time.time()  # the last status a check answered, and since when
         while True:
             try:
                 progress = await asyncio.to_thread(
@@ -69,6 +71,14 @@ class ArchiveProgressTrigger(BaseTrigger):
                 if progress.status != last_status:
                     self.log.info("%s: %s", self.check, progress.status)
                 last_status = progress.status
+                if progress.status != seen:
+                    seen, seen_since = progress.status, time.time()
+                if (
+                    progress.stuck_after is not None
+                    and time.time() - seen_since >= progress.stuck_after
+                ):
+                    yield TriggerEvent({"status": "stopped", "message": progress.stuck})
+                    return
             if time.time() >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "message": last_status})
                 return
