@@ -16,9 +16,9 @@ def sandbox_connections(endpoints: dict[str, Any], environment: str = "sandbox")
             "conn_type": "http",
             "host": endpoints["archiver_url"],
             "password": endpoints["archiver_api_key"],
-            # The sandbox builds its record and submits within seconds; ask again sooner than in
-            # production.
-            "extra": {"request_grace": 20, "complete_grace": 20},
+            # The sandbox builds its record, submits and writes back within seconds; ask again
+            # (or call the write-back lost) sooner than in production.
+            "extra": {"request_grace": 20, "complete_grace": 20, "writeback_grace": 60},
         },
         "dsp": {
             "conn_type": "http",
