@@ -39,6 +39,18 @@ def test_no_import_errors(dagbag: DagBag) -> None:
     assert "archive_submission" in dagbag.dags
 
 
+def test_a_bad_sweep_schedule_is_an_import_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the DAG list shows the deployer: which variable, its value and what would do."""
+    monkeypatch.setenv("HCA_ARCHIVE_SWEEP_SCHEDULE_STAGING", "*/15 * * *")
+    errors = DagBag(dag_folder=str(DAGS / "archive_sweep.py")).import_errors
+    assert len(errors) == 1
+    (error,) = errors.values()
+    assert "HCA_ARCHIVE_SWEEP_SCHEDULE_STAGING='*/15 * * *': not a cron expression" in error
+    assert "expected a cron expression" in error and "none, off or empty" in error
+
+
 def test_every_dag_is_tagged_and_owned(dagbag: DagBag) -> None:
     for dag_id, dag in dagbag.dags.items():
         assert "hca" in dag.tags, dag_id

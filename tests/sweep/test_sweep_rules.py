@@ -176,6 +176,40 @@ def test_the_schedule_is_set_per_environment_or_for_all() -> None:
     assert sweep_schedule("sandbox", {"HCA_ARCHIVE_SWEEP_SCHEDULE": " Off "}) is None
 
 
+@pytest.mark.parametrize("schedule", ["@hourly", "0 6 * * 1-5", "*/5 * * * *", "0 0 * * * *"])
+def test_the_schedule_takes_what_airflow_takes(schedule: str) -> None:
+    assert sweep_schedule("dev", {"HCA_ARCHIVE_SWEEP_SCHEDULE": f" {schedule} "}) == schedule
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("every hour", "not a cron expression (Exactly 5, 6 or 7 columns"),
+        ("61 * * * *", "not a cron expression ([61 * * * *] is not acceptable, out of range)"),
+        ("0 0 30 2 *", "it names a date that never comes"),
+        ("@once", "a sweep must run on a cron schedule, not once"),
+        ("@continuous", "a sweep must run on a cron schedule, not continuous"),
+    ],
+)
+def test_a_bad_schedule_names_the_variable_its_value_and_what_is_accepted(
+    schedule: str, problem: str
+) -> None:
+    """Airflow's import error said only croniter's words; a date that never comes and ``@once``
+    parsed and the sweep never ran (again)."""
+    environ = {
+        "HCA_ARCHIVE_SWEEP_SCHEDULE": "0 * * * *",
+        "HCA_ARCHIVE_SWEEP_SCHEDULE_DEV": schedule,
+    }
+    with pytest.raises(ValueError) as error:
+        sweep_schedule("dev", environ)
+    message = str(error.value)
+    assert message.startswith(f"HCA_ARCHIVE_SWEEP_SCHEDULE_DEV={schedule!r}: {problem}")
+    assert "expected a cron expression (minute hour day-of-month month day-of-week" in message
+    assert "@hourly" in message and "none, off or empty" in message
+    with pytest.raises(ValueError, match=r"^HCA_ARCHIVE_SWEEP_SCHEDULE='every hour': "):
+        sweep_schedule("prod", {"HCA_ARCHIVE_SWEEP_SCHEDULE": "every hour"})
+
+
 def test_run_params_name_the_environment_and_keep_the_variable_extras() -> None:
     assert run_params("prod", None) == {"environment": "prod"}
     assert run_params("prod", {"runner": "lsf"}) == {"runner": "lsf", "environment": "prod"}

@@ -24,8 +24,9 @@ trigger task of the loser is skipped (``skip_when_already_exists``).
 
 The schedule comes from ``HCA_ARCHIVE_SWEEP_SCHEDULE_<ENVIRONMENT>`` or else
 ``HCA_ARCHIVE_SWEEP_SCHEDULE`` (a cron expression; ``none`` to trigger only by hand), read when
-the DAG file is parsed; default every 15 minutes. Extra ``archive_submission`` parameters for the
-runs a sweep starts (``{"runner": "lsf"}``, say) come from the Airflow Variable
+the DAG file is parsed (a bad value fails the DAG file, naming the variable); default every 15
+minutes. Extra ``archive_submission`` parameters for the runs a sweep starts
+(``{"runner": "lsf"}``, say) come from the Airflow Variable
 ``hca_archive_sweep_<environment>_params`` (JSON), read when the sweep runs and checked against
 ``archive_submission``'s parameters: a bad one fails the sweep at once, naming it.
 """
@@ -56,6 +57,8 @@ ARCHIVE_DAG_ID = "archive_submission"
 DEFAULT_SCHEDULE = "*/15 * * * *"
 SCHEDULE_ENV = "HCA_ARCHIVE_SWEEP_SCHEDULE"
 NO_SCHEDULE = {"", "none", "off"}
+# Airflow's own names for a cron schedule, resolved by its timetables.
+CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 ACTIVE_AT_CREATION = {"sandbox"}
 RESERVED_PARAMS = {"submission_uuid", "environment"}
 MIN_AGE_ENV = "HCA_ARCHIVE_SWEEP_MIN_AGE_MINUTES"
@@ -73,12 +76,54 @@ def sweep_run_id(environment: str, submission_uuid: str) -> str:
 
 
 def sweep_schedule(environment: str, environ: dict[str, str] | None = None) -> str | None:
-    """The cron schedule of the environment's sweep, or None when it runs only when triggered."""
+    """The cron schedule of the environment's sweep, or None when it runs only when triggered.
+
+    A bad value raises here, naming the variable and its value: left to Airflow, the DAG file's
+    import error gave only croniter's words ("Exactly 5, 6 or 7 columns ..."), and a date that
+    never comes (``0 0 30 2 *``) or ``@once`` parsed without a word and the sweep never ran again.
+    """
     environ = os.environ if environ is None else environ
-    value = environ.get(f"{SCHEDULE_ENV}_{environment.upper()}", environ.get(SCHEDULE_ENV))
+    variable = f"{SCHEDULE_ENV}_{environment.upper()}"
+    if variable not in environ:
+        variable = SCHEDULE_ENV
+    value = environ.get(variable)
     if value is None:
         return DEFAULT_SCHEDULE
-    return None if value.strip().lower() in NO_SCHEDULE else value.strip()
+    schedule = value.strip()
+    if schedule.lower() in NO_SCHEDULE:
+        return None
+    problem = cron_problem(schedule)
+    if problem:
+        raise ValueError(
+            f"{variable}={value!r}: {problem}; expected a cron expression (minute hour "
+            f"day-of-month month day-of-week, as {DEFAULT_SCHEDULE!r}), a preset "
+            f"({', '.join(CRON_PRESETS)}), or none, off or empty to trigger the sweep only by hand"
+        )
+    return schedule
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why Airflow would refuse the sweep's cron expression, or never run it; None when fine.
+
+    Airflow's own check (the timetable's ``validate``) decides what parses; a sweep must also
+    come round again, which ``@once``, ``@continuous`` (a sweep after sweep, all day) and a date
+    that does not exist do not.
+    """
+    from airflow.sdk import CronTriggerTimetable
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+    from croniter import CroniterBadDateError, croniter
+
+    if expression in {"@once", "@continuous"}:
+        return f"a sweep must run on a cron schedule, not {expression[1:]}"
+    timetable = CronTriggerTimetable(expression, timezone="UTC")
+    try:
+        timetable.validate()
+        croniter(timetable.expression).get_next(datetime)
+    except AirflowTimetableInvalid as error:
+        return f"not a cron expression ({error})"
+    except CroniterBadDateError:
+        return "it names a date that never comes"
+    return None
 
 
 @dataclass(frozen=True)
