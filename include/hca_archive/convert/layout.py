@@ -86,12 +86,18 @@ class FileLayout(
 
     @classmethod
     def from_json(cls, data: dict) -> FileLayout:
-        return cls(
-            name=data["name"],
-            tail=data["tail"].encode("latin-1"),
-            plus_repeats_header=bool(data["plus_repeats_header"]),
-            eol=data["eol"].encode("latin-1"),
+        """From the header's JSON, which may come from anywhere: a ValueError names what is
+        wrong. A tail with a line break or another line ending would add lines to every read."""
+        name, tail, plus, eol = (
+            data[key] for key in ("name", "tail", "plus_repeats_header", "eol")
         )
+        if not all(isinstance(value, str) for value in (name, tail, eol)):
+            raise ValueError("name, tail and eol must be strings")
+        if not isinstance(plus, bool):
+            raise ValueError("plus_repeats_header must be true or false")
+        if "\n" in tail or eol not in ("\n", "\r\n"):
+            raise ValueError(f"tail {tail!r} or eol {eol!r} would break the FASTQ lines")
+        return cls(name, tail.encode("latin-1"), plus, eol.encode("latin-1"))
 
     def render(self, qname: bytes, tail: bytes, seq: bytes, plus: bytes, qual: bytes) -> bytes:
         eol = self.eol
@@ -125,19 +131,27 @@ class Layout(namedtuple("Layout", "schema files")):
         prefix = FORMAT_NAME + ":"
         for comment in comments:
             if comment.startswith(prefix):
-                data = json.loads(comment[len(prefix) :])
+                try:
+                    data = json.loads(comment[len(prefix) :])
+                except ValueError as error:
+                    raise ValueError(f"'@CO {prefix}' header line is not JSON: {error}") from None
                 if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
                     version = data.get("version") if isinstance(data, dict) else None
                     raise ValueError(f"unsupported {FORMAT_NAME} version {version}")
                 try:
-                    files = {
-                        i: FileLayout.from_json(data["files"][i])
-                        for i in READ_INDEXES
-                        if i in data["files"]
-                    }
+                    files = {}
+                    for i in (i for i in READ_INDEXES if i in data["files"]):
+                        try:
+                            files[i] = FileLayout.from_json(data["files"][i])
+                        except ValueError as error:
+                            raise ValueError(f"files.{i}: {error}") from None
+                    if "read1" not in files or "read2" not in files:  # convert needs both
+                        raise ValueError(f"files {sorted(files)}: read1 or read2 missing")
                     return cls(get_schema(data["schema"]), files)
                 except (KeyError, TypeError, AttributeError, ConversionError) as error:
                     raise ValueError(f"malformed '@CO {prefix}' header line: {error!r}") from None
+                except ValueError as error:
+                    raise ValueError(f"malformed '@CO {prefix}' header line: {error}") from None
         raise ValueError(f"no '@CO {prefix}' header line: not written by hca-archive convert")
 
 
@@ -456,22 +470,93 @@ READ_TAGS = {
     "read2": (),
     "index1": (b"BC", b"QT"),
 }
+# Tags every record has for a file unless its original text (o1/o2/oi) stands for it.
+REQUIRED_TAGS = {"read1": ("CR", "UR", "CY", "UY"), "read2": (), "index1": ("BC", "QT")}
+ORIGINAL_TAGS = {f"o{suffix}" for suffix in TAG_SUFFIX.values()}
+# The type each tag the decoder reads must have (SAM text: `XX:T:value`); others are ignored.
+TEXT_TAGS = ("CR", "UR", "CY", "UY", "s1", "q1", "BC", "QT", "t1", "t2", "ti", "p1", "p2", "pi")
+TAG_TYPES = {**dict.fromkeys(TEXT_TAGS, b"Z"), **dict.fromkeys(ORIGINAL_TAGS, b"H")}
 
 
-def decode_block(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes]:
-    """FASTQ text per read index of a block of SAM lines (the inverse of BlockEncoder)."""
-    fast = _decode_fast(layout, sam_lines)
+def decode_block(
+    layout: Layout,
+    sam_lines: list[bytes],
+    first_record: int = 1,
+    unended: set[str] | None = None,
+) -> dict[str, bytes]:
+    """FASTQ text per read index of a block of SAM lines (the inverse of BlockEncoder).
+
+    The BAM may come from anywhere: a record this layout cannot have written (a tag missing or
+    of another type, bases and qualities of different lengths, an original text that is not
+    one FASTQ record of that read) is a ValueError naming it, numbered from `first_record`,
+    rather than a FASTQ record that is silently wrong, missing or doubled. `unended`, kept by
+    the caller across blocks, holds the files whose last record had no final line break: only
+    the last record of a file can lack it."""
+    unended = set() if unended is None else unended
+    fast = None if unended and sam_lines else _decode_fast(layout, sam_lines)
     if fast is not None:
         return fast
     texts: dict[str, list[bytes]] = {index: [] for index in layout.files}
-    for line in sam_lines:
+    for number, line in enumerate(sam_lines, start=first_record):
         fields = line.split(b"\t")
-        tags = {tag[:2].decode(): tag[5:] for tag in fields[11:]}
-        seq = b"" if fields[9] == b"*" else fields[9]
-        qual = b"" if fields[10] == b"*" else fields[10]
-        for index, text in decode_record(layout, fields[0], seq, qual, tags).items():
+        try:
+            if unended:
+                shown = ", ".join(LABELS[index] for index in sorted(unended))
+                raise ValueError(f"follows a record without a final line break in {shown}")
+            if len(fields) < 11:
+                raise ValueError(f"{len(fields)} fields, not a SAM record")
+            seq = b"" if fields[9] == b"*" else fields[9]
+            qual = b"" if fields[10] == b"*" else fields[10]
+            decoded = decode_record(layout, fields[0], seq, qual, _sam_tags(fields[11:]))
+        except ValueError as error:
+            name = fields[0][:80].decode("latin-1")
+            raise ValueError(f"record {number} (read {name!r}): {error}") from None
+        for index, text in decoded.items():
             texts[index].append(text)
+            if text.count(b"\n") < 4:  # only an original text (o tag) can lack one
+                unended.add(index)
     return {index: b"".join(parts) for index, parts in texts.items()}
+
+
+def _sam_tags(fields: list[bytes]) -> dict[str, bytes]:
+    """The values of a record's SAM text tags, by name; ValueError for a malformed tag, a tag
+    given twice, or a tag the decoder reads that is not of its type."""
+    tags = {}
+    for field in fields:
+        if field[2:3] != b":" or field[4:5] != b":":
+            raise ValueError(f"malformed tag {field[:20].decode('latin-1')!r}")
+        name = field[:2].decode("latin-1")
+        expected = TAG_TYPES.get(name)
+        if expected is not None and field[3:4] != expected:
+            raise ValueError(
+                f"tag {name} is of type {field[3:4].decode('latin-1')}, not {expected.decode()}"
+            )
+        if name in tags:
+            raise ValueError(f"tag {name} twice")
+        tags[name] = field[5:]
+    return tags
+
+
+def _original_text(index: str, qname: bytes, value: bytes) -> bytes:
+    """The record an `o` tag holds, once it is shown to be one FASTQ record of this read (as
+    the encoder read it): a hostile one could drop a read from one file or add reads to it."""
+    try:
+        text = bytes.fromhex(value.decode("ascii"))
+    except ValueError:
+        raise ValueError(f"o{TAG_SUFFIX[index]} is not hexadecimal text") from None
+    # four lines, each ended by a line break but (at the end of the file) the last
+    breaks = text.count(b"\n")
+    lines = (text[:-1] if breaks == 4 and text.endswith(b"\n") else text).split(b"\n")
+    header, seq, plus, qual = (
+        (line.removesuffix(b"\r") for line in lines) if len(lines) == 4 else (b"",) * 4
+    )
+    parts = split_header(header) if header.startswith(b"@") else None
+    if parts is None or parts[0] != qname or not plus.startswith(b"+") or len(seq) != len(qual):
+        raise ValueError(
+            f"o{TAG_SUFFIX[index]} is not one FASTQ record of this read: "
+            f"{text[:80].decode('latin-1')!r}"
+        )
+    return text
 
 
 def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | None:
@@ -487,6 +572,9 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
         if field[:5] not in FAST_DECODE_TAGS or field[:5] in prefixes:
             break
         prefixes.append(field[:5])
+    required = {name.encode() + b":Z:" for i in layout.files for name in REQUIRED_TAGS[i]}
+    if not required.issubset(prefixes):
+        return None
     width = 11 + len(prefixes)
     per_read: dict[bytes, list[bytes | None]] = {}  # tags that only some reads carry
     counts = list(map(bytes.count, sam_lines, [b"\t"] * k))
@@ -504,7 +592,7 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
                     per_read.setdefault(tag[:2], [None] * k)[i] = tag[5:]
     fields = b"\t".join(sam_lines).split(b"\t")
     qnames, seqs, quals = fields[0::width], fields[9::width], fields[10::width]
-    if b"*" in seqs:
+    if b"*" in seqs or b"*" in quals:  # '*' qualities: lengths differ (the slow path says so)
         return None
     tags = {}
     for offset, prefix in enumerate(prefixes, start=11):
@@ -520,6 +608,12 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
             return None
         default = layout.files[TAIL_TAGS[name]].tail if name in TAIL_TAGS else b""
         tags[name] = [default if value is None else value for value in values]
+    empty = [b""] * k
+    for bases, qualities in ((b"CR", b"CY"), (b"UR", b"UY"), (b"s1", b"q1"), (b"BC", b"QT")):
+        if bases in tags or qualities in tags:
+            bases_lengths = list(map(len, tags.get(bases, empty)))
+            if bases_lengths != list(map(len, tags.get(qualities, empty))):
+                return None
     texts = {}
     for index, file in layout.files.items():
         column = {name: tags.get(name, [b""] * k) for name in READ_TAGS[index]}
@@ -546,8 +640,11 @@ def decode_record(layout: Layout, qname: bytes, seq: bytes, qual: bytes, tags: d
         suffix = TAG_SUFFIX[index]
         original = tags.get("o" + suffix)
         if original is not None:
-            texts[index] = bytes.fromhex(original.decode())
+            texts[index] = _original_text(index, qname, original)
             continue
+        missing = [name for name in REQUIRED_TAGS[index] if name not in tags]
+        if missing:
+            raise ValueError(f"{LABELS[index]} has neither o{suffix} nor {', '.join(missing)}")
         if index == "read2":
             read_seq, read_qual = seq, qual
         elif index == "read1":
@@ -556,6 +653,10 @@ def decode_record(layout: Layout, qname: bytes, seq: bytes, qual: bytes, tags: d
             read_qual = get("CY", b"") + get("UY", b"") + get("q1", b"")
         else:
             read_seq, read_qual = tags.get("BC", b""), tags.get("QT", b"")
+        if len(read_seq) != len(read_qual):
+            raise ValueError(
+                f"{LABELS[index]} has {len(read_seq)} bases but {len(read_qual)} qualities"
+            )
         tail = tags.get("t" + suffix, file.tail)
         plus = tags.get("p" + suffix)
         if plus is None:

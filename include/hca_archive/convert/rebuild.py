@@ -29,8 +29,11 @@ def read_layout(bam: Path) -> Layout:
 
 def fastq_blocks(bam: Path, layout: Layout) -> Iterator[tuple[int, dict[str, bytes]]]:
     """(reads, FASTQ text per read index) for each block of reads, in the original order."""
+    records = 0
+    unended: set[str] = set()  # see decode_block
     for lines in sam_lines(bam):
-        yield len(lines), decode_block(layout, lines)
+        yield len(lines), decode_block(layout, lines, records + 1, unended)
+        records += len(lines)
 
 
 def _overlapped(
@@ -52,13 +55,15 @@ def _overlapped(
 
 def output_names(layout: Layout) -> dict[str, str]:
     """Per read index, the original file name when it is a plain file name, else R1/R2/I1;
-    always gzip. Names two inputs share (``a/S1.fastq.gz`` and ``b/S1.fastq.gz``, or ``S1.fastq``
-    and ``S1.fastq.gz``) get their R1_/R2_/I1_ prefix, so that no file overwrites another; all
-    do when that prefix makes one another's name (``R2_x.fastq.gz`` beside two ``x.fastq.gz``)."""
+    always gzip. A name with a path (or not printable: a line break would split the list of
+    files the command prints) is not used. Names two inputs share (``a/S1.fastq.gz`` and
+    ``b/S1.fastq.gz``, or ``S1.fastq`` and ``S1.fastq.gz``) get their R1_/R2_/I1_ prefix, so
+    that no file overwrites another; all do when that prefix makes one another's name
+    (``R2_x.fastq.gz`` beside two ``x.fastq.gz``)."""
     names = {}
     for index, file in layout.files.items():
         name = file.name
-        if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        if name in ("", ".", "..") or "/" in name or "\\" in name or not name.isprintable():
             name = f"{LABELS[index]}.fastq.gz"
         names[index] = name if name.endswith(".gz") else name + ".gz"
     shared = [name for name in names.values() if list(names.values()).count(name) > 1]
