@@ -173,10 +173,23 @@ def test_a_plain_job_uploads_the_file_as_it_is_and_not_twice(moto_s3, tus, tmp_p
     assert first.files[0]["reads"] is None
 
     size = len(contents["plain.fastq.gz"])
-    on_dsp = FakeDsp(tus.endpoint, {"plain.fastq.gz": {"totalSize": size}})
+    on_dsp = FakeDsp(tus.endpoint, {"plain.fastq.gz": {"totalSize": size, "uploadedSize": size}})
     second = runner(moto_s3, on_dsp).run(job, tmp_path)
     assert second.files[0]["upload"] == "already-on-dsp"
     assert second.inputs[0]["reused"] is True
+    assert len(tus.uploads) == 1
+
+
+def test_a_file_dsp_shows_only_a_size_for_is_uploaded(moto_s3, tus, tmp_path):
+    """A record with the right size but neither ``uploadedSize`` nor the READY_FOR_ARCHIVE of a
+    checked file does not show that DSP has the bytes (services.md): the file is uploaded."""
+    contents = put_inputs(moto_s3, "sizeonly", ["plain.fastq.gz"])
+    size = len(contents["plain.fastq.gz"])
+    job = plan_job(moto_s3, "sizeonly", conversion=False)
+    dsp = FakeDsp(tus.endpoint, {"plain.fastq.gz": {"totalSize": size, "status": "UPLOADING"}})
+    outcome = runner(moto_s3, dsp).run(job, tmp_path)
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.files[0]["upload"] == "uploaded"
     assert len(tus.uploads) == 1
 
 

@@ -27,11 +27,19 @@ MD5 = "0123456789abcdef0123456789abcdef"
         (None, "DSP does not have it yet"),
         ({"totalSize": 99}, "DSP's copy has 99 bytes, ours 100"),
         ({"totalSize": 100, "uploadedSize": 40}, "DSP has 40 of its 100 bytes"),
-        ({"totalSize": 100, "checksum": "f" * 32}, f"DSP's copy has MD5 {'f' * 32}, ours {MD5}"),
+        (
+            {"totalSize": 100, "uploadedSize": 100, "checksum": "f" * 32},
+            f"DSP's copy has MD5 {'f' * 32}, ours {MD5}",
+        ),
         ({"totalSize": 100, "uploadedSize": 100, "checksum": MD5}, None),
-        ({"totalSize": 100}, None),
-        ({"totalSize": 100, "checksum": MD5.upper()}, None),
-        ({"totalSize": 100, "checksum": "sha256:abc"}, None),
+        (
+            {"totalSize": 100},
+            "DSP's record shows neither its uploaded size nor a checked file (status None)",
+        ),
+        ({"totalSize": 100, "status": "READY_FOR_ARCHIVE"}, None),
+        ({"uploadedSize": 100}, "DSP's record has no size (None)"),
+        ({"totalSize": 100, "uploadedSize": 100, "checksum": MD5.upper()}, None),
+        ({"totalSize": 100, "uploadedSize": 100, "checksum": "sha256:abc"}, None),
     ],
 )
 def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, reason):

@@ -312,16 +312,23 @@ class JobRunner:
 def why_not_complete(on_dsp: dict[str, Any] | None, size: int, md5: str) -> str | None:
     """Why DSP's file document does not show our complete file, or None when it does.
 
-    The document exists while an upload is still in progress (``uploadedSize`` < ``totalSize``);
-    its ``checksum``, once DSP has computed it, must be our MD5 (other formats are not compared).
+    The document exists while an upload is still in progress (``uploadedSize`` < ``totalSize``).
+    Complete means DSP has every byte (``uploadedSize`` = ``totalSize``) or, for a document
+    without ``uploadedSize``, has checked the file (services.md: it "becomes READY_FOR_ARCHIVE");
+    a size alone proves nothing. Its ``checksum``, once DSP has computed it, must be our MD5
+    (other formats are not compared).
     """
     if on_dsp is None:
         return "DSP does not have it yet"
-    total, uploaded, checksum = (
-        on_dsp.get(key) for key in ("totalSize", "uploadedSize", "checksum")
+    total, uploaded, checksum, status = (
+        on_dsp.get(key) for key in ("totalSize", "uploadedSize", "checksum", "status")
     )
+    if not isinstance(total, int):
+        return f"DSP's record has no size ({total!r})"
     if total != size:
         return f"DSP's copy has {total} bytes, ours {size}"
+    if uploaded is None and status != "READY_FOR_ARCHIVE":
+        return f"DSP's record shows neither its uploaded size nor a checked file (status {status})"
     if uploaded is not None and uploaded != total:
         return f"DSP has {uploaded} of its {total} bytes"
     if isinstance(checksum, str) and MD5_HEX.fullmatch(checksum) and checksum.lower() != md5:
