@@ -27,7 +27,7 @@ REMOTE_STEPS = (
     "wait_for_completion",
 )
 OTHER_RUNNERS = {"run_lsf", "run_kubernetes"}
-FILE_JOB_PHASES = {"download", "convert", "verify", "upload"}
+FILE_JOB_PHASES = {"check", "download", "convert", "verify", "upload"}
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,22 @@ def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, rea
     assert why_not_complete(document, 100, MD5) == reason
 
 
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"totalSize": 7, "uploadedSize": 7, "checksum": "f" * 32}, None),
+        ({"totalSize": 7, "uploadedSize": 3}, "DSP has 3 of its 7 bytes"),
+        (
+            {"totalSize": 7, "status": "UPLOADED"},
+            "DSP's record shows neither its uploaded size nor a checked file (status UPLOADED)",
+        ),
+    ],
+)
+def test_a_bam_not_converted_yet_counts_as_held_once_dsp_has_all_of_its_bytes(document, reason):
+    """Size and md5 of a BAM are known only after converting: DSP's are not compared."""
+    assert why_not_complete(document, None, None) == reason
+
+
 JOB = {
     "dsp_api_url": "https://dsp.example.org",
     "submission_url": "https://dsp.example.org/api/submissions/sub-1",

@@ -129,21 +129,7 @@ def test_an_interrupted_upload_resumes_from_the_servers_offset(
     submission, jobs, plan = archive_plan(sandbox, tmp_path, [kind], reads=2000)
     name = jobs[0]["files"][0]["name"]
     workdir = tmp_path / "work"
-    state_file = workdir / "job-0" / "uploads" / f"{name}.tus.json"
-    sandbox.set_faults("dsp", latency=0.1)  # slow chunks, so the job is caught mid-upload
-    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--workdir", str(workdir)]
-    with (tmp_path / "first.log").open("w") as log:
-        process = subprocess.Popen(
-            [*command, "--chunk-size", "4K"], env=job_environment(sandbox_env), stderr=log
-        )
-        try:
-            url = wait_for("the upload to start", lambda: _upload_url(state_file), timeout=120)
-            wait_for("some bytes on DSP", lambda: tus_offset(url) >= 8192, timeout=120)
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-    sandbox.clear_faults()
-    time.sleep(0.2)  # let DSP store the bytes of the chunk that was cut off
+    url = kill_mid_upload(sandbox, sandbox_env, plan, workdir, name)
     interrupted_at = tus_offset(url)
 
     finished = run_job(sandbox, job_environment(sandbox_env), plan, workdir, "--chunk-size", "4K")
@@ -157,6 +143,29 @@ def test_an_interrupted_upload_resumes_from_the_servers_offset(
     on_dsp = uploaded_files(sandbox, submission, [name])[name]
     assert on_dsp["md5"] == file["md5"]
     assert on_dsp["uploads_created"] == 1 and on_dsp["uploaded_exactly_once"]
+
+
+def kill_mid_upload(
+    sandbox: SandboxInfo, sandbox_env: dict[str, str], plan: Path, workdir: Path, name: str
+) -> str:
+    """Run the plan's job until DSP has some bytes of ``name``, then SIGKILL it (a lost node);
+    returns the tus upload's URL. Clears the sandbox's faults."""
+    state_file = workdir / "job-0" / "uploads" / f"{name}.tus.json"
+    sandbox.set_faults("dsp", latency=0.1)  # slow chunks, so the job is caught mid-upload
+    command = [str(HCA_ARCHIVE), "run-job", "--plan", str(plan), "--workdir", str(workdir)]
+    with (workdir.parent / "first.log").open("w") as log:
+        process = subprocess.Popen(
+            [*command, "--chunk-size", "4K"], env=job_environment(sandbox_env), stderr=log
+        )
+        try:
+            url = wait_for("the upload to start", lambda: _upload_url(state_file), timeout=120)
+            wait_for("some bytes on DSP", lambda: tus_offset(url) >= 8192, timeout=120)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    sandbox.clear_faults()
+    time.sleep(0.2)  # let DSP store the bytes of the chunk that was cut off
+    return url
 
 
 def test_sigterm_ends_the_job_as_failed_with_its_result_written(
@@ -230,23 +239,23 @@ def _upload_url(state_file: Path) -> str | None:
         return None
 
 
-def test_a_corrupted_cached_input_is_fetched_again(sandbox, sandbox_env, tmp_path):
-    _submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"])
-    env = job_environment(sandbox_env)
-    first = run_job(sandbox, env, plan, tmp_path / "work")
-    assert first.returncode == 0, first.stderr
+def test_a_corrupted_cached_input_is_fetched_again(sandbox_faults, sandbox_env, tmp_path):
+    """A job killed mid-upload runs again (DSP lacks its file): its cached input is checked."""
+    submission, jobs, plan = archive_plan(sandbox_faults, tmp_path, ["plain"], reads=2000)
     name = jobs[0]["files"][0]["name"]
+    kill_mid_upload(sandbox_faults, sandbox_env, plan, tmp_path / "work", name)
     cached = tmp_path / "work" / "job-0" / "inputs" / name
     damaged = bytearray(cached.read_bytes())
     damaged[len(damaged) // 2] ^= 0x01
     cached.write_bytes(bytes(damaged))
 
-    again = run_job(sandbox, env, plan, tmp_path / "work")
+    again = run_job(sandbox_faults, job_environment(sandbox_env), plan, tmp_path / "work")
     assert again.returncode == 0, again.stderr
     assert f"cached {cached} does not verify" in again.stderr
     (job,) = result_of(again)["jobs"]
     assert job["inputs"][0]["reused"] is False
-    assert job["files"][0]["md5"] == result_of(first)["jobs"][0]["files"][0]["md5"]
+    on_dsp = uploaded_files(sandbox_faults, submission, [name])[name]
+    assert on_dsp["md5"] == job["files"][0]["md5"] and on_dsp["uploaded_exactly_once"]
 
 
 def test_mismatched_inputs_fail_their_job_only(sandbox, sandbox_env, tmp_path):
@@ -334,9 +343,9 @@ def start_copy(
         )
 
 
-def start_two_copies(sandbox, sandbox_env, tmp_path):
+def start_two_copies(sandbox, sandbox_env, tmp_path, kind="plain"):
     """The second copy starts while the first is uploading (DSP is slowed down for that)."""
-    submission, jobs, plan = archive_plan(sandbox, tmp_path, ["plain"], reads=2000)
+    submission, jobs, plan = archive_plan(sandbox, tmp_path, [kind], reads=2000)
     name = jobs[0]["files"][0]["name"]
     sandbox.set_faults("dsp", latency=0.1)
     first = start_copy(sandbox_env, plan, tmp_path, "run-1")
@@ -345,21 +354,29 @@ def start_two_copies(sandbox, sandbox_env, tmp_path):
     return submission, name, first, start_copy(sandbox_env, plan, tmp_path, "run-2")
 
 
+@pytest.mark.parametrize("kind", ["plain", "10xV2"])
 def test_two_runs_copies_of_one_job_take_turns_and_upload_once(
-    sandbox_faults, sandbox_env, tmp_path
+    sandbox_faults, sandbox_env, tmp_path, kind
 ):
     """A wrangler's run and the sweep's, started together, each run the job in its own work
-    directory: sharing a lock directory, the second waits and then finds the file on DSP."""
+    directory: sharing a lock directory, the second waits and then finds the file on DSP,
+    before it downloads or converts anything."""
     sandbox = sandbox_faults
-    submission, name, first, second = start_two_copies(sandbox, sandbox_env, tmp_path)
+    submission, name, first, second = start_two_copies(sandbox, sandbox_env, tmp_path, kind)
     stdouts = [copy.communicate(timeout=300)[0] for copy in (first, second)]
     sandbox.clear_faults()
     logs = [(tmp_path / f"{run}.log").read_text() for run in ("run-1", "run-2")]
     for copy, log in zip((first, second), logs, strict=True):
         assert copy.returncode == 0, log
         assert_no_secrets(sandbox, log)
-    uploads = [json.loads(stdout)["jobs"][0]["files"][0]["upload"] for stdout in stdouts]
-    assert uploads == ["uploaded", "already-on-dsp"]
+    jobs = [json.loads(stdout)["jobs"][0] for stdout in stdouts]
+    assert [job["files"][0]["upload"] for job in jobs] == ["uploaded", "already-on-dsp"]
+    assert jobs[1]["inputs"] == [] and jobs[1]["seconds"]["convert"] == 0
+    assert not any((tmp_path / "run-2" / "job-0" / "inputs").iterdir())
+    assert [job["already_archived"] for job in jobs] == [False, True]
+    held, uploaded = jobs[1]["files"][0], jobs[0]["files"][0]
+    assert held["bytes"] == held["on_dsp"]["uploadedSize"] == uploaded["bytes"]
+    assert held["md5"] in (uploaded["md5"], None)  # None: DSP's check of the BAM still running
     waited = re.search(
         r"another run is running this job for the same DSP submission \((.*)\)", logs[1]
     )

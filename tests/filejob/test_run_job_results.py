@@ -171,6 +171,9 @@ def test_a_token_a_server_quotes_in_an_error_reaches_neither_stdout_nor_the_resu
             def find_file(self, submission_id: str, name: str) -> None:
                 return None
 
+            def status(self, submission_id: str) -> str:
+                return "Draft"
+
         runner = JobRunner(
             LocalDownloader(),  # type: ignore[arg-type]
             JwtTokens(),

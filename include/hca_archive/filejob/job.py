@@ -30,13 +30,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STEPS = ("download", "convert", "verify", "upload")
+STEPS = ("check", "download", "convert", "verify", "upload")
+# The one DSP submission status that accepts files (services.md, section 3).
+OPEN_STATUS = "Draft"
+# What ``find_file`` documents may show of DSP's copy in a result (no links: they are DSP's URLs).
+ON_DSP_FIELDS = ("id", "totalSize", "uploadedSize", "checksum", "status")
 HASH_CHUNK = 1024 * 1024
 MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
 
 
 class JobError(Exception):
     """A problem with this job's plan entry or its data, found while running it."""
+
+
+class SubmissionClosedError(JobError):
+    """DSP's submission accepts no more files, yet lacks some of the job's: no run can add them."""
 
 
 class Interrupted(Exception):
@@ -50,6 +58,7 @@ class JobOutcome:
     label: str
     status: str = "running"
     error: str | None = None
+    already_archived: bool = False  # DSP held every file before the job started: nothing done
     retryable: bool = (
         True  # False: it failed on what it was given (plan, inputs), as it would again
     )
@@ -65,6 +74,7 @@ class JobOutcome:
             "status": self.status,
             "error": self.error,
             "retryable": self.retryable,
+            "already_archived": self.already_archived,
             "files": self.files,
             "inputs": self.inputs,
             "seconds": {step: round(value, 3) for step, value in self.seconds.items()},
@@ -75,6 +85,10 @@ class _StepFailed(Exception):
     pass
 
 
+class _AlreadyArchived(Exception):
+    """DSP holds every file of the job: it ends before downloading anything."""
+
+
 class LocalFile(NamedTuple):
     """A file ready for upload: where it is, its MD5 and (for a BAM) its read count."""
 
@@ -83,9 +97,10 @@ class LocalFile(NamedTuple):
     reads: int | None
 
 
-# Failures of the job's own data, which running it again cannot change: the inputs (verified
-# against S3 before conversion) are not FASTQ or do not match, or S3 refuses or lacks them.
-PERMANENT_ERRORS = (convert.ConversionError, RefusedError)
+# Failures running the job again cannot change: the inputs (verified against S3 before
+# conversion) are not FASTQ or do not match, S3 refuses or lacks them, or the DSP submission
+# lacking a file accepts no more.
+PERMANENT_ERRORS = (convert.ConversionError, RefusedError, SubmissionClosedError)
 # Failures a step reports in one line; anything else is a bug and is logged with its traceback.
 EXPECTED_ERRORS = (
     DownloadError,
@@ -128,6 +143,10 @@ class JobRunner:
             self._run_steps(job, JobDirs.create(workdir, job.index), outcome)
         except _StepFailed:
             outcome.status = "failed"
+        except _AlreadyArchived:
+            outcome.status = "succeeded"
+            outcome.already_archived = True
+            log.info("job %d (%s): already archived on DSP; nothing to do", job.index, job.label)
         except Exception as error:  # a bad work directory, an interruption: still a job result
             outcome.status = "failed"
             outcome.error = f"job {job.index} ({job.label}): {error}"
@@ -139,10 +158,22 @@ class JobRunner:
         return outcome
 
     def _run_steps(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> None:
+        dsp = self._dsp_client(job.dsp_api_url, self._tokens)
+        with self._step("check", job, outcome):
+            held = self._held_on_dsp(job, dsp)
+        if len(held) == len(job.files):
+            outcome.files = [held[item.name] for item in job.files]
+            raise _AlreadyArchived
+        converting = job.conversion is not None and job.conversion.output_name not in held
+        needed = {item.name for item in job.files if item.name not in held}
+        if converting:
+            assert job.conversion is not None
+            needed.update(item.name for item in job.conversion.inputs)
         with self._step("download", job, outcome):
-            fetched = self._download(job, dirs, outcome)
+            fetched = self._download(job, dirs, outcome, needed)
         local = {name: LocalFile(item.path, item.md5, None) for name, item in fetched.items()}
-        if job.conversion is not None:
+        if converting:
+            assert job.conversion is not None
             bam = child(dirs.output, job.conversion.output_name)
             marker = child(dirs.output, f"{job.conversion.output_name}.verified.json")
             inputs = {item.name: fetched[item.name].md5 for item in job.conversion.inputs}
@@ -152,7 +183,45 @@ class JobRunner:
                 job, fetched, bam, marker, inputs, outcome
             )
         with self._step("upload", job, outcome):
-            self._upload(job, dirs, local, outcome)
+            self._upload(job, dirs, dsp, local, held, outcome)
+
+    def _held_on_dsp(self, job: PlanJob, dsp: DspClient) -> dict[str, dict[str, Any]]:
+        """Result entries (:func:`on_dsp_entry`) of the job's files DSP holds complete, by name,
+        asked before any download.
+
+        A plain file is compared with S3's size (and MD5, when its ETag is one). A converted BAM
+        counts once DSP has all of its bytes under the output name: its bytes depend on the
+        converter's version (its header names it), so a BAM made again can differ from the one
+        an earlier run verified and uploaded, and would only be a second copy of the same reads.
+        When a file is missing, the submission must still accept files (Draft); if it does not,
+        uploading cannot succeed and the job fails naming submission, status and file.
+        """
+        held: dict[str, dict[str, Any]] = {}
+        missing: dict[str, str] = {}
+        for item in job.files:
+            on_dsp = dsp.find_file(job.submission_id, item.name)
+            md5 = None
+            if on_dsp is None or item.cloud_url is None:  # absent, or the BAM: not made yet
+                reason = why_not_complete(on_dsp, None, None)
+            else:
+                expected = self._downloader.describe(*parse_s3_url(item.cloud_url))
+                md5 = expected.md5
+                reason = why_not_complete(on_dsp, expected.size, md5)
+            if reason is None:
+                assert on_dsp is not None
+                log.info("%s is already on DSP, complete", item.name)
+                held[item.name] = on_dsp_entry(item.name, on_dsp, md5=md5)
+            else:
+                missing[item.name] = reason
+        if missing:
+            status = dsp.status(job.submission_id)
+            if status != OPEN_STATUS:
+                lacking = "; ".join(f"{name} ({reason})" for name, reason in missing.items())
+                raise SubmissionClosedError(
+                    f"DSP submission {job.submission_id} is {status}, so it accepts no more "
+                    f"files, and it lacks {lacking}"
+                )
+        return held
 
     def _reuse_verified(self, bam: Path, marker: Path, inputs: dict[str, str]) -> LocalFile | None:
         """The BAM an earlier run converted and verified from these very inputs, if still intact.
@@ -224,9 +293,14 @@ class JobRunner:
         if isinstance(error, Interrupted):
             self.stopped = str(error)
 
-    def _download(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> dict[str, FetchedFile]:
+    def _download(
+        self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome, needed: set[str]
+    ) -> dict[str, FetchedFile]:
+        """The job's inputs and plain files named in ``needed`` (what DSP does not hold yet)."""
         fetched: dict[str, FetchedFile] = {}
         for name, cloud_url in job.downloads:
+            if name not in needed:
+                continue
             bucket, key = parse_s3_url(cloud_url)
             result = self._downloader.fetch(bucket, key, child(dirs.inputs, name))
             fetched[name] = result
@@ -275,9 +349,14 @@ class JobRunner:
         return result
 
     def _upload(
-        self, job: PlanJob, dirs: JobDirs, local: dict[str, LocalFile], outcome: JobOutcome
+        self,
+        job: PlanJob,
+        dirs: JobDirs,
+        dsp: DspClient,
+        local: dict[str, LocalFile],
+        held: dict[str, dict[str, Any]],
+        outcome: JobOutcome,
     ) -> None:
-        dsp = self._dsp_client(job.dsp_api_url, self._tokens)
         tus = TusClient(
             dsp.tus_endpoint,
             self._tokens,
@@ -285,6 +364,9 @@ class JobRunner:
             progress_interval=self._progress_interval,
         )
         for item in job.files:
+            if item.name in held:
+                outcome.files.append(held[item.name])
+                continue
             if item.name not in local:
                 raise JobError(f"{item.name} is neither the conversion output nor downloaded")
             path, md5, reads = local[item.name]
@@ -292,31 +374,34 @@ class JobRunner:
             on_dsp = dsp.find_file(job.submission_id, item.name)
             reason = why_not_complete(on_dsp, size, md5)
             if reason is None:
+                assert on_dsp is not None
                 log.info("%s is already on DSP (%d bytes); not uploading", item.name, size)
-                upload = "already-on-dsp"
-            else:
-                log.info("uploading %s: %s", item.name, reason)
-                tus.upload(
-                    path,
-                    name=item.name,
-                    submission_id=job.submission_id,
-                    md5=md5,
-                    state_file=child(dirs.uploads, f"{item.name}.tus.json"),
-                )
-                upload = "uploaded"
+                outcome.files.append(on_dsp_entry(item.name, on_dsp, md5=md5, reads=reads))
+                continue
+            log.info("uploading %s: %s", item.name, reason)
+            tus.upload(
+                path,
+                name=item.name,
+                submission_id=job.submission_id,
+                md5=md5,
+                state_file=child(dirs.uploads, f"{item.name}.tus.json"),
+            )
             outcome.files.append(
-                {"name": item.name, "bytes": size, "md5": md5, "reads": reads, "upload": upload}
+                {"name": item.name, "bytes": size, "md5": md5, "reads": reads, "upload": "uploaded"}
             )
 
 
-def why_not_complete(on_dsp: dict[str, Any] | None, size: int, md5: str) -> str | None:
+def why_not_complete(
+    on_dsp: dict[str, Any] | None, size: int | None, md5: str | None
+) -> str | None:
     """Why DSP's file document does not show our complete file, or None when it does.
 
     The document exists while an upload is still in progress (``uploadedSize`` < ``totalSize``).
     Complete means DSP has every byte (``uploadedSize`` = ``totalSize``) or, for a document
     without ``uploadedSize``, has checked the file (services.md: it "becomes READY_FOR_ARCHIVE");
     a size alone proves nothing. Its ``checksum``, once DSP has computed it, must be our MD5
-    (other formats are not compared).
+    (other formats are not compared). ``size`` or ``md5`` None: ours is not known (a BAM not
+    converted yet, an S3 object whose ETag is no MD5), so DSP's is not compared with it.
     """
     if on_dsp is None:
         return "DSP does not have it yet"
@@ -325,15 +410,43 @@ def why_not_complete(on_dsp: dict[str, Any] | None, size: int, md5: str) -> str 
     )
     if not isinstance(total, int):
         return f"DSP's record has no size ({total!r})"
-    if total != size:
+    if size is not None and total != size:
         return f"DSP's copy has {total} bytes, ours {size}"
     if uploaded is None and status != "READY_FOR_ARCHIVE":
         return f"DSP's record shows neither its uploaded size nor a checked file (status {status})"
     if uploaded is not None and uploaded != total:
         return f"DSP has {uploaded} of its {total} bytes"
-    if isinstance(checksum, str) and MD5_HEX.fullmatch(checksum) and checksum.lower() != md5:
+    if (
+        md5 is not None
+        and isinstance(checksum, str)
+        and MD5_HEX.fullmatch(checksum)
+        and checksum.lower() != md5
+    ):
         return f"DSP's copy has MD5 {checksum}, ours {md5}"
     return None
+
+
+def on_dsp_entry(
+    name: str, on_dsp: dict[str, Any], *, md5: str | None = None, reads: int | None = None
+) -> dict[str, Any]:
+    """A result's entry for a file DSP already holds: ours where known, else what DSP says.
+
+    A file found complete before the job downloaded anything has no local copy: its bytes are
+    DSP's, its MD5 S3's ETag or else DSP's checksum (None when neither is an MD5, as for a BAM
+    DSP has not checked yet), its reads unknown.
+    """
+    checksum = on_dsp.get("checksum")
+    dsp_md5 = (
+        checksum.lower() if isinstance(checksum, str) and MD5_HEX.fullmatch(checksum) else None
+    )
+    return {
+        "name": name,
+        "bytes": on_dsp.get("totalSize"),
+        "md5": md5 or dsp_md5,
+        "reads": reads,
+        "upload": "already-on-dsp",
+        "on_dsp": {key: on_dsp.get(key) for key in ON_DSP_FIELDS if key in on_dsp},
+    }
 
 
 def file_md5(path: Path) -> str:

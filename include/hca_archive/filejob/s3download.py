@@ -115,6 +115,16 @@ class Expectation:
     checksum: tuple[str, str] | None  # (HeadObject field, base64 value) of a full-object checksum
 
     @property
+    def md5(self) -> str | None:
+        """The content's MD5 when S3 says it before any download: a single-part MD5 ETag."""
+        if self.part_sizes == (self.size,) and "-" not in self.etag:
+            value = self.etag.strip('"').lower()
+            return (
+                value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else None
+            )
+        return None
+
+    @property
     def description(self) -> str:
         if self.part_sizes is not None:
             if "-" in self.etag:
