@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -170,24 +169,12 @@ class FakeHook:
         return timedelta(hours=1)
 
 
-def test_the_task_retried_after_a_lost_answer_asks_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import airflow.sdk
-
+def test_the_task_retried_after_a_lost_answer_asks_once(
+    monkeypatch: pytest.MonkeyPatch, airflow_variables: dict[str, object]
+) -> None:
     from hca_archive.orchestration import archive_dag
 
-    variables: dict[str, object] = {}
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
-            return json.loads(variables[key]) if key in variables else default
-
-        @staticmethod
-        def set(key: str, value: object, serialize_json: bool = False) -> None:
-            variables[key] = json.dumps(value)
-
     services = Services(lose_complete_answer=True)
-    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
     monkeypatch.setattr(archive_dag, "_hook", lambda context: FakeHook(services))
     context = {"ti": FakeTi(), "params": {"environment": "dev", "submission_uuid": UUID}}
     monkeypatch.setattr(time, "sleep", lambda seconds: None)

@@ -53,26 +53,6 @@ def connections(sandbox_faults: SandboxInfo, monkeypatch: pytest.MonkeyPatch) ->
     progress_checks._hook.cache_clear()
 
 
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Airflow Variables, which outlive a task's retries and clears, as a dict."""
-    import airflow.sdk
-
-    stored: dict[str, str] = {}
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
-            return json.loads(stored[key]) if key in stored else default
-
-        @staticmethod
-        def set(key: str, value: object, serialize_json: bool = False) -> None:
-            stored[key] = json.dumps(value)
-
-    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
-    return stored
-
-
 def wait_for_completion(dsp_uuid: str, submission_uuid: str) -> dict[str, Any]:
     """The first event of the ``wait_for_completion`` trigger, polling the sandbox."""
     trigger = ArchiveProgressTrigger(
@@ -93,7 +73,7 @@ def wait_for_completion(dsp_uuid: str, submission_uuid: str) -> dict[str, Any]:
 
 
 def test_an_archiver_that_died_after_dsp_completed_is_noticed_and_a_clear_finishes_the_job(
-    sandbox_faults: SandboxInfo, connections: None, variables: dict[str, str]
+    sandbox_faults: SandboxInfo, connections: None, airflow_variables: dict[str, object]
 ) -> None:
     from hca_archive.orchestration import archive_dag
 

@@ -43,26 +43,26 @@ def blockers(not_ready: int, metadata: int, per_type: dict) -> dict:
     }
 
 
-def test_a_warning_on_a_ready_submission_does_not_stop_the_run(stub):
+def answer(stub: StubServer, errors: dict, blockers_summary: dict) -> None:
+    """The archiver's validation errors and DSP's blockers, as the stub serves them."""
     stub.on(
         "GET",
         f"/archiveSubmissions/{DSP}/validationErrors",
-        Reply(200, {"errors": {SAMPLE: [WARNING]}, "pending": []}),
+        Reply(200, {"errors": errors, "pending": []}),
     )
-    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(0, 0, {})))
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers_summary))
+
+
+def test_a_warning_on_a_ready_submission_does_not_stop_the_run(stub):
+    answer(stub, {SAMPLE: [WARNING]}, blockers(0, 0, {}))
     archiver = ArchiverClient(stub.url, "key", retries=0)
 
     assert validation_progress(archiver, DSP).done
 
 
 def test_a_warning_while_files_are_awaited_does_not_stop_the_run(stub):
-    stub.on(
-        "GET",
-        f"/archiveSubmissions/{DSP}/validationErrors",
-        Reply(200, {"errors": {SAMPLE: [WARNING], RUN: [MISSING]}, "pending": []}),
-    )
     per_type = {"sequencingRuns": {"displayName": "Sequencing runs", "count": 1}}
-    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(1, 1, per_type)))
+    answer(stub, {SAMPLE: [WARNING], RUN: [MISSING]}, blockers(1, 1, per_type))
     archiver = ArchiverClient(stub.url, "key", retries=0)
 
     progress = metadata_progress(archiver, DSP)
@@ -74,13 +74,8 @@ ERROR = {"Biosamples": ["Mandatory field 'organism' is missing"]}
 
 def test_an_error_dsp_counts_as_a_blocker_stops_the_run(stub):
     """The other side of the warnings above: the same kind of message, counted by DSP."""
-    stub.on(
-        "GET",
-        f"/archiveSubmissions/{DSP}/validationErrors",
-        Reply(200, {"errors": {SAMPLE: [ERROR]}, "pending": []}),
-    )
     per_type = {"samples": {"displayName": "Samples", "count": 1}}
-    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(0, 1, per_type)))
+    answer(stub, {SAMPLE: [ERROR]}, blockers(0, 1, per_type))
     archiver = ArchiverClient(stub.url, "key", retries=0)
 
     with pytest.raises(RunStopped, match=f"^validation failed for DSP submission {DSP}"):
@@ -92,35 +87,20 @@ def test_an_error_dsp_counts_as_a_blocker_stops_the_run(stub):
 def test_an_error_beside_awaited_files_stops_the_run(stub):
     """DSP counts the missing file's submittable and the sample: more blockers than missing
     files, so the message on the sample blocks."""
-    stub.on(
-        "GET",
-        f"/archiveSubmissions/{DSP}/validationErrors",
-        Reply(200, {"errors": {SAMPLE: [ERROR], RUN: [MISSING]}, "pending": []}),
-    )
     per_type = {
         "samples": {"displayName": "Samples", "count": 1},
         "sequencingRuns": {"displayName": "Sequencing runs", "count": 1},
     }
-    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(1, 2, per_type)))
+    answer(stub, {SAMPLE: [ERROR], RUN: [MISSING]}, blockers(1, 2, per_type))
     archiver = ArchiverClient(stub.url, "key", retries=0)
 
     with pytest.raises(RunStopped, match=f"^metadata validation failed for DSP submission {DSP}"):
         metadata_progress(archiver, DSP)
 
 
-def _failing_sample(stub: StubServer) -> None:
-    stub.on(
-        "GET",
-        f"/archiveSubmissions/{DSP}/validationErrors",
-        Reply(200, {"errors": {SAMPLE: [ERROR], RUN: [MISSING]}, "pending": []}),
-    )
-    per_type = {"samples": {"displayName": "Samples", "count": 1}}
-    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(1, 2, per_type)))
-
-
 def test_an_error_names_the_entity_a_wrangler_knows(stub):
     """DSP keys errors by its own URLs; the wrangler knows the submission by its aliases."""
-    _failing_sample(stub)
+    answer(stub, {SAMPLE: [ERROR], RUN: [MISSING]}, blockers(1, 2, {}))
     entities = [
         {"type": "sample", "alias": "HCA_biomaterial_donor-7", "dspUuid": "5F0C"},
         {"type": "sequencingRun", "alias": "HCA_run_1", "dspUuid": "77aa"},
@@ -142,7 +122,7 @@ def test_an_error_names_the_entity_a_wrangler_knows(stub):
 
 
 def test_entities_the_archiver_cannot_list_leave_the_urls(stub):
-    _failing_sample(stub)
+    answer(stub, {SAMPLE: [ERROR], RUN: [MISSING]}, blockers(1, 2, {}))
     stub.on(
         "GET", f"/archiveSubmissions/{DSP}/entities", Reply(500, "<html>Error</html>", "text/html")
     )

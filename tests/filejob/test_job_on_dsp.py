@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from hca_archive.clients import AapTokenSource, ArchiverClient, DspClient
@@ -15,7 +14,7 @@ from hca_archive.filejob.job import JobOutcome, JobRunner
 from hca_archive.filejob.s3download import S3Downloader
 from hca_archive.plan import parse_plan
 from hca_archive.sandbox.process import SandboxInfo
-from tests.sandbox.helpers import trigger_and_wait, wait_for
+from tests.sandbox.helpers import s3_client, trigger_and_wait, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +24,7 @@ def tokens(sandbox: SandboxInfo) -> AapTokenSource:
 
 
 def runner(sandbox: SandboxInfo) -> JobRunner:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=sandbox.s3_endpoint_url,
-        aws_access_key_id=sandbox.aws_access_key_id,
-        aws_secret_access_key=sandbox.aws_secret_access_key,
-        region_name="us-east-1",
-    )
-    return JobRunner(S3Downloader(s3), tokens(sandbox), chunk_size=64 * 1024)
+    return JobRunner(S3Downloader(s3_client(sandbox)), tokens(sandbox), chunk_size=64 * 1024)
 
 
 def archived_once(sandbox: SandboxInfo, kind: str, tmp_path: Path, *, complete: bool):
