@@ -329,6 +329,8 @@ def complete_submission(
     grace_seconds: float,
     writeback_grace_seconds: float,
     mark_requested: Callable[[], None],
+    writeback_seen_at: float | None,
+    mark_writeback_seen: Callable[[], None],
     poll_seconds: float = 10.0,
 ) -> str:
     """Ask the archiver to complete, unless DSP already moved past Draft (a retry or re-run).
@@ -342,17 +344,33 @@ def complete_submission(
     A DSP submission Completed while the envelope is still Archiving means the archiver did not
     write the accessions back (it died, unseen). Asking again is safe then: the archiver submits
     only a Draft, so for a Completed one it only writes back and marks the envelope archived.
-    It is asked unless our last request is younger than ``writeback_grace_seconds`` (its
-    write-back may still be under way).
+    The archiver writes back only once DSP has completed, which may be hours after our request:
+    so it is asked again only when that state was first seen (``writeback_seen_at``, noted by
+    ``mark_writeback_seen`` or by the completion wait that stopped on it) at least
+    ``writeback_grace_seconds`` ago, and our last request is at least as old (either write-back
+    may still be under way).
     """
     status = dsp.status(dsp_uuid)
     state = envelope_state(ingest, submission_uuid) if status == "Completed" else None
     if state is not None and state not in ARCHIVED_OR_LATER:
-        if requested_at is not None and time.time() - requested_at < writeback_grace_seconds:
-            asked = plain_duration(timedelta(seconds=time.time() - requested_at))
+        now = time.time()
+        if writeback_seen_at is None:
+            mark_writeback_seen()
+            writeback_seen_at = now
+        if requested_at is not None and now - requested_at < writeback_grace_seconds:
+            asked = plain_duration(timedelta(seconds=now - requested_at))
             return (
                 f"DSP submission Completed, envelope {state}; the archiver was asked {asked} ago "
                 "and may still be writing the accessions back: not asked again"
+            )
+        if now - writeback_seen_at < writeback_grace_seconds:
+            seen = plain_duration(timedelta(seconds=now - writeback_seen_at))
+            grace = plain_duration(timedelta(seconds=writeback_grace_seconds))
+            return (
+                f"DSP submission Completed, envelope {state}, first seen so {seen} ago: the "
+                "archiver may still be writing the accessions back, not asked again. If the "
+                f"envelope is not archived {grace} after that, wait_for_completion stops and "
+                "says so"
             )
         log.warning("DSP submission %s Completed, envelope %s: asking again", dsp_uuid, state)
         mark_requested()

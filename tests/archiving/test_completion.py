@@ -84,9 +84,13 @@ class Marker:
         self.requested_at: float | None = None
         self.grace_seconds = grace_seconds
         self.writeback_grace_seconds = writeback_grace_seconds
+        self.writeback_seen_at: float | None = None
 
     def mark(self) -> None:
         self.requested_at = time.time()
+
+    def mark_writeback_seen(self) -> None:
+        self.writeback_seen_at = time.time()
 
     def complete(self, services: Services) -> str:
         return complete_submission(
@@ -99,6 +103,8 @@ class Marker:
             grace_seconds=self.grace_seconds,
             writeback_grace_seconds=self.writeback_grace_seconds,
             mark_requested=self.mark,
+            writeback_seen_at=self.writeback_seen_at,
+            mark_writeback_seen=self.mark_writeback_seen,
             poll_seconds=0.01,
         )
 
@@ -136,9 +142,24 @@ def test_a_completed_submission_never_written_back_is_asked_again_once_the_grace
     it is safe (the archiver submits only a Draft). A clear of the step must do it."""
     services, marker = Services(status="Completed"), Marker(writeback_grace_seconds=60)
     marker.requested_at = time.time() - 61  # the request that DSP completed, an hour ago say
+    marker.writeback_seen_at = time.time() - 61  # noted by the wait that stopped on it
     assert "asked the archiver again" in marker.complete(services)
     assert services.completes == [DSP_UUID]
     assert time.time() - marker.requested_at < 5  # noted again, before the call
+
+
+def test_a_clear_just_after_dsp_completed_leaves_the_write_back_under_way_alone() -> None:
+    """DSP processed for hours after our request; it has just completed and the archiver is
+    writing the accessions back. A clear (or a second run) then must not ask again: the grace
+    counts from when DSP was seen Completed with the envelope not archived, not from the request."""
+    services, marker = Services(status="Completed"), Marker(writeback_grace_seconds=3600)
+    marker.requested_at = time.time() - 5 * 3600
+    assert "not asked again" in marker.complete(services)
+    assert services.completes == []
+    assert marker.writeback_seen_at is not None  # noted: a clear an hour on asks
+    marker.writeback_seen_at -= 3600
+    assert "asked the archiver again" in marker.complete(services)
+    assert services.completes == [DSP_UUID]
 
 
 def test_a_completed_submission_whose_write_back_may_still_run_is_not_asked_again() -> None:

@@ -76,3 +76,37 @@ def test_an_archiver_that_never_made_the_dsp_submission_says_who_to_ask(monkeypa
         f"the archiver made no DSP submission for {UUID} after 3 requests, each awaited 30 min: "
         "ask the archiver's operators what its log says; clearing request_archive asks again"
     )
+
+
+def test_a_wait_stopped_on_a_stuck_status_notes_since_when_it_lasted(monkeypatch) -> None:
+    """The triggerer cannot write Variables: the sensor keeps the earliest time the stuck status
+    was seen, which the cleared ``complete_submission`` needs to ask the archiver again."""
+    import json
+
+    import airflow.sdk
+
+    stored: dict[str, str] = {}
+
+    class Variable:
+        @staticmethod
+        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
+            return json.loads(stored[key]) if key in stored else default
+
+        @staticmethod
+        def set(key: str, value: object, serialize_json: bool = False) -> None:
+            stored[key] = json.dumps(value)
+
+    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
+    sensor = ArchiveProgressSensor(
+        task_id="wait_for_completion",
+        environment="dev",
+        check="completion",
+        arguments={},
+        awaiting="DSP processing, accessions and the envelope Archived",
+        stuck_note="note",
+    )
+    for since in (1000.0, 2000.0, 500.0):
+        event = {"status": "stopped", "message": "not written back", "stuck_since": since}
+        with pytest.raises(AirflowFailException, match=r"^not written back$"):
+            sensor.execute_complete({"ti": Ti()}, event, started=0)
+    assert json.loads(stored["note"]) == 500.0

@@ -202,6 +202,21 @@ def test_the_waits_render_the_requested_dsp_submission(dagbag: DagBag, task_id: 
     assert render(ti=_RequestResult({"dsp_uuid": "b729f228-0000"})) == "b729f228-0000"
 
 
+def test_the_completion_wait_notes_a_stop_where_complete_submission_reads_it(
+    dagbag: DagBag,
+) -> None:
+    from hca_archive.orchestration.archive_dag import writeback_note
+
+    dag = dagbag.dags["archive_submission"]
+    template = dag.get_task("wait_for_completion").stuck_note
+    rendered = (
+        dag.get_template_env()
+        .from_string(template)
+        .render(ti=_RequestResult({"dsp_uuid": "b729f228-0000"}), params={"environment": "dev"})
+    )
+    assert rendered == writeback_note("dev", "b729f228-0000")
+
+
 @pytest.mark.parametrize("result", [None, {}, {"dsp_uuid": ""}])
 def test_a_request_marked_success_by_hand_is_named_not_a_template_error(
     dagbag: DagBag, result: object

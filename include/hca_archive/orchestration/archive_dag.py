@@ -198,6 +198,9 @@ def complete_submission(**context: Any) -> str:
         dsp_uuid = requested_dsp_uuid(context["ti"])
         # A Variable, not XCom: the note of the request must outlive a retry or a cleared task.
         marker = f"hca_archive_complete__{context['params']['environment']}__{dsp_uuid}"
+        # When DSP was first seen Completed with the envelope not archived (this step, or the
+        # completion wait that stopped on it): the archiver's write-back starts only then.
+        seen = writeback_note(context["params"]["environment"], dsp_uuid)
         hook = _hook(context)
         record.outcome = archiving.complete_submission(
             hook.archiver,
@@ -209,9 +212,16 @@ def complete_submission(**context: Any) -> str:
             grace_seconds=hook.complete_grace().total_seconds(),
             writeback_grace_seconds=hook.writeback_grace().total_seconds(),
             mark_requested=lambda: Variable.set(marker, time.time(), serialize_json=True),
+            writeback_seen_at=Variable.get(seen, default=None, deserialize_json=True),
+            mark_writeback_seen=lambda: Variable.set(seen, time.time(), serialize_json=True),
         )
         log.info("%s", record.outcome)
         return record.outcome
+
+
+def writeback_note(environment: str, dsp_uuid: str) -> str:
+    """The Variable keeping when DSP was first seen Completed with the envelope not archived."""
+    return f"hca_archive_writeback_seen__{environment}__{dsp_uuid}"
 
 
 # Retried when Airflow's own API does not answer (the XCom push, the note); a failed run's report
@@ -317,6 +327,7 @@ def build_archive_dag() -> DAG:
             timedelta(hours=24),
             arguments={"dsp_uuid": DSP_UUID, "submission_uuid": SUBMISSION_UUID},
             poll_interval=15,
+            stuck_note=writeback_note(ENVIRONMENT, DSP_UUID),
         )
         checked >> requested >> metadata >> plan >> runner
         runner >> [run_local, run_lsf, run_kubernetes] >> validation >> completed >> completion

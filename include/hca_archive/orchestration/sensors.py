@@ -20,7 +20,7 @@ class ArchiveProgressSensor(BaseOperator):
     what was awaited and what was last seen, which a retry would not change.
     """
 
-    template_fields = ("environment", "arguments")
+    template_fields = ("environment", "arguments", "stuck_note")
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -32,8 +32,12 @@ class ArchiveProgressSensor(BaseOperator):
         awaiting: str,
         poll_interval: float = 10.0,
         timeout: timedelta = timedelta(hours=6),
+        stuck_note: str | None = None,
         **kwargs: Any,
     ) -> None:
+        """``stuck_note``: an Airflow Variable that, when the wait stops on a status a check
+        marks stuck, keeps since when that status lasted (the earliest such time): a later step
+        (a cleared ``complete_submission``) needs it, and the triggerer cannot write it."""
         super().__init__(**kwargs)
         self.environment = environment
         self.check = check
@@ -41,6 +45,7 @@ class ArchiveProgressSensor(BaseOperator):
         self.awaiting = awaiting
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.stuck_note = stuck_note
 
     def execute(self, context: Any) -> Any:
         # Imported here, not at parse time: they bring the HTTP clients and Airflow's trigger base.
@@ -77,6 +82,8 @@ class ArchiveProgressSensor(BaseOperator):
         with recorded_step(context, started) as record:
             status, message = event["status"], event["message"]
             if status == "stopped":
+                if self.stuck_note and isinstance(event.get("stuck_since"), (int, float)):
+                    note_earliest(self.stuck_note, float(event["stuck_since"]))
                 raise RunStopped(message)
             if status == "timeout":
                 waited = plain_duration(self.timeout)
@@ -89,3 +96,13 @@ class ArchiveProgressSensor(BaseOperator):
             self.log.info("%s: %s", self.awaiting, message)
             record.outcome = message
             return event.get("value")
+
+
+def note_earliest(key: str, when: float) -> None:
+    """Keep in Variable ``key`` the earliest of its time and ``when``."""
+    from airflow.sdk import Variable
+
+    noted = Variable.get(key, default=None, deserialize_json=True)
+    if isinstance(noted, (int, float)) and noted <= when:
+        return
+    Variable.set(key, when, serialize_json=True)

@@ -77,7 +77,9 @@ class ArchiveProgressTrigger(BaseTrigger):
                     progress.stuck_after is not None
                     and time.time() - seen_since >= progress.stuck_after
                 ):
-                    yield TriggerEvent({"status": "stopped", "message": progress.stuck})
+                    yield TriggerEvent(
+                        {"status": "stopped", "message": progress.stuck, "stuck_since": seen_since}
+                    )
                     return
             if time.time() >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "message": last_status})
