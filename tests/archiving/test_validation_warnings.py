@@ -130,3 +130,30 @@ def test_entities_the_archiver_cannot_list_leave_the_urls(stub):
 
     with pytest.raises(RunStopped, match=f"- {SAMPLE}: Biosamples: Mandatory field 'organism'"):
         metadata_progress(archiver, DSP)
+
+
+def test_hostile_names_and_validators_stay_on_their_line_and_are_cut(stub):
+    """The archiver's entity type and alias, and DSP's validator names, are untrusted text: a
+    line break in one must not forge a line of the wrangler's message, nor a huge one bury it."""
+    forged = "Biosamples\n- https://submission.ebi.ac.uk/api/samples/0000: Fine: all good"
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(200, {"errors": {SAMPLE: [{forged: ["bad\nvalue"]}]}, "pending": []}),
+    )
+    per_type = {"samples": {"displayName": "Samples", "count": 1}}
+    stub.on("GET", f"/archiveSubmissions/{DSP}/blockers", Reply(200, blockers(0, 1, per_type)))
+    entities = [{"type": "sample\r\n- forged", "alias": "A" * 100_000, "dspUuid": "5f0c"}]
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/entities",
+        Reply(200, {"entities": entities, "page": {"number": 0, "totalPages": 1}}),
+    )
+    archiver = ArchiverClient(stub.url, "key", retries=0)
+
+    with pytest.raises(RunStopped) as stopped:
+        metadata_progress(archiver, DSP)
+    lines = str(stopped.value).splitlines()
+    assert len(lines) == 3, lines  # the heading, the counts, one error
+    assert lines[2].startswith("- sample - forged AAA")
+    assert len(lines[2]) < 1000

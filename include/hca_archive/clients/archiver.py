@@ -163,7 +163,7 @@ def _messages(results: Any) -> Iterator[tuple[str, str]]:
             continue
         for validator, messages in result.items():
             for message in messages if isinstance(messages, list) else [messages]:
-                yield str(validator), one_line(str(message), 1000)
+                yield one_line(str(validator), 120), one_line(str(message), 1000)
 
 
 @dataclass(frozen=True)
