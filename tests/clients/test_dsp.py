@@ -152,3 +152,40 @@ def test_an_answer_of_the_wrong_shape_is_a_service_error(stub, tokens, fast):
         dsp.blockers(SUB)
     with pytest.raises(ServiceError, match="answer has no status"):
         dsp.status(SUB)
+
+
+def test_find_file_takes_no_record_of_another_submission_or_file(stub, tokens, fast):
+    """The search is scoped by its query, but the answer is checked: a record DSP (or a
+    deployment answering with a list) gives for another submission or file name must be
+    neither "held" (the job would skip its upload) nor taken for "missing"."""
+    mine = {"filename": "m1_1.bam", "submissionId": SUB, "totalSize": 12, "uploadedSize": 12}
+    theirs = dict(mine, submissionId="sub-2")
+    other_name = dict(mine, filename="m2_1.bam")
+    answers = {
+        "theirs.bam": Reply(200, dict(theirs, filename="theirs.bam")),
+        "renamed.bam": Reply(200, dict(other_name)),
+        "m1_1.bam": Reply(200, {"_embedded": {"files": [theirs, other_name, mine]}}),
+        "none.bam": Reply(200, {"_embedded": {"files": [dict(theirs, filename="none.bam")]}}),
+    }
+    stub.on(
+        "GET",
+        "/api/files/search/by-filename-and-submission",
+        lambda seen: answers[seen.query["filename"][0]],
+    )
+    dsp = DspClient(stub.url, tokens, **fast)
+
+    assert dsp.find_file(SUB, "m1_1.bam") == mine
+    assert dsp.find_file(SUB, "none.bam") is None  # a list of others: this one is not there
+    with pytest.raises(ServiceError, match="submission sub-2, not sub-1"):
+        dsp.find_file(SUB, "theirs.bam")
+    with pytest.raises(ServiceError, match=r"file 'm2_1\.bam', not 'renamed\.bam'"):
+        dsp.find_file(SUB, "renamed.bam")
+
+
+@pytest.mark.parametrize("body", ['"m1_1.bam"', "12", "null", b""])
+def test_find_file_refuses_an_answer_that_is_no_file_document(stub, tokens, fast, body):
+    """Only a 404 (or an empty search page) means DSP lacks the file: any other answer that
+    is not a file document is an error, so a job neither uploads a file again nor skips it."""
+    stub.on("GET", "/api/files/search/by-filename-and-submission", Reply(200, body))
+    with pytest.raises(ServiceError):
+        DspClient(stub.url, tokens, **fast).find_file(SUB, "m1_1.bam")

@@ -12,7 +12,7 @@ import requests
 
 from hca_archive.clients.aap import TokenSource
 from hca_archive.clients.hal import embedded_items, iter_pages, links, optional_text, parsed
-from hca_archive.http import JsonHttp, ServiceError, decode_json, segment
+from hca_archive.http import SUCCESS, JsonHttp, ServiceError, decode_json, segment
 from hca_archive.url_credentials import redact_url
 
 
@@ -95,6 +95,9 @@ def dsp_root(base_url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"DSP URL must be http(s)://host[/api/], got {redact_url(base_url)!r}")
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+_NO_FILE = object()  # DSP's 404 to a file search
 
 
 class _Bearer(requests.auth.AuthBase):
@@ -191,20 +194,51 @@ class DspClient:
         ]
 
     def find_file(self, submission_id: str, filename: str) -> dict[str, Any] | None:
-        """The DSP file document (``filename``, ``totalSize``, ``checksum`` ...) or None."""
-        doc = self._json(
-            "GET",
-            "files/search/by-filename-and-submission",
-            params={"submissionId": submission_id, "filename": filename},
-            missing_ok=True,
-        )
-        if doc is None:
+        """The DSP file document (``filename``, ``totalSize``, ``checksum`` ...) or None.
+
+        None only when DSP says it has no such file: a 404, or a search page without this
+        submission's file of that name. Whatever else is not that file's document (a record
+        of another submission or file, a 200 without a JSON object) is a ServiceError, so a
+        job neither skips an upload for someone else's file nor uploads one again by mistake.
+        """
+        path = "files/search/by-filename-and-submission"
+        url = self.http.url(path)
+        params = {"submissionId": submission_id, "filename": filename}
+
+        def call() -> Any:
+            response = self.http.request("GET", path, params=params, ok=(*SUCCESS, 404))
+            if response.status_code == 404:
+                return _NO_FILE
+            return decode_json(response)
+
+        doc = self._with_fresh_token(call)
+        if doc is _NO_FILE:
             return None
-        # Some deployments answer a search with a one-element HAL list instead of the document.
-        items = embedded_items(doc, "files")
-        if items and isinstance(items[0], Mapping):
-            return dict(items[0])
-        return doc if isinstance(doc, dict) and "_embedded" not in doc else None
+
+        def other(item: Mapping[str, Any]) -> str | None:
+            """What in ``item`` shows it is not this submission's file, if anything."""
+            if "submissionId" in item and item["submissionId"] != submission_id:
+                return f"submission {item['submissionId']}, not {submission_id}"
+            if "filename" in item and item["filename"] != filename:
+                return f"file {item['filename']!r}, not {filename!r}"
+            return None
+
+        if isinstance(doc, list) or (isinstance(doc, Mapping) and "_embedded" in doc):
+            # Some deployments answer a search with a HAL list instead of the document.
+            items = [item for item in embedded_items(doc, "files") if isinstance(item, Mapping)]
+            return next((dict(item) for item in items if other(item) is None), None)
+        if not isinstance(doc, Mapping):
+            raise ServiceError(
+                f"answer is not a file document: {str(doc)[:80]!r}", method="GET", url=url
+            )
+        if (problem := other(doc)) is not None:
+            raise ServiceError(
+                f"searching this submission's file {filename!r}, DSP answered the record of "
+                f"{problem}",
+                method="GET",
+                url=url,
+            )
+        return dict(doc)
 
     def _linked(self, submission_id: str, relation: str) -> tuple[str, dict[str, str]]:
         """The submission's ``relation`` link as (path below ``/api``, query parameters)."""
