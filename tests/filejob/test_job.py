@@ -196,6 +196,19 @@ def test_a_file_dsp_shows_only_a_size_for_is_uploaded(moto_s3, tus, tmp_path):
     assert len(tus.uploads) == 1
 
 
+def test_a_bam_whose_copy_failed_dsps_check_is_converted_and_uploaded_again(moto_s3, tus, tmp_path):
+    """All bytes on DSP but its content check failed (status ERROR): before converting there is
+    no md5 to compare with, so that copy does not count as held (nor the job as archived)."""
+    put_fastqs(moto_s3, "failed-check", tmp_path)
+    broken = {"totalSize": 99, "uploadedSize": 99, "checksum": "f" * 32, "status": "ERROR"}
+    dsp = FakeDsp(tus.endpoint, {"manifest-1_1.bam": broken})
+    outcome = runner(moto_s3, dsp).run(plan_job(moto_s3, "failed-check"), tmp_path)
+    assert outcome.status == "succeeded", outcome.error
+    assert not outcome.already_archived
+    assert outcome.files[0]["upload"] == "uploaded"
+    assert len(tus.uploads) == 1
+
+
 def test_a_file_on_dsp_with_another_size_is_uploaded_again(moto_s3, tus, tmp_path):
     put_inputs(moto_s3, "resize", ["plain.fastq.gz"])
     job = plan_job(moto_s3, "resize", conversion=False)

@@ -55,6 +55,10 @@ def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, rea
             {"totalSize": 7, "status": "UPLOADED"},
             "DSP's record shows neither its uploaded size nor a checked file (status UPLOADED)",
         ),
+        (
+            {"totalSize": 7, "uploadedSize": 7, "checksum": "f" * 32, "status": "ERROR"},
+            "DSP's check of its copy failed (status ERROR)",
+        ),
     ],
 )
 def test_a_bam_not_converted_yet_counts_as_held_once_dsp_has_all_of_its_bytes(document, reason):

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 STEPS = ("check", "download", "convert", "verify", "upload")
 # The one DSP submission status that accepts files (services.md, section 3).
 OPEN_STATUS = "Draft"
+# A DSP file record whose content check failed (an uploaded file becomes READY_FOR_ARCHIVE once
+# checked, services.md section 3).
+FAILED_CHECK_STATUS = "ERROR"
 # What ``find_file`` documents may show of DSP's copy in a result (no links: they are DSP's URLs).
 ON_DSP_FIELDS = ("id", "totalSize", "uploadedSize", "checksum", "status")
 HASH_CHUNK = 1024 * 1024
@@ -401,7 +404,9 @@ def why_not_complete(
     without ``uploadedSize``, has checked the file (services.md: it "becomes READY_FOR_ARCHIVE");
     a size alone proves nothing. Its ``checksum``, once DSP has computed it, must be our MD5
     (other formats are not compared). ``size`` or ``md5`` None: ours is not known (a BAM not
-    converted yet, an S3 object whose ETag is no MD5), so DSP's is not compared with it.
+    converted yet, an S3 object whose ETag is no MD5), so DSP's is not compared with it; then a
+    copy DSP's content check failed (status ERROR) is not complete either: nothing shows that
+    it holds our bytes, and counting it as held would report the job archived with a broken file.
     """
     if on_dsp is None:
         return "DSP does not have it yet"
@@ -416,6 +421,8 @@ def why_not_complete(
         return f"DSP's record shows neither its uploaded size nor a checked file (status {status})"
     if uploaded is not None and uploaded != total:
         return f"DSP has {uploaded} of its {total} bytes"
+    if md5 is None and status == FAILED_CHECK_STATUS:  # nothing to compare its bytes with
+        return f"DSP's check of its copy failed (status {status})"
     if (
         md5 is not None
         and isinstance(checksum, str)
