@@ -16,8 +16,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from hca_archive.devstack.sandbox_connections import sandbox_connections
 from hca_archive.orchestration import progress_checks
-from hca_archive.orchestration.sensors import ArchiveProgressSensor
 from hca_archive.orchestration.triggers import ArchiveProgressTrigger
+from tests.archiving.test_wait_timeouts import completion_sensor
 from tests.fixtures.sandbox import SandboxInfo
 from tests.sandbox.helpers import s3_bytes, trigger_and_wait, upload, wait_for
 
@@ -75,14 +75,7 @@ def wait_for_completion(dsp_uuid: str, submission_uuid: str) -> dict[str, Any]:
     if event["status"] == "stopped":  # as Airflow resumes the task: its sensor notes the stop
         from hca_archive.orchestration.archive_dag import writeback_note
 
-        sensor = ArchiveProgressSensor(
-            task_id="wait_for_completion",
-            environment="sandbox",
-            check="completion",
-            arguments={},
-            awaiting="completion",
-            stuck_note=writeback_note("sandbox", dsp_uuid),
-        )
+        sensor = completion_sensor("sandbox", stuck_note=writeback_note("sandbox", dsp_uuid))
         with pytest.raises(AirflowFailException):
             sensor.execute_complete({"ti": Ti(dsp_uuid)}, event, started=time.time())
     return event

@@ -22,6 +22,18 @@ class Ti:
         pass
 
 
+def completion_sensor(environment: str = "dev", **options: Any) -> ArchiveProgressSensor:
+    """The DAG's ``wait_for_completion`` sensor, for calling ``execute_complete`` on events."""
+    return ArchiveProgressSensor(
+        task_id="wait_for_completion",
+        environment=environment,
+        check="completion",
+        arguments={},
+        awaiting="DSP processing, accessions and the envelope Archived",
+        **options,
+    )
+
+
 @pytest.mark.parametrize(
     ("span", "text"),
     [
@@ -38,14 +50,7 @@ def test_durations_read_as_a_wrangler_says_them(span: timedelta, text: str) -> N
 
 
 def test_a_wait_that_ran_out_says_what_it_saw_and_what_clearing_does() -> None:
-    sensor = ArchiveProgressSensor(
-        task_id="wait_for_completion",
-        environment="dev",
-        check="completion",
-        arguments={},
-        awaiting="DSP processing, accessions and the envelope Archived",
-        timeout=timedelta(hours=24),
-    )
+    sensor = completion_sensor(timeout=timedelta(hours=24))
     event = {"status": "timeout", "message": "DSP status Processing, envelope Archiving"}
     with pytest.raises(AirflowFailException) as raised:
         sensor.execute_complete({"ti": Ti()}, event, started=0)
@@ -78,35 +83,14 @@ def test_an_archiver_that_never_made_the_dsp_submission_says_who_to_ask(monkeypa
     )
 
 
-def test_a_wait_stopped_on_a_stuck_status_notes_since_when_it_lasted(monkeypatch) -> None:
+def test_a_wait_stopped_on_a_stuck_status_notes_since_when_it_lasted(
+    airflow_variables: dict[str, object],
+) -> None:
     """The triggerer cannot write Variables: the sensor keeps the earliest time the stuck status
     was seen, which the cleared ``complete_submission`` needs to ask the archiver again."""
-    import json
-
-    import airflow.sdk
-
-    stored: dict[str, str] = {}
-
-    class Variable:
-        @staticmethod
-        def get(key: str, default: object = None, deserialize_json: bool = False) -> object:
-            return json.loads(stored[key]) if key in stored else default
-
-        @staticmethod
-        def set(key: str, value: object, serialize_json: bool = False) -> None:
-            stored[key] = json.dumps(value)
-
-    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
-    sensor = ArchiveProgressSensor(
-        task_id="wait_for_completion",
-        environment="dev",
-        check="completion",
-        arguments={},
-        awaiting="DSP processing, accessions and the envelope Archived",
-        stuck_note="note",
-    )
+    sensor = completion_sensor(stuck_note="note")
     for since in (1000.0, 2000.0, 500.0):
         event = {"status": "stopped", "message": "not written back", "stuck_since": since}
         with pytest.raises(AirflowFailException, match=r"^not written back$"):
             sensor.execute_complete({"ti": Ti()}, event, started=0)
-    assert json.loads(stored["note"]) == 500.0
+    assert airflow_variables["note"] == 500.0
