@@ -17,6 +17,7 @@ from hca_archive.clients.dsp import DspClient
 from hca_archive.clients.ingest import IngestClient
 from hca_archive.filejob.credentials import ENVIRONMENT_NAMES
 from hca_archive.orchestration.connections import conn_id, service_url
+from hca_archive.orchestration.env_durations import ONE_YEAR
 
 ARCHIVER_KEY_FIELD = "archiver_api_key"
 DEFAULT_REQUEST_GRACE_SECONDS = 30 * 60
@@ -85,22 +86,34 @@ class HcaArchiveHook(BaseHook):
 
         The old archiver retries its upstream calls for ~20 minutes before giving up silently.
         """
-        extra = self._connection("archiver").extra_dejson
-        return timedelta(seconds=float(extra.get("request_grace", DEFAULT_REQUEST_GRACE_SECONDS)))
+        return self._archiver_grace("request_grace", DEFAULT_REQUEST_GRACE_SECONDS)
 
     def complete_grace(self) -> timedelta:
         """How long after asking to complete DSP may stay Draft before we ask again (extra
         ``complete_grace``): validation is done by then, so the archiver submits within minutes."""
-        extra = self._connection("archiver").extra_dejson
-        return timedelta(seconds=float(extra.get("complete_grace", DEFAULT_COMPLETE_GRACE_SECONDS)))
+        return self._archiver_grace("complete_grace", DEFAULT_COMPLETE_GRACE_SECONDS)
 
     def writeback_grace(self) -> timedelta:
         """How long DSP may be Completed with the envelope still Archiving before the archiver's
         write-back counts as lost (extra ``writeback_grace``): it takes minutes, but each of its
         calls to ingest may retry for ~20 minutes first."""
-        extra = self._connection("archiver").extra_dejson
-        seconds = float(extra.get("writeback_grace", DEFAULT_WRITEBACK_GRACE_SECONDS))
-        return timedelta(seconds=seconds)
+        return self._archiver_grace("writeback_grace", DEFAULT_WRITEBACK_GRACE_SECONDS)
+
+    def _archiver_grace(self, name: str, default_seconds: float) -> timedelta:
+        """Extra ``name`` of the archiver connection, a number of seconds above 0 and under a
+        year: 0 would ask the archiver again at once (its requests are not idempotent), and text
+        or infinity would fail deep in a wait with Python's words only."""
+        value = self._connection("archiver").extra_dejson.get(name, default_seconds)
+        try:
+            grace = timedelta(seconds=float(value))
+        except (TypeError, ValueError, OverflowError):
+            grace = timedelta(0)
+        if not timedelta(0) < grace < ONE_YEAR:
+            raise ValueError(
+                f"connection {conn_id(self.environment, 'archiver')}: extra {name} must be a "
+                f"number of seconds above 0 and under a year, got {value!r}"
+            )
+        return grace
 
     @functools.cached_property
     def aap(self) -> AapTokenSource:
