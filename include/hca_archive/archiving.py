@@ -56,7 +56,9 @@ class Progress:
     """One look at what we wait for: ``done`` with a ``value``, or not yet, with a ``status``.
 
     ``stuck_after``: when the same status has lasted that many seconds, the work that should end
-    it has died unseen (the wait would only run out): the wait stops with ``stuck``.
+    it has died unseen (the wait would only run out): the wait stops with ``stuck``. With
+    ``stuck_noted``, the stop also reports since when the status lasted (the write-back's first
+    sighting, which a cleared ``complete_submission`` needs).
     """
 
     done: bool
@@ -64,6 +66,7 @@ class Progress:
     value: Any = None
     stuck_after: float | None = None
     stuck: str = ""
+    stuck_noted: bool = False
 
 
 def check_envelope(ingest: IngestClient, submission_uuid: str, environment: str) -> Envelope:
@@ -411,7 +414,9 @@ def completion_progress(
     """Done when DSP says Completed and the ingest envelope is Archived (or already past it).
 
     DSP Completed with the envelope not archived for ``writeback_grace`` (read only then) means
-    the archiver died before writing the accessions back: the wait stops, saying what to clear.
+    the archiver died before writing the accessions back; DSP still Draft that long after the
+    wait began (``complete_submission`` had just asked) means it died before submitting. Either
+    way the wait stops, saying what to clear.
     """
     status = dsp.status(dsp_uuid)
     if status == "Failed":
@@ -448,6 +453,21 @@ def completion_progress(
                 "complete_submission and the tasks after it: for a Completed DSP submission it "
                 "asks the archiver only to write the accessions back and archive the submission; "
                 "nothing is submitted to DSP again"
+            ),
+            stuck_noted=True,
+        )
+    if status == "Draft" and writeback_grace:
+        grace = writeback_grace()
+        return Progress(
+            False,
+            f"DSP status {status}, envelope {state}",
+            stuck_after=grace.total_seconds(),
+            stuck=(
+                f"DSP submission {dsp_uuid} is still Draft {plain_duration(grace)} after the "
+                "archiver was asked to complete it: the archiver did not submit it (its "
+                "background work died, or the request never reached it). Clear "
+                "complete_submission and the tasks after it: while DSP is Draft it asks the "
+                "archiver again"
             ),
         )
     if status != "Completed" or state not in ARCHIVED_OR_LATER:

@@ -230,9 +230,23 @@ def test_a_completed_submission_left_archiving_is_stuck_after_the_write_back_gra
         "Archiving 1 h later: the archiver did not write the accessions back"
     )
     assert "Clear complete_submission" in answer.stuck
+    assert answer.stuck_noted  # the cleared step counts the write-back's grace from it
     # while DSP is still at work, the status may last: it is not stuck
     services.status = "Processing"
     assert progress(services, timedelta(hours=1)).stuck_after is None
+
+
+def test_a_submission_left_draft_is_stuck_after_the_grace() -> None:
+    """complete_submission asked just before the wait began: DSP still Draft an hour later
+    means the archiver's background work died before submitting (or never got the request)."""
+    answer = progress(Services(status="Draft"), timedelta(hours=1))
+    assert not answer.done and answer.stuck_after == 3600
+    assert answer.stuck.startswith(
+        f"DSP submission {DSP_UUID} is still Draft 1 h after the archiver was asked to complete "
+        "it: the archiver did not submit it"
+    )
+    assert "while DSP is Draft it asks the archiver again" in answer.stuck
+    assert not answer.stuck_noted  # no write-back was seen: nothing for the cleared step to count
 
 
 @pytest.mark.parametrize("item_status", ["Rejected", "Error"])

@@ -1,7 +1,8 @@
 """The archiver dies after DSP completes, before writing the accessions back: over HTTP against
 the sandbox (fault ``die_after_dsp_completes``), the completion wait stops naming the DSP
 submission and what to clear, instead of polling for 24 h; the cleared ``complete_submission``
-asks the archiver again, which only writes back: one DSP submission, each file uploaded once."""
+asks the archiver again, which only writes back: one DSP submission, each file uploaded once.
+Likewise a completion request that made nothing (DSP left Draft)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tests.sandbox.helpers import s3_bytes, trigger_and_wait, upload, wait_for
 
 pytestmark = pytest.mark.integration
 
-WRITEBACK_GRACE_SECONDS = 1.0
+# Long enough that a loaded machine's sandbox submits and writes back within it when it works.
+WRITEBACK_GRACE_SECONDS = 3.0
 # Without the fix the wait only ends at its deadline: keep that short, and far beyond the grace.
 DEADLINE_SECONDS = 30.0
 
@@ -43,7 +45,7 @@ class Ti:
 
 @pytest.fixture
 def connections(sandbox_faults: SandboxInfo, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Environment ``sandbox`` of the session sandbox, with a write-back grace of a second."""
+    """Environment ``sandbox`` of the session sandbox, with a write-back grace of seconds."""
     for name, value in sandbox_connections(sandbox_faults.endpoints).items():
         if name.endswith("_ARCHIVER"):
             archiver = json.loads(value)
@@ -108,7 +110,7 @@ def test_an_archiver_that_died_after_dsp_completed_is_noticed_and_a_clear_finish
     assert time.monotonic() - started < DEADLINE_SECONDS / 2
     assert event["message"].startswith(
         f"DSP submission {dsp_uuid} is Completed, but ingest submission {submission} is still "
-        "Archiving 1 s later: the archiver did not write the accessions back"
+        "Archiving 3 s later: the archiver did not write the accessions back"
     )
     assert "Clear complete_submission and the tasks after it" in event["message"]
 
@@ -128,3 +130,43 @@ def test_an_archiver_that_died_after_dsp_completed_is_noticed_and_a_clear_finish
     # A second clear finds the work done and asks nothing.
     assert "already Completed" in archive_dag.complete_submission.function(**context)
     assert sandbox.submission_summary(submission)["dsp_submissions"][0]["complete_requests"] == 2
+
+
+def test_a_completion_request_that_made_nothing_is_noticed_and_a_clear_finishes_the_job(
+    sandbox_faults: SandboxInfo, connections: None, airflow_variables: dict[str, object]
+) -> None:
+    """complete_submission noted its request, and the request never reached the archiver (or
+    its background work died before submitting): DSP stays Draft. The wait stops instead of
+    polling for 24 h; the cleared step asks again, and the job finishes."""
+    from hca_archive.orchestration import archive_dag
+
+    sandbox = sandbox_faults
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    record = trigger_and_wait(sandbox, submission)
+    dsp_uuid = record["dspUuid"]
+    [planned] = record["fileUploadPlan"][0]["files"]
+    upload(sandbox, dsp_uuid, planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
+    marker = f"hca_archive_complete__sandbox__{dsp_uuid}"
+    airflow_variables[marker] = time.time() - 3600  # asked an hour ago; nothing arrived
+
+    started = time.monotonic()
+    event = wait_for_completion(dsp_uuid, submission)
+    assert event["status"] == "stopped", event  # not "timeout": that would have been 24 h
+    assert time.monotonic() - started < DEADLINE_SECONDS / 2
+    assert event["message"].startswith(
+        f"DSP submission {dsp_uuid} is still Draft 3 s after the archiver was asked to complete "
+        "it: the archiver did not submit it"
+    )
+    assert "stuck_since" not in event  # no write-back was seen
+
+    context = {
+        "ti": Ti(dsp_uuid),
+        "params": {"environment": "sandbox", "submission_uuid": submission},
+    }
+    assert archive_dag.complete_submission.function(**context) == "completion triggered"
+    event = wait_for_completion(dsp_uuid, submission)
+    assert (event["status"], event["message"]) == ("done", "Completed and Archived")
+
+    [dsp] = sandbox.submission_summary(submission)["dsp_submissions"]
+    assert (dsp["status"], dsp["complete_requests"], dsp["completions"]) == ("Completed", 1, 1)
+    assert [file["uploaded_exactly_once"] for file in dsp["files"]] == [True]

@@ -77,9 +77,10 @@ class ArchiveProgressTrigger(BaseTrigger):
                     progress.stuck_after is not None
                     and time.time() - seen_since >= progress.stuck_after
                 ):
-                    yield TriggerEvent(
-                        {"status": "stopped", "message": progress.stuck, "stuck_since": seen_since}
-                    )
+                    event = {"status": "stopped", "message": progress.stuck}
+                    if progress.stuck_noted:
+                        event["stuck_since"] = seen_since
+                    yield TriggerEvent(event)
                     return
             if time.time() >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "message": last_status})
