@@ -22,7 +22,7 @@ def hook(monkeypatch: pytest.MonkeyPatch, extra: dict) -> HcaArchiveHook:
 
 
 @pytest.mark.parametrize("name", GRACES)
-@pytest.mark.parametrize("value", ["1h", "", None, 0, -5, "inf", "nan", 1e300, [60]])
+@pytest.mark.parametrize("value", ["1h", "", None, 0, -5, "inf", "nan", 1e300, [60], True, False])
 def test_a_grace_that_is_no_duration_is_refused_naming_connection_and_extra(
     monkeypatch: pytest.MonkeyPatch, name: str, value: object
 ) -> None:

@@ -101,11 +101,12 @@ class HcaArchiveHook(BaseHook):
 
     def _archiver_grace(self, name: str, default_seconds: float) -> timedelta:
         """Extra ``name`` of the archiver connection, a number of seconds above 0 and under a
-        year: 0 would ask the archiver again at once (its requests are not idempotent), and text
-        or infinity would fail deep in a wait with Python's words only."""
+        year: 0 would ask the archiver again at once (its requests are not idempotent), text or
+        infinity would fail deep in a wait with Python's words only, and JSON true would be 1 s
+        (the completion wait stopped on a healthy Draft, and the archiver asked again)."""
         value = self._connection("archiver").extra_dejson.get(name, default_seconds)
         try:
-            grace = timedelta(seconds=float(value))
+            grace = timedelta(0) if isinstance(value, bool) else timedelta(seconds=float(value))
         except (TypeError, ValueError, OverflowError):
             grace = timedelta(0)
         if not timedelta(0) < grace < ONE_YEAR:
