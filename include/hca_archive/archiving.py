@@ -440,38 +440,34 @@ def completion_progress(
                 f"{names}{more}. Ask DSP's helpdesk why, naming the DSP submission and the items"
             )
     state = envelope_state(ingest, submission_uuid)
-    if status == "Completed" and state not in ARCHIVED_OR_LATER and writeback_grace:
+    waiting = f"DSP status {status}, envelope {state}"
+    written_back = state in ARCHIVED_OR_LATER
+    if writeback_grace and (status == "Draft" or (status == "Completed" and not written_back)):
         grace = writeback_grace()
-        return Progress(
-            False,
-            f"DSP status {status}, envelope {state}",
-            stuck_after=grace.total_seconds(),
-            stuck=(
+        if status == "Draft":
+            stuck = (
+                f"DSP submission {dsp_uuid} is still Draft {plain_duration(grace)} after the "
+                "archiver was asked to complete it: the archiver did not submit it (its "
+                "background work died, or the request never reached it). Clear "
+                "complete_submission and the tasks after it: while DSP is Draft it asks the "
+                "archiver again"
+            )
+        else:
+            stuck = (
                 f"DSP submission {dsp_uuid} is Completed, but ingest submission "
                 f"{submission_uuid} is still {state} {plain_duration(grace)} later: the archiver "
                 "did not write the accessions back (its background work died). Clear "
                 "complete_submission and the tasks after it: for a Completed DSP submission it "
                 "asks the archiver only to write the accessions back and archive the submission; "
                 "nothing is submitted to DSP again"
-            ),
-            stuck_noted=True,
-        )
-    if status == "Draft" and writeback_grace:
-        grace = writeback_grace()
+            )
+        # Only the write-back's first sighting is noted: the cleared step counts its grace from it.
+        noted = status == "Completed"
         return Progress(
-            False,
-            f"DSP status {status}, envelope {state}",
-            stuck_after=grace.total_seconds(),
-            stuck=(
-                f"DSP submission {dsp_uuid} is still Draft {plain_duration(grace)} after the "
-                "archiver was asked to complete it: the archiver did not submit it (its "
-                "background work died, or the request never reached it). Clear "
-                "complete_submission and the tasks after it: while DSP is Draft it asks the "
-                "archiver again"
-            ),
+            False, waiting, stuck_after=grace.total_seconds(), stuck=stuck, stuck_noted=noted
         )
-    if status != "Completed" or state not in ARCHIVED_OR_LATER:
-        return Progress(False, f"DSP status {status}, envelope {state}")
+    if status != "Completed" or not written_back:
+        return Progress(False, waiting)
     return Progress(True, "Completed and Archived", {"accessions": accessions(archiver, dsp_uuid)})
 
 

@@ -83,17 +83,31 @@ def wait_for_completion(dsp_uuid: str, submission_uuid: str) -> dict[str, Any]:
     return event
 
 
+def ready_to_complete(sandbox: SandboxInfo) -> tuple[str, str]:
+    """A seeded submission whose one file is on DSP and valid: its ingest and DSP uuids."""
+    [submission] = sandbox.seed(jobs=["plain"], reads=10)
+    record = trigger_and_wait(sandbox, submission)
+    [planned] = record["fileUploadPlan"][0]["files"]
+    upload(sandbox, record["dspUuid"], planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
+    return submission, record["dspUuid"]
+
+
+def stopped_wait(dsp_uuid: str, submission_uuid: str) -> str:
+    """The message of a completion wait that stopped, soon, rather than running out."""
+    started = time.monotonic()
+    event = wait_for_completion(dsp_uuid, submission_uuid)
+    assert event["status"] == "stopped", event  # not "timeout": that would have been 24 h
+    assert time.monotonic() - started < DEADLINE_SECONDS / 2
+    return event["message"]
+
+
 def test_an_archiver_that_died_after_dsp_completed_is_noticed_and_a_clear_finishes_the_job(
     sandbox_faults: SandboxInfo, connections: None, airflow_variables: dict[str, object]
 ) -> None:
     from hca_archive.orchestration import archive_dag
 
     sandbox = sandbox_faults
-    [submission] = sandbox.seed(jobs=["plain"], reads=10)
-    record = trigger_and_wait(sandbox, submission)
-    dsp_uuid = record["dspUuid"]
-    [planned] = record["fileUploadPlan"][0]["files"]
-    upload(sandbox, dsp_uuid, planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
+    submission, dsp_uuid = ready_to_complete(sandbox)
     sandbox.set_faults("archiver", die_after_dsp_completes=True)
     context = {
         "ti": Ti(dsp_uuid),
@@ -104,15 +118,12 @@ def test_an_archiver_that_died_after_dsp_completed_is_noticed_and_a_clear_finish
     died = f"complete {dsp_uuid}: DSP Completed; died before writing back"
     wait_for("the archiver to die", lambda: died in sandbox.log_path.read_text(), timeout=60)
 
-    started = time.monotonic()
-    event = wait_for_completion(dsp_uuid, submission)
-    assert event["status"] == "stopped", event  # not "timeout": that would have been 24 h
-    assert time.monotonic() - started < DEADLINE_SECONDS / 2
-    assert event["message"].startswith(
+    message = stopped_wait(dsp_uuid, submission)
+    assert message.startswith(
         f"DSP submission {dsp_uuid} is Completed, but ingest submission {submission} is still "
         "Archiving 3 s later: the archiver did not write the accessions back"
     )
-    assert "Clear complete_submission and the tasks after it" in event["message"]
+    assert "Clear complete_submission and the tasks after it" in message
 
     # The archiver is back; the wrangler clears complete_submission and the tasks after it.
     sandbox.clear_faults()
@@ -141,23 +152,18 @@ def test_a_completion_request_that_made_nothing_is_noticed_and_a_clear_finishes_
     from hca_archive.orchestration import archive_dag
 
     sandbox = sandbox_faults
-    [submission] = sandbox.seed(jobs=["plain"], reads=10)
-    record = trigger_and_wait(sandbox, submission)
-    dsp_uuid = record["dspUuid"]
-    [planned] = record["fileUploadPlan"][0]["files"]
-    upload(sandbox, dsp_uuid, planned["name"], s3_bytes(sandbox, planned["cloud_url"]))
+    submission, dsp_uuid = ready_to_complete(sandbox)
     marker = f"hca_archive_complete__sandbox__{dsp_uuid}"
     airflow_variables[marker] = time.time() - 3600  # asked an hour ago; nothing arrived
 
-    started = time.monotonic()
-    event = wait_for_completion(dsp_uuid, submission)
-    assert event["status"] == "stopped", event  # not "timeout": that would have been 24 h
-    assert time.monotonic() - started < DEADLINE_SECONDS / 2
-    assert event["message"].startswith(
+    message = stopped_wait(dsp_uuid, submission)
+    assert message.startswith(
         f"DSP submission {dsp_uuid} is still Draft 3 s after the archiver was asked to complete "
         "it: the archiver did not submit it"
     )
-    assert "stuck_since" not in event  # no write-back was seen
+    from hca_archive.orchestration.archive_dag import writeback_note
+
+    assert writeback_note("sandbox", dsp_uuid) not in airflow_variables  # no write-back seen
 
     context = {
         "ti": Ti(dsp_uuid),
