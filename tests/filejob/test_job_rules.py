@@ -40,6 +40,20 @@ MD5 = "0123456789abcdef0123456789abcdef"
         ({"uploadedSize": 100}, "DSP's record has no size (None)"),
         ({"totalSize": 100, "uploadedSize": 100, "checksum": MD5.upper()}, None),
         ({"totalSize": 100, "uploadedSize": 100, "checksum": "sha256:abc"}, None),
+        # DSP's content check failed: held only when its checksum shows our bytes
+        ({"totalSize": 100, "uploadedSize": 100, "checksum": MD5, "status": "ERROR"}, None),
+        (
+            {"totalSize": 100, "uploadedSize": 100, "checksum": None, "status": "ERROR"},
+            "DSP's check of its copy failed (status ERROR)",
+        ),
+        (
+            {"totalSize": 100, "uploadedSize": 100, "checksum": "sha256:ab", "status": "ERROR"},
+            "DSP's check of its copy failed (status ERROR)",
+        ),
+        (
+            {"totalSize": 100, "uploadedSize": 100, "checksum": "f" * 32, "status": "ERROR"},
+            f"DSP's copy has MD5 {'f' * 32}, ours {MD5}",
+        ),
     ],
 )
 def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, reason):

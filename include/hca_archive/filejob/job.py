@@ -404,9 +404,10 @@ def why_not_complete(
     without ``uploadedSize``, has checked the file (services.md: it "becomes READY_FOR_ARCHIVE");
     a size alone proves nothing. Its ``checksum``, once DSP has computed it, must be our MD5
     (other formats are not compared). ``size`` or ``md5`` None: ours is not known (a BAM not
-    converted yet, an S3 object whose ETag is no MD5), so DSP's is not compared with it; then a
-    copy DSP's content check failed (status ERROR) is not complete either: nothing shows that
-    it holds our bytes, and counting it as held would report the job archived with a broken file.
+    converted yet, an S3 object whose ETag is no MD5), so DSP's is not compared with it. A copy
+    DSP's content check failed (status ERROR) is complete only when its checksum is our MD5:
+    otherwise nothing shows that it holds our bytes, and counting it as held would report the
+    job archived with a broken file (uploading the same bytes again could not help).
     """
     if on_dsp is None:
         return "DSP does not have it yet"
@@ -421,15 +422,13 @@ def why_not_complete(
         return f"DSP's record shows neither its uploaded size nor a checked file (status {status})"
     if uploaded is not None and uploaded != total:
         return f"DSP has {uploaded} of its {total} bytes"
-    if md5 is None and status == FAILED_CHECK_STATUS:  # nothing to compare its bytes with
-        return f"DSP's check of its copy failed (status {status})"
-    if (
-        md5 is not None
-        and isinstance(checksum, str)
-        and MD5_HEX.fullmatch(checksum)
-        and checksum.lower() != md5
-    ):
+    dsp_md5 = (
+        checksum.lower() if isinstance(checksum, str) and MD5_HEX.fullmatch(checksum) else None
+    )
+    if md5 is not None and dsp_md5 is not None and dsp_md5 != md5:
         return f"DSP's copy has MD5 {checksum}, ours {md5}"
+    if status == FAILED_CHECK_STATUS and (md5 is None or dsp_md5 != md5):
+        return f"DSP's check of its copy failed (status {status})"
     return None
 
 
