@@ -55,6 +55,7 @@ class ArchiveProgressSensor(BaseOperator):
         started = time.time()
         with recorded_step(context, started) as record:
             progress = run_check(self.check, self.environment, self.arguments)
+            checked = time.time()
             if progress.done:
                 self.log.info("%s: %s", self.awaiting, progress.status)
                 record.outcome = progress.status
@@ -73,6 +74,8 @@ class ArchiveProgressSensor(BaseOperator):
                 arguments=self.arguments,
                 poll_interval=self.poll_interval,
                 deadline=started + self.timeout.total_seconds(),
+                seen_status=progress.status,
+                seen_since=checked,
             ),
             method_name="execute_complete",
             kwargs={"started": started},

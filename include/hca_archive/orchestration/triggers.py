@@ -19,6 +19,11 @@ class ArchiveProgressTrigger(BaseTrigger):
 
     Service errors while polling are logged and polled again: the deadline bounds them. A status
     a check marks ``stuck_after`` ends the wait once it has lasted that long, unchanged.
+
+    ``seen_status``/``seen_since``: what the sensor's own check answered, and when. A triggerer
+    that restarts runs the trigger again from its arguments: counted from them, a status
+    unchanged since the wait began is still found stuck in time, not a whole ``stuck_after``
+    after the restart.
     """
 
     def __init__(
@@ -28,6 +33,8 @@ class ArchiveProgressTrigger(BaseTrigger):
         arguments: dict[str, Any],
         poll_interval: float,
         deadline: float,
+        seen_status: str | None = None,
+        seen_since: float | None = None,
     ) -> None:
         super().__init__()
         self.environment = environment
@@ -35,6 +42,8 @@ class ArchiveProgressTrigger(BaseTrigger):
         self.arguments = arguments
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.seen_status = seen_status
+        self.seen_since = seen_since
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -45,12 +54,17 @@ class ArchiveProgressTrigger(BaseTrigger):
                 "arguments": self.arguments,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
+                "seen_status": self.seen_status,
+                "seen_since": self.seen_since,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         last_status = "not checked yet"
-        seen, seen_since = None, time.time()  # the last status a check answered, and since when
+        # the last status a check answered, and since when
+        seen, seen_since = self.seen_status, self.seen_since
+        if seen_since is None:
+            seen, seen_since = None, time.time()
         while True:
             try:
                 progress = await asyncio.to_thread(
