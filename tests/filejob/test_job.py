@@ -238,6 +238,17 @@ def test_a_missing_input_fails_the_download_step(moto_s3, tus, tmp_path):
     assert not (tmp_path / "job-0" / "output" / "manifest-1_1.bam").exists()
 
 
+def test_a_dsp_client_that_cannot_be_made_fails_the_check_step(moto_s3, tus, tmp_path):
+    def unusable(url: str, tokens: object) -> FakeDsp:
+        raise ValueError(f"DSP URL must be http(s)://host[/api/], got {url!r}")
+
+    job_runner = JobRunner(S3Downloader(moto_s3.client()), CountingTokens(), dsp_client=unusable)
+    outcome = job_runner.run(plan_job(moto_s3, "conv"), tmp_path)
+    assert outcome.status == "failed"
+    assert outcome.error.startswith("job 0 (manifest-1/manifest-1_1.bam): check: DSP URL must")
+    assert outcome.seconds["download"] == 0
+
+
 def test_a_rerun_reuses_the_verified_bam_unless_it_changed(moto_s3, tus, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="hca_archive.filejob.job")
     put_fastqs(moto_s3, "rerun", tmp_path)

@@ -161,8 +161,8 @@ class JobRunner:
         return outcome
 
     def _run_steps(self, job: PlanJob, dirs: JobDirs, outcome: JobOutcome) -> None:
-        dsp = self._dsp_client(job.dsp_api_url, self._tokens)
         with self._step("check", job, outcome):
+            dsp = self._dsp_client(job.dsp_api_url, self._tokens)
             held = self._held_on_dsp(job, dsp)
         if len(held) == len(job.files):
             outcome.files = [held[item.name] for item in job.files]
