@@ -354,7 +354,9 @@ def complete_submission(
     may still be under way).
     """
     status = dsp.status(dsp_uuid)
-    state = envelope_state(ingest, submission_uuid) if status == "Completed" else None
+    state = None
+    if status == "Completed":
+        state = envelope_state(ingest, submission_uuid, dsp_uuid, status)
     if state is not None and state not in ARCHIVED_OR_LATER:
         now = time.time()
         if writeback_seen_at is None:
@@ -398,9 +400,20 @@ def complete_submission(
     return "completion triggered"
 
 
-def envelope_state(ingest: IngestClient, submission_uuid: str) -> str:
+def envelope_state(
+    ingest: IngestClient, submission_uuid: str, dsp_uuid: str, dsp_status: str
+) -> str:
+    """The envelope's state while its DSP submission completes. An envelope ingest no longer
+    knows (deleted during archiving) stops the run: waiting would not bring it back."""
     envelope = ingest.find_envelope(submission_uuid)
-    return envelope.state if envelope else "missing"
+    if envelope is None:
+        raise RunStopped(
+            f"ingest submission {submission_uuid} is no longer found in ingest while DSP "
+            f"submission {dsp_uuid} is {dsp_status}: nothing can write the accessions back to "
+            "it. Ask the ingest team whether it was deleted; the DSP submission holds what was "
+            "archived"
+        )
+    return envelope.state
 
 
 def completion_progress(
@@ -439,7 +452,7 @@ def completion_progress(
                 f"DSP submission {dsp_uuid}: {len(failed)} item(s) will never be accessioned: "
                 f"{names}{more}. Ask DSP's helpdesk why, naming the DSP submission and the items"
             )
-    state = envelope_state(ingest, submission_uuid)
+    state = envelope_state(ingest, submission_uuid, dsp_uuid, status)
     waiting = f"DSP status {status}, envelope {state}"
     written_back = state in ARCHIVED_OR_LATER
     if writeback_grace and (status == "Draft" or (status == "Completed" and not written_back)):

@@ -27,7 +27,7 @@ class Services:
     """The archiver, DSP and ingest as a completion sees them."""
 
     status: str = "Draft"
-    envelope_state: str = "Archiving"
+    envelope_state: str | None = "Archiving"  # None: ingest no longer knows the envelope
     items: list[ProcessingStatus] = field(default_factory=list)
     completes: list[str] = field(default_factory=list)
     lose_complete_answer: bool = False
@@ -57,7 +57,9 @@ class Services:
         return self.items
 
     # ingest
-    def find_envelope(self, uuid: str) -> Envelope:
+    def find_envelope(self, uuid: str) -> Envelope | None:
+        if self.envelope_state is None:
+            return None
         return Envelope(uuid, self.envelope_state, None, None)
 
 
@@ -296,3 +298,22 @@ def test_a_failed_dsp_submission_stops_the_wait_at_once() -> None:
     services = Services(status="Failed")
     with pytest.raises(RunStopped, match=f"^DSP submission {DSP_UUID} failed: waiting will not"):
         progress(services)
+
+
+@pytest.mark.parametrize("status", ["Draft", "Processing", "Completed"])
+def test_an_envelope_deleted_during_completion_stops_the_wait_at_once(status: str) -> None:
+    """Not an hour of "envelope missing" and then a message blaming the archiver's write-back."""
+    services = Services(status=status, envelope_state=None)
+    with pytest.raises(RunStopped) as raised:
+        progress(services, timedelta(hours=1))
+    assert str(raised.value).startswith(
+        f"ingest submission {UUID} is no longer found in ingest while DSP submission {DSP_UUID} "
+        f"is {status}: nothing can write the accessions back"
+    )
+
+
+def test_completing_a_completed_submission_whose_envelope_was_deleted_asks_nothing() -> None:
+    services = Services(status="Completed", envelope_state=None)
+    with pytest.raises(RunStopped, match=f"^ingest submission {UUID} is no longer found"):
+        Marker().complete(services)
+    assert services.completes == []
