@@ -26,10 +26,14 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml \
 install: system-packages $(VENV)/.installed
 
 # Debian packages the tests use: a real sshd for the LSF runner, samtools as the reference
-# converter, Chromium for the browser test (Playwright cannot download browsers here); and gcc,
-# which the install needs for the converter's C extension (first, so it is there for it).
+# converter, Chromium for the browser test (Playwright cannot download browsers here); and what
+# the install needs (first, so it is there for it): gcc and the Python headers for the converter's
+# C extension, and venv (Debian's own python3.11 has neither without python3.11-dev and -venv).
+PYTHON_INCLUDE = $$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("include"))' 2>/dev/null)
 system-packages:
 	@missing=""; \
+	test -f "$(PYTHON_INCLUDE)/Python.h" || missing="$$missing $(notdir $(PYTHON))-dev"; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing $(notdir $(PYTHON))-venv"; \
 	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	command -v samtools >/dev/null || missing="$$missing samtools"; \
 	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
