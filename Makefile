@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: install system-packages lint format test bench demo demo-stop lock clean
+.PHONY: install build-packages system-packages lint format test bench demo demo-stop lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,23 +25,29 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml \
 
 install: system-packages $(VENV)/.installed
 
-# Debian packages the tests use: a real sshd for the LSF runner, samtools as the reference
-# converter, Chromium for the browser test (Playwright cannot download browsers here); and what
-# the install needs (first, so it is there for it): gcc and the Python headers for the converter's
-# C extension, and venv (Debian's own python3.11 has neither without python3.11-dev and -venv).
+# Debian packages: what the install needs, first so it is there for it (gcc and the Python headers
+# for the converter's C extension, and venv: Debian's own python3.11 has neither without
+# python3.11-dev and -venv); and for `install`, what the tests use: a real sshd for the LSF runner,
+# samtools as the reference converter, Chromium for the browser test (Playwright cannot download
+# browsers here). The demo needs only the first.
 PYTHON_INCLUDE = $$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("include"))' 2>/dev/null)
-system-packages:
-	@missing=""; \
-	test -f "$(PYTHON_INCLUDE)/Python.h" || missing="$$missing $(notdir $(PYTHON))-dev"; \
+BUILD_CHECKS = test -f "$(PYTHON_INCLUDE)/Python.h" || missing="$$missing $(notdir $(PYTHON))-dev"; \
 	$(PYTHON) -c 'import ensurepip' 2>/dev/null || missing="$$missing $(notdir $(PYTHON))-venv"; \
-	command -v gcc >/dev/null || missing="$$missing gcc"; \
-	command -v samtools >/dev/null || missing="$$missing samtools"; \
-	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	if [ -n "$$missing" ]; then \
+	command -v gcc >/dev/null || missing="$$missing gcc"
+APT_INSTALL_MISSING = if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+build-packages:
+	@missing=""; $(BUILD_CHECKS); $(APT_INSTALL_MISSING)
+
+system-packages:
+	@missing=""; $(BUILD_CHECKS); \
+	command -v samtools >/dev/null || missing="$$missing samtools"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	$(APT_INSTALL_MISSING)
 
 lint: install
 	$(BIN)/ruff check .
@@ -57,10 +63,10 @@ test: lint
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-demo: install
+demo: build-packages $(VENV)/.installed
 	$(BIN)/python -m hca_archive.devstack.demo --keep-running
 
-demo-stop: install
+demo-stop: build-packages $(VENV)/.installed
 	$(BIN)/python -m hca_archive.devstack.demo --stop
 
 # Re-resolve the pinned dependency set after editing requirements.in.
