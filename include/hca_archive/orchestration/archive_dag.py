@@ -197,7 +197,7 @@ def complete_submission(**context: Any) -> str:
     with recorded_step(context) as record:
         dsp_uuid = requested_dsp_uuid(context["ti"])
         # A Variable, not XCom: the note of the request must outlive a retry or a cleared task.
-        marker = f"hca_archive_complete__{context['params']['environment']}__{dsp_uuid}"
+        marker = completion_marker(context["params"]["environment"], dsp_uuid)
         # When DSP was first seen Completed with the envelope not archived (this step, or the
         # completion wait that stopped on it): the archiver's write-back starts only then.
         seen = writeback_note(context["params"]["environment"], dsp_uuid)
@@ -219,9 +219,36 @@ def complete_submission(**context: Any) -> str:
         return record.outcome
 
 
+def completion_marker(environment: str, dsp_uuid: str) -> str:
+    """The Variable keeping when the archiver was last asked to complete the DSP submission."""
+    return f"hca_archive_complete__{environment}__{dsp_uuid}"
+
+
 def writeback_note(environment: str, dsp_uuid: str) -> str:
     """The Variable keeping when DSP was first seen Completed with the envelope not archived."""
     return f"hca_archive_writeback_seen__{environment}__{dsp_uuid}"
+
+
+def forget_completion(context: Any, dsp_uuid: str | None) -> None:
+    """Remove the completion's Variables once ``wait_for_completion`` of this run saw DSP
+    Completed and the envelope archived (its value; a task marked success by hand has none).
+
+    Both states are final: a cleared ``complete_submission`` then asks nothing and reads
+    neither, and a later run skips at ``check_submission``. A run that did not see it (a dry
+    run, one that left the submission to another run) removes nothing: the other run may need
+    them. The request marker is gone already (``request_archive`` removes it once the record
+    exists), and the claim is ``run_claims.release``'s. A failure is only logged, as there.
+    """
+    from airflow.sdk import Variable
+
+    if not dsp_uuid or context["ti"].xcom_pull(task_ids="wait_for_completion") is None:
+        return
+    environment = context["params"]["environment"]
+    for key in (completion_marker(environment, dsp_uuid), writeback_note(environment, dsp_uuid)):
+        try:
+            Variable.delete(key)
+        except Exception as error:  # the report matters more than a note nothing reads
+            log.warning("could not remove the Variable %s: %s", key, error)
 
 
 # Retried when Airflow's own API does not answer (the XCom push, the note); a failed run's report
@@ -229,6 +256,7 @@ def writeback_note(environment: str, dsp_uuid: str) -> str:
 @task(task_id="report", trigger_rule="all_done", **NETWORK_RETRIES)
 def report(**context: Any) -> dict[str, Any]:
     summary = build_and_publish_report(context)  # fails the task when the run failed
+    forget_completion(context, summary["dsp_submission"])
     run_claims.release(context)
     return summary
 
