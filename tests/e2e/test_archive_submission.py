@@ -87,6 +87,15 @@ def test_two_runs_for_one_submission_make_one_dsp_submission(airflow_stack: Airf
     assert [run["state"] for run in runs] == ["success", "success"]
     dsp = only_dsp_submission(airflow_stack, submission_uuid)
     assert all(file["uploaded_exactly_once"] for file in dsp["files"]), dsp["files"]
+    # the claim, the request marker and the completion notes: none outlives the archiving
+    left = [
+        variable["key"]
+        for named in (submission_uuid, dsp["id"])
+        for variable in airflow_stack.api.json(
+            "GET", "/variables", params={"variable_key_pattern": named}
+        )["variables"]
+    ]
+    assert left == []
 
 
 def test_an_archived_submission_is_reported_not_redone(
