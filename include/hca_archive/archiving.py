@@ -29,6 +29,10 @@ ARCHIVED = "Archived"
 ARCHIVED_OR_LATER = (ARCHIVED, "Exporting", "Exported", "Cleanup", "Complete")
 # DSP processing statuses an item never leaves (the old archiver polled forever on them).
 ITEM_FAILURES = ("Rejected", "Error")
+# An envelope ingest no longer finds while its DSP submission completes is taken for deleted
+# only once ingest has said so for this long: one 404 (a proxy's during a redeploy) or an empty
+# answer must not stop a run whose DSP submission is completing.
+ENVELOPE_GONE_SECONDS = 600.0
 
 
 class RunStopped(Exception):
@@ -335,6 +339,7 @@ def complete_submission(
     writeback_seen_at: float | None,
     mark_writeback_seen: Callable[[], None],
     poll_seconds: float = 10.0,
+    envelope_gone_seconds: float = ENVELOPE_GONE_SECONDS,
 ) -> str:
     """Ask the archiver to complete, unless DSP already moved past Draft (a retry or re-run).
 
@@ -351,12 +356,23 @@ def complete_submission(
     so it is asked again only when that state was first seen (``writeback_seen_at``, noted by
     ``mark_writeback_seen`` or by the completion wait that stopped on it) at least
     ``writeback_grace_seconds`` ago, and our last request is at least as old (either write-back
-    may still be under way).
+    may still be under way). An envelope ingest does not find is looked for again, every
+    ``poll_seconds``, for ``envelope_gone_seconds``: still not found, it was deleted and the run
+    stops, asking nothing of the archiver.
     """
     status = dsp.status(dsp_uuid)
     state = None
     if status == "Completed":
-        state = envelope_state(ingest, submission_uuid, dsp_uuid, status)
+        state = envelope_state(ingest, submission_uuid)
+        # not found: look again for a while before taking the envelope for deleted
+        until = time.time() + envelope_gone_seconds
+        while state is None and (left := until - time.time()) > 0:
+            time.sleep(min(poll_seconds, left))
+            state = envelope_state(ingest, submission_uuid)
+        if state is None:
+            raise RunStopped(
+                envelope_gone(submission_uuid, dsp_uuid, status, envelope_gone_seconds)
+            )
     if state is not None and state not in ARCHIVED_OR_LATER:
         now = time.time()
         if writeback_seen_at is None:
@@ -400,20 +416,22 @@ def complete_submission(
     return "completion triggered"
 
 
-def envelope_state(
-    ingest: IngestClient, submission_uuid: str, dsp_uuid: str, dsp_status: str
-) -> str:
-    """The envelope's state while its DSP submission completes. An envelope ingest no longer
-    knows (deleted during archiving) stops the run: waiting would not bring it back."""
+def envelope_state(ingest: IngestClient, submission_uuid: str) -> str | None:
+    """The envelope's state while its DSP submission completes; None when ingest does not find
+    it. One such answer is not proof of a deletion (see ``ENVELOPE_GONE_SECONDS``)."""
     envelope = ingest.find_envelope(submission_uuid)
-    if envelope is None:
-        raise RunStopped(
-            f"ingest submission {submission_uuid} is no longer found in ingest while DSP "
-            f"submission {dsp_uuid} is {dsp_status}: nothing can write the accessions back to "
-            "it. Ask the ingest team whether it was deleted; the DSP submission holds what was "
-            "archived"
-        )
-    return envelope.state
+    return None if envelope is None else envelope.state
+
+
+def envelope_gone(submission_uuid: str, dsp_uuid: str, dsp_status: str, lasted: float) -> str:
+    """Why the run stops when ingest has not found the envelope for ``lasted`` seconds: it was
+    deleted during archiving, and waiting would not bring it back."""
+    return (
+        f"ingest submission {submission_uuid} is no longer found in ingest (for "
+        f"{plain_duration(timedelta(seconds=lasted))}) while DSP submission {dsp_uuid} is "
+        f"{dsp_status}: nothing can write the accessions back to it. Ask the ingest team whether "
+        "it was deleted; the DSP submission holds what was archived"
+    )
 
 
 def completion_progress(
@@ -429,7 +447,8 @@ def completion_progress(
     DSP Completed with the envelope not archived for ``writeback_grace`` (read only then) means
     the archiver died before writing the accessions back; DSP still Draft that long after the
     wait began (``complete_submission`` had just asked) means it died before submitting. Either
-    way the wait stops, saying what to clear.
+    way the wait stops, saying what to clear. An envelope ingest has not found for
+    ``ENVELOPE_GONE_SECONDS`` was deleted: the wait stops, naming it.
     """
     status = dsp.status(dsp_uuid)
     if status == "Failed":
@@ -452,7 +471,15 @@ def completion_progress(
                 f"DSP submission {dsp_uuid}: {len(failed)} item(s) will never be accessioned: "
                 f"{names}{more}. Ask DSP's helpdesk why, naming the DSP submission and the items"
             )
-    state = envelope_state(ingest, submission_uuid, dsp_uuid, status)
+    state = envelope_state(ingest, submission_uuid)
+    if state is None:
+        # stuck once ingest has not found it for ENVELOPE_GONE_SECONDS, unchanged
+        return Progress(
+            False,
+            f"DSP status {status}, envelope not found in ingest",
+            stuck_after=ENVELOPE_GONE_SECONDS,
+            stuck=envelope_gone(submission_uuid, dsp_uuid, status, ENVELOPE_GONE_SECONDS),
+        )
     waiting = f"DSP status {status}, envelope {state}"
     written_back = state in ARCHIVED_OR_LATER
     if writeback_grace and (status == "Draft" or (status == "Completed" and not written_back)):
