@@ -430,7 +430,7 @@ def envelope_gone(submission_uuid: str, dsp_uuid: str, dsp_status: str, lasted: 
         f"ingest submission {submission_uuid} is no longer found in ingest (for "
         f"{plain_duration(timedelta(seconds=lasted))}) while DSP submission {dsp_uuid} is "
         f"{dsp_status}: nothing can write the accessions back to it. Ask the ingest team whether "
-        "it was deleted; the DSP submission holds what was archived"
+        "it was deleted, naming both submissions"
     )
 
 
