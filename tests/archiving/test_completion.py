@@ -140,7 +140,8 @@ def test_a_request_that_never_arrived_is_made_again_once_the_grace_period_is_ove
 
 
 @pytest.mark.parametrize(
-    ("status", "state"), [("Submitted", "Archiving"), ("Completed", "Archived")]
+    ("status", "state"),
+    [("Submitted", "Archiving"), ("Completed", "Archived"), ("Completed", "Exporting")],
 )
 def test_a_submission_past_draft_is_not_completed_again(status: str, state: str) -> None:
     services = Services(status=status, envelope_state=state)
@@ -170,6 +171,16 @@ def test_a_clear_just_after_dsp_completed_leaves_the_write_back_under_way_alone(
     assert marker.writeback_seen_at is not None  # noted: a clear an hour on asks
     marker.writeback_seen_at -= 3600
     assert "asked the archiver again" in marker.complete(services)
+    assert services.completes == [DSP_UUID]
+
+
+def test_a_write_back_asked_for_again_is_not_asked_a_third_time_within_the_grace() -> None:
+    """The write-back was first seen long ago and asked for again just now (a clear); a second
+    clear soon after must leave that new write-back alone, however old the first sighting."""
+    services, marker = Services(status="Completed"), Marker(writeback_grace_seconds=60)
+    marker.writeback_seen_at = time.time() - 3600
+    assert "asked the archiver again" in marker.complete(services)
+    assert "not asked again" in marker.complete(services)
     assert services.completes == [DSP_UUID]
 
 
