@@ -80,11 +80,21 @@ def test_a_trigger_serialised_before_the_sensor_passed_what_it_saw_counts_from_n
     assert first_event_within(ArchiveProgressTrigger(**arguments), 0.5) is None
 
 
-def test_the_sensor_hands_the_trigger_what_its_own_check_saw(monkeypatch) -> None:
-    monkeypatch.setattr(progress_checks, "run_check", draft_check)
-    before = time.time()
+def test_the_sensor_hands_the_trigger_what_its_own_check_saw_and_when_it_answered(
+    monkeypatch,
+) -> None:
+    """Counted from when the check answered, not from when it was asked: a slow check (DSP's
+    retries) must not shorten the grace."""
+    answered: list[float] = []
+
+    def slow_draft_check(check: str, environment: str, arguments: dict[str, Any]) -> Progress:
+        time.sleep(0.2)
+        answered.append(time.time())
+        return draft_check(check, environment, arguments)
+
+    monkeypatch.setattr(progress_checks, "run_check", slow_draft_check)
     with pytest.raises(TaskDeferred) as deferred:
         completion_sensor().execute({"ti": Ti()})
     trigger = deferred.value.trigger
     assert trigger.seen_status == DRAFT
-    assert before <= trigger.seen_since <= time.time()
+    assert answered[0] <= trigger.seen_since <= time.time()
