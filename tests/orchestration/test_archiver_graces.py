@@ -22,7 +22,9 @@ def hook(monkeypatch: pytest.MonkeyPatch, extra: dict) -> HcaArchiveHook:
 
 
 @pytest.mark.parametrize("name", GRACES)
-@pytest.mark.parametrize("value", ["1h", "", None, 0, -5, "inf", "nan", 1e300, [60], True, False])
+@pytest.mark.parametrize(
+    "value", ["1h", "", None, 0, -5, "inf", "nan", 1e300, 365 * 86400, [60], True, False]
+)
 def test_a_grace_that_is_no_duration_is_refused_naming_connection_and_extra(
     monkeypatch: pytest.MonkeyPatch, name: str, value: object
 ) -> None:
@@ -40,4 +42,15 @@ def test_a_grace_given_as_seconds_in_text_or_number_is_taken(
 ) -> None:
     assert getattr(hook(monkeypatch, {name: "90"}), name)() == timedelta(seconds=90)
     assert getattr(hook(monkeypatch, {name: 0.5}), name)() == timedelta(seconds=0.5)
-    assert getattr(hook(monkeypatch, {}), name)() > timedelta(0)  # the default
+
+
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [("request_grace", 1800), ("complete_grace", 600), ("writeback_grace", 3600)],
+)
+def test_a_grace_left_unset_is_the_documented_default(
+    monkeypatch: pytest.MonkeyPatch, name: str, default: int
+) -> None:
+    """docs/deploy.md's defaults. The write-back's must outlast the ~20 minutes the archiver
+    retries each call to ingest, or the completion wait stops on a healthy write-back."""
+    assert getattr(hook(monkeypatch, {}), name)() == timedelta(seconds=default)

@@ -176,6 +176,11 @@ def test_the_schedule_is_set_per_environment_or_for_all() -> None:
     assert sweep_schedule("sandbox", {"HCA_ARCHIVE_SWEEP_SCHEDULE": " Off "}) is None
 
 
+def test_an_empty_schedule_for_one_environment_stops_its_sweep_whatever_the_others_have() -> None:
+    environ = {"HCA_ARCHIVE_SWEEP_SCHEDULE": "0 * * * *", "HCA_ARCHIVE_SWEEP_SCHEDULE_PROD": ""}
+    assert sweep_schedule("prod", environ) is None
+
+
 @pytest.mark.parametrize("schedule", ["@hourly", "0 6 * * 1-5", "*/5 * * * *", "0 0 * * * *"])
 def test_the_schedule_takes_what_airflow_takes(schedule: str) -> None:
     assert sweep_schedule("dev", {"HCA_ARCHIVE_SWEEP_SCHEDULE": f" {schedule} "}) == schedule
