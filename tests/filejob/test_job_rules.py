@@ -73,6 +73,13 @@ def test_an_upload_is_skipped_only_for_a_complete_copy_of_our_file(document, rea
             {"totalSize": 7, "uploadedSize": 7, "checksum": "f" * 32, "status": "ERROR"},
             "DSP's check of its copy failed (status ERROR)",
         ),
+        # no md5 on either side: nothing shows the failed copy holds our bytes
+        (
+            {"totalSize": 7, "uploadedSize": 7, "status": "ERROR"},
+            "DSP's check of its copy failed (status ERROR)",
+        ),
+        # with no size of ours to compare, DSP's must be a number of bytes
+        ({"totalSize": "7", "uploadedSize": "7"}, "DSP's record has no size ('7')"),
     ],
 )
 def test_a_bam_not_converted_yet_counts_as_held_once_dsp_has_all_of_its_bytes(document, reason):
