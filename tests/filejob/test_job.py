@@ -40,7 +40,11 @@ def tus():
         yield stub
 
 
-def plan_job(moto_s3, prefix: str, *, conversion: bool = True, index_read: bool = True):
+def plan_job(
+    moto_s3, prefix: str, *, conversion: bool = True, index_read: bool = True, plain: bool = False
+):
+    """A job converting R1, R2 (and I1) to a BAM, or uploading plain.fastq.gz; with ``plain``,
+    one converting and uploading plain.fastq.gz beside the BAM."""
     url = f"s3://{moto_s3.bucket}/{prefix}"
     job: dict[str, Any] = {
         "dsp_api_url": DSP,
@@ -57,6 +61,14 @@ def plan_job(moto_s3, prefix: str, *, conversion: bool = True, index_read: bool 
                 {"name": "I1.fastq.gz", "read_index": "index1", "cloud_url": f"{url}/I1.fastq.gz"}
             )
         job["files"] = [{"name": "manifest-1_1.bam"}]
+        if plain:
+            job["files"].append(
+                {
+                    "name": "plain.fastq.gz",
+                    "read_index": "read1",
+                    "cloud_url": f"{url}/plain.fastq.gz",
+                }
+            )
         job["conversion"] = {"output_name": "manifest-1_1.bam", "schema": "10xV2", "inputs": inputs}
     else:
         job["files"] = [
@@ -179,8 +191,30 @@ def test_a_plain_job_uploads_the_file_as_it_is_and_not_twice(moto_s3, tus, tmp_p
     on_dsp = FakeDsp(tus.endpoint, {"plain.fastq.gz": {"totalSize": size, "uploadedSize": size}})
     second = runner(moto_s3, on_dsp).run(job, tmp_path)
     assert second.files[0]["upload"] == "already-on-dsp"
+    assert second.files[0]["md5"] == first.files[0]["md5"]  # S3's ETag: DSP gave no checksum
     assert second.already_archived and second.inputs == []  # found on DSP before downloading
     assert len(tus.uploads) == 1
+
+
+def test_a_job_whose_bam_dsp_holds_downloads_and_uploads_only_its_other_file(
+    moto_s3, tus, tmp_path
+):
+    """The BAM is on DSP, the plain file beside it is not: the job fetches and uploads that file
+    alone, converts nothing, and is not reported as already archived."""
+    put_fastqs(moto_s3, "half", tmp_path)
+    contents = put_inputs(moto_s3, "half", ["plain.fastq.gz"])
+    dsp = FakeDsp(tus.endpoint, {"manifest-1_1.bam": {"totalSize": 99, "uploadedSize": 99}})
+    outcome = runner(moto_s3, dsp).run(plan_job(moto_s3, "half", plain=True), tmp_path)
+    assert outcome.status == "succeeded", outcome.error
+    assert not outcome.already_archived
+    assert [item["name"] for item in outcome.inputs] == ["plain.fastq.gz"]
+    assert outcome.seconds["convert"] == 0
+    assert [(item["name"], item["upload"]) for item in outcome.files] == [
+        ("manifest-1_1.bam", "already-on-dsp"),
+        ("plain.fastq.gz", "uploaded"),
+    ]
+    (upload,) = tus.uploads.values()
+    assert bytes(upload.data) == contents["plain.fastq.gz"]
 
 
 def test_a_file_dsp_shows_only_a_size_for_is_uploaded(moto_s3, tus, tmp_path):
