@@ -392,6 +392,21 @@ def test_an_sse_kms_object_without_checksum_is_checked_for_size_only(moto_s3, tm
     assert fetched.verified.startswith("size only")
 
 
+def test_only_an_etag_that_is_the_md5_gives_the_md5_before_a_download(moto_s3):
+    """The file job compares it with DSP's checksum before downloading: an SSE-KMS ETag taken
+    for the MD5 would call DSP's good copy different and upload it again."""
+    data = b"x" * 100
+    client = moto_s3.client()
+    client.put_object(Bucket=moto_s3.bucket, Key="md5/plain", Body=data)
+    client.put_object(
+        Bucket=moto_s3.bucket, Key="md5/kms", Body=data, ServerSideEncryption="aws:kms"
+    )
+    downloader = S3Downloader(client)
+    plain = downloader.describe(moto_s3.bucket, "md5/plain")
+    assert plain.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert downloader.describe(moto_s3.bucket, "md5/kms").md5 is None
+
+
 def test_a_part_is_on_disk_before_the_sidecar_records_it(moto_s3, tmp_path, monkeypatch):
     """After a node crash the sidecar must not claim parts whose bytes were lost with the page
     cache: a size-only object would be completed with zeros where they were."""
