@@ -60,6 +60,23 @@ def test_a_refused_token_is_replaced_once(stub, tokens, fast):
     assert tokens.issued == 1
 
 
+def test_a_file_search_refused_for_an_expired_token_is_asked_again_with_a_new_one(
+    stub, tokens, fast
+):
+    """A job looks its files up again before uploading, hours after its first token."""
+    stub.on(
+        "GET",
+        "/api/files/search/by-filename-and-submission",
+        lambda seen: (
+            Reply(404, None)
+            if seen.headers["Authorization"] == "Bearer jwt-1"
+            else Reply(401, {"message": "token expired"})
+        ),
+    )
+    assert DspClient(stub.url, tokens, **fast).find_file(SUB, "m1_1.bam") is None
+    assert tokens.issued == 1
+
+
 def test_set_status_patches_and_accepts_an_already_done_transition(stub, tokens, fast):
     path = f"/api/submissions/{SUB}/submissionStatus"
     stub.on("PATCH", path, Reply(200, {"status": "Submitted"}), Reply(400, {"message": "no"}))
@@ -166,6 +183,7 @@ def test_find_file_takes_no_record_of_another_submission_or_file(stub, tokens, f
         "renamed.bam": Reply(200, dict(other_name)),
         "m1_1.bam": Reply(200, {"_embedded": {"files": [theirs, other_name, mine]}}),
         "none.bam": Reply(200, {"_embedded": {"files": [dict(theirs, filename="none.bam")]}}),
+        "listed.bam": Reply(200, [theirs, dict(mine, filename="listed.bam")]),  # a bare list
     }
     stub.on(
         "GET",
@@ -176,6 +194,7 @@ def test_find_file_takes_no_record_of_another_submission_or_file(stub, tokens, f
 
     assert dsp.find_file(SUB, "m1_1.bam") == mine
     assert dsp.find_file(SUB, "none.bam") is None  # a list of others: this one is not there
+    assert dsp.find_file(SUB, "listed.bam") == dict(mine, filename="listed.bam")
     with pytest.raises(ServiceError, match="submission sub-2, not sub-1"):
         dsp.find_file(SUB, "theirs.bam")
     with pytest.raises(ServiceError, match=r"file 'm2_1\.bam', not 'renamed\.bam'"):
