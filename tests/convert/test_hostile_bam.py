@@ -12,6 +12,9 @@ import pytest
 
 from hca_archive.cli import main
 from hca_archive.convert import convert_fastqs
+from hca_archive.convert.layout import decode_block
+from hca_archive.convert.rebuild import read_layout
+from hca_archive.convert.sam_reader import sam_lines
 from tests.convert.fastq_text import make_triplet
 
 PREFIX = "hca-archive-fastq:"
@@ -33,9 +36,10 @@ def forge(
     target: Path,
     header: EditHeader | None = None,
     record: EditRecord | None = None,
-    at: int = 2,
+    at: int | None = 2,
 ) -> Path:
-    """A copy of `source` with its hca-archive-fastq JSON or its record `at` (from 0) edited."""
+    """A copy of `source` with its hca-archive-fastq JSON or its record `at` (from 0; None:
+    every record) edited."""
     with pysam.AlignmentFile(str(source), "rb", check_sq=False) as handle:
         edited = handle.header.to_dict()
         if header is not None:
@@ -46,7 +50,7 @@ def forge(
             comments[i] = PREFIX + json.dumps(data)
         with pysam.AlignmentFile(str(target), "wb", header=edited) as out:
             for n, read in enumerate(handle):
-                if record is not None and n == at:
+                if record is not None and at in (n, None):
                     record(read)
                 out.write(read)
     return target
@@ -199,6 +203,48 @@ def test_only_the_last_record_may_lack_a_final_line_break(
     assert "follows a record without a final line break in R1" in error
     last = forge(bam, tmp_path / "last.bam", record=lambda r: _hex(_r1_of(r, final=b""))(r), at=4)
     assert main(["to-fastq", str(last), "--outdir", str(tmp_path / "last")]) == 0
+
+
+def test_a_tag_every_record_lacks_is_refused_as_for_one_record(
+    bam: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Records all alike are decoded in bulk: there too, R1 without its barcode is no R1."""
+    forged = forge(bam, tmp_path / "forged.bam", record=_drop("CR", "CY"), at=None)
+    error = refused(forged, tmp_path / "out", capsys)
+    assert ": record 1 (read " in error
+    assert "R1 has neither o1 nor CR, CY" in error
+
+
+@pytest.mark.parametrize(
+    ("tag", "extra"), [("CR", b"\tCR:Z:" + b"A" * 16), ("t1", b"\tt1:Z:x" * 2)], ids=["CR", "t1"]
+)
+@pytest.mark.parametrize("every_record", [False, True], ids=["one record", "every record"])
+def test_a_tag_given_twice_is_refused(
+    bam: Path, tag: str, extra: bytes, every_record: bool
+) -> None:
+    """Which of the two a reader takes is anyone's guess: neither is trusted, also when every
+    record is alike (decoded in bulk) or the tag is one only some reads carry (a header tail)."""
+    [lines] = list(sam_lines(bam))
+    edited = [n for n in range(len(lines)) if every_record or n == 2]
+    for n in edited:
+        lines[n] += extra
+    with pytest.raises(
+        ValueError, match=rf"^record {edited[0] + 1} \(read '.+'\): tag {tag} twice$"
+    ):
+        decode_block(read_layout(bam), lines)
+
+
+def test_a_record_after_one_without_a_final_line_break_is_refused_in_a_later_block(
+    bam: Path, tmp_path: Path
+) -> None:
+    """The unended record may end a block: the next block is still checked record by record."""
+    forged = forge(bam, tmp_path / "forged.bam", record=lambda r: _hex(_r1_of(r, final=b""))(r))
+    [lines] = list(sam_lines(forged))
+    layout = read_layout(forged)
+    unended: set[str] = set()  # as fastq_blocks keeps it from block to block
+    decode_block(layout, lines[:3], 1, unended)
+    with pytest.raises(ValueError, match=r"^record 4 .*: follows a record without a final line"):
+        decode_block(layout, lines[3:], 4, unended)
 
 
 def test_records_are_numbered_across_blocks(

@@ -587,9 +587,10 @@ def _decode_fast(layout: Layout, sam_lines: list[bytes]) -> dict[str, bytes] | N
                 *_standard, extra = sam_lines[i].split(b"\t", width)
                 sam_lines[i] = sam_lines[i][: -len(extra) - 1]
                 for tag in extra.split(b"\t"):
-                    if tag[:5] not in PER_READ_TAGS:
-                        return None
-                    per_read.setdefault(tag[:2], [None] * k)[i] = tag[5:]
+                    values = per_read.setdefault(tag[:2], [None] * k)
+                    if tag[:5] not in PER_READ_TAGS or values[i] is not None:
+                        return None  # the slow path names the tag (or the same one twice)
+                    values[i] = tag[5:]
     fields = b"\t".join(sam_lines).split(b"\t")
     qnames, seqs, quals = fields[0::width], fields[9::width], fields[10::width]
     if b"*" in seqs or b"*" in quals:  # '*' qualities: lengths differ (the slow path says so)
