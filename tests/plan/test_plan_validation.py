@@ -216,6 +216,8 @@ def test_dsp_api_url_must_be_an_http_root(url, reason):
         (f"{DSP}/api/submissions/../files", "must end in /api/submissions/<submission id>"),
         (f"{DSP}/api/samples/b729f228-1", "must end in /api/submissions/<submission id>"),
         (f"{DSP}/api/submissions/b729f228-1?x=y", "must not have a query"),
+        # the submission URL keys the job's upload lock: the same submission must not get two
+        (f"{DSP}/api/submissions/b729f228-1#again", "must not have a query or fragment"),
         ("s3://bkt/x", "must be an http(s) URL"),
         (7, "must be a string, got int"),
     ],
