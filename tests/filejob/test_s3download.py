@@ -241,6 +241,30 @@ def test_an_interrupted_download_resumes_with_the_missing_parts_only(moto_s3, tm
     assert not (tmp_path / "R2.fastq.gz.part.json").exists()
 
 
+def test_a_resume_record_without_its_partial_bytes_starts_over(moto_s3, tmp_path):
+    """A sidecar naming parts of a partial file that lost its length (truncated, replaced) is
+    not trusted: the parts it names would be read back as zeros."""
+    data = content(40 * KiB, seed=8)
+    put(moto_s3, "truncated/R1.fastq.gz", data)
+    destination = tmp_path / "R1.fastq.gz"
+    broken = RecordingClient(
+        moto_s3.client(),
+        fail_ranges={"bytes=20480-40959": EndpointConnectionError(endpoint_url="http://s3")},
+    )
+    with pytest.raises(DownloadError):
+        S3Downloader(broken, part_size=20 * KiB, workers=1, attempts=1).fetch(
+            moto_s3.bucket, "truncated/R1.fastq.gz", destination
+        )
+    os.truncate(tmp_path / "R1.fastq.gz.part", 0)
+    client = RecordingClient(moto_s3.client())
+    fetched = S3Downloader(client, part_size=20 * KiB, workers=1).fetch(
+        moto_s3.bucket, "truncated/R1.fastq.gz", destination
+    )
+    assert fetched.resumed_from == 0
+    assert sorted(client.ranges) == ["bytes=0-20479", "bytes=20480-40959"]
+    assert destination.read_bytes() == data
+
+
 def test_a_resumed_download_starts_over_when_the_object_changed(moto_s3, tmp_path):
     put(moto_s3, "changed/R1.fastq.gz", content(40 * KiB, seed=1))
     destination = tmp_path / "R1.fastq.gz"
@@ -319,6 +343,40 @@ def test_a_copy_corrupted_on_the_way_is_fetched_again_from_scratch(moto_s3, tmp_
     assert client.ranges == ["bytes=0-10239"] * 2
     assert fetched.md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
     assert os.listdir(tmp_path) == ["R1.fastq.gz"]
+
+
+def test_a_range_that_ends_early_is_fetched_again(moto_s3, tmp_path):
+    """A body cut short without an error is not recorded as done: for an object checked for its
+    size only, the missing bytes would stay zeros in the copy uploaded."""
+    data = content(20 * KiB, seed=12)
+    no_checksums = moto_s3.client(request_checksum_calculation="when_required")
+    no_checksums.put_object(
+        Bucket=moto_s3.bucket, Key="short/R1.fastq.gz", Body=data, ServerSideEncryption="aws:kms"
+    )
+
+    class CutShort(RecordingClient):
+        cut = 1
+
+        def get_object(self, **kwargs: Any) -> Any:
+            answer = super().get_object(**kwargs)
+            if not self.cut:
+                return answer
+            self.cut -= 1
+            body = answer["Body"].read()[:-100]
+
+            class Body:
+                def iter_chunks(self, size: int):
+                    yield body
+
+            return {**answer, "Body": Body()}
+
+    client = CutShort(moto_s3.client())
+    fetched = S3Downloader(client, part_size=16 * KiB, workers=1, backoff=0).fetch(
+        moto_s3.bucket, "short/R1.fastq.gz", tmp_path / "R1.fastq.gz"
+    )
+    assert fetched.verified.startswith("size only")
+    assert client.ranges == ["bytes=0-16383", "bytes=0-16383", "bytes=16384-20479"]
+    assert (tmp_path / "R1.fastq.gz").read_bytes() == data
 
 
 def test_a_server_that_ignores_the_range_header_writes_nothing_past_the_range(moto_s3, tmp_path):
