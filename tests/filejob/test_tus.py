@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -24,7 +25,8 @@ def stub():
 @pytest.fixture
 def data_file(tmp_path):
     path = tmp_path / "out.bam"
-    path.write_bytes(bytes(range(256)) * 400)  # 100 KiB
+    # 100 KiB with no period: a chunk read from the wrong place never matches by chance
+    path.write_bytes(random.Random(0).randbytes(100 * KiB))
     return path
 
 
@@ -87,6 +89,12 @@ def test_a_server_offset_past_the_end_of_the_file_is_not_taken_for_done(stub, da
             data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
         )
     assert state.exists()  # the next attempt finds the stored upload unusable and starts again
+    result = client(stub).upload(
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
+    )
+    assert result.resumed_from is None
+    assert stub.methods().count("POST") == 2
+    assert bytes(list(stub.uploads.values())[1].data) == data_file.read_bytes()
 
 
 def test_a_restarted_job_continues_the_upload_it_started(stub, data_file, tmp_path):
@@ -159,8 +167,11 @@ def test_a_stored_upload_on_another_host_gets_no_token(stub, data_file, tmp_path
     assert stub.methods()[0] == "POST"
 
 
-def test_server_errors_are_retried_and_a_refusal_is_reported(stub, data_file, tmp_path):
-    stub.patch_statuses = [503]
+# 423: the server still holds the lock of a PATCH whose connection broke; 409: its offset is not
+# ours, the retry asks for it
+@pytest.mark.parametrize("status", [503, 423, 409])
+def test_server_errors_are_retried_and_a_refusal_is_reported(status, stub, data_file, tmp_path):
+    stub.patch_statuses = [status]
     client(stub).upload(
         data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "a.json"
     )
@@ -174,6 +185,38 @@ def test_server_errors_are_retried_and_a_refusal_is_reported(stub, data_file, tm
             state_file=tmp_path / "b.json",
         )
     assert stub.methods()[-1] == "PATCH"
+
+
+def test_only_failures_in_a_row_end_an_upload(stub, data_file, tmp_path):
+    """A long upload over a flaky link fails only when one chunk keeps failing, not when the
+    failures of a whole day add up to the limit."""
+    stub.drop_after_bytes = [5 * KiB, None, 5 * KiB]
+    client(stub, attempts=2).upload(
+        data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s.json"
+    )
+    (upload,) = stub.uploads.values()
+    assert bytes(upload.data) == data_file.read_bytes()
+
+
+def test_a_server_that_takes_chunks_without_moving_its_offset_ends_the_upload(
+    stub, data_file, tmp_path
+):
+    stub.stuck_patches = 5
+    with pytest.raises(TusError, match="failed 5 times in a row at offset 0"):
+        client(stub).upload(
+            data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=tmp_path / "s"
+        )
+
+
+def test_an_upload_started_again_is_the_one_a_restart_continues(stub, data_file, tmp_path):
+    state = tmp_path / "state.json"
+    stub.patch_statuses = [404, 500]  # the upload is forgotten, then its successor fails
+    with pytest.raises(TusError, match="failed 2 times in a row"):
+        client(stub, attempts=2).upload(
+            data_file, name="out.bam", submission_id="sub-1", md5=MD5, state_file=state
+        )
+    _first, second = stub.uploads
+    assert json.loads(state.read_text())["url"] == f"{stub.endpoint}{second}"
 
 
 def test_a_rejected_token_is_renewed_before_the_retry(stub, data_file, tmp_path):

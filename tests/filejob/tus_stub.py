@@ -39,14 +39,16 @@ class TusStub:
     url: str
     uploads: dict[str, StubUpload] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    # PATCHes to break: keep this many bytes of the body, then drop the connection unanswered.
-    drop_after_bytes: list[int] = field(default_factory=list)
+    # PATCHes to break: keep this many bytes of the body, then drop the connection unanswered;
+    # None serves that PATCH.
+    drop_after_bytes: list[int | None] = field(default_factory=list)
     # Status codes to answer instead of serving the next POSTs / PATCHes.
     post_statuses: list[int] = field(default_factory=list)
     patch_statuses: list[int] = field(default_factory=list)
     location_prefix: str = ""  # put before /files/<id> in Location, e.g. another host
     redirect_to: str = ""  # when set, every request is answered 307 to this URL
     extra_head_offset: int = 0  # added to the offset HEAD reports: a server out of step
+    stuck_patches: int = 0  # PATCHes answered 204 with the offset unchanged, their bytes dropped
     unknown_status: int = 404  # for an unknown upload; tus 1.0.0 allows 404, 410 or 403
     patched_bytes: int = 0
 
@@ -117,8 +119,13 @@ def _handler(stub: TusStub) -> type[BaseHTTPRequestHandler]:
                 self.rfile.read(length)
                 self._answer(409)
                 return
-            if stub.drop_after_bytes:
-                keep = stub.drop_after_bytes.pop(0)
+            if stub.stuck_patches:
+                stub.stuck_patches -= 1
+                self.rfile.read(length)
+                self._answer(204, {"Upload-Offset": str(len(upload.data))})
+                return
+            keep = stub.drop_after_bytes.pop(0) if stub.drop_after_bytes else None
+            if keep is not None:
                 upload.data += self.rfile.read(keep)
                 stub.patched_bytes += keep
                 self.close_connection = True
