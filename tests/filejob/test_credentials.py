@@ -40,12 +40,18 @@ def test_missing_values_are_named():
 def test_a_private_file_wins_over_the_environment_and_can_be_deleted(tmp_path):
     path = write_file(
         tmp_path / "creds.json",
-        {"HCA_AAP_PASSWORD": "pw-from-file-456", "AWS_SECRET_ACCESS_KEY": "aws-secret-789"},
+        {
+            "HCA_AAP_PASSWORD": "pw-from-file-456",
+            "AWS_SECRET_ACCESS_KEY": "aws-secret-789",
+            "AWS_SESSION_TOKEN": "aws-session-012",
+        },
     )
     credentials = load_credentials(ENV, path, delete=True)
     assert credentials.aap_password == "pw-from-file-456"
     assert credentials.aap_url == ENV["HCA_AAP_URL"]
-    assert set(credentials.secrets()) == {"pw-from-file-456", "aws-secret-789"}
+    secrets = {"pw-from-file-456", "aws-secret-789", "aws-session-012"}
+    assert set(credentials.secrets()) == secrets  # what output is redacted of
+    assert not [secret for secret in secrets if secret in repr(credentials)]
     assert not path.exists()
 
 
@@ -56,6 +62,22 @@ def test_a_file_others_can_read_is_refused(tmp_path, mode):
         load_credentials(ENV, path)
     assert "pw-from-file-456" not in str(refused.value)
     assert path.exists()
+
+
+def test_a_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    """Whoever owns the file could have written it: its AAP URL and DSP get the password."""
+    path = write_file(tmp_path / "creds.json", {"HCA_AAP_PASSWORD": "pw-from-file-456"})
+    owner = path.stat().st_uid
+    monkeypatch.setattr("os.getuid", lambda: owner + 1)
+    with pytest.raises(CredentialsError, match="is not owned by this user"):
+        load_credentials(ENV, path)
+
+
+def test_a_directory_is_refused(tmp_path):
+    path = tmp_path / "creds"
+    path.mkdir(mode=0o700)
+    with pytest.raises(CredentialsError, match="is not a regular file"):
+        load_credentials(ENV, path)
 
 
 def test_a_symlink_is_refused(tmp_path):
