@@ -97,6 +97,7 @@ def test_wall_time_accepts_hh_mm_and_minutes():
     assert wall_time(None) is None
     assert wall_time("12:30") == "12:30"
     assert wall_time(90) == "1:30"
+    assert wall_time(65) == "1:05"
     for bad in ("12", "1:60", "0:00", "x", -5):
         with pytest.raises(LsfSettingsError, match="wall time"):
             wall_time(bad)
@@ -128,6 +129,7 @@ def test_settings_memory_from_input_and_extra_floor_or_explicit():
         ({"cores": "two"}, "cores must be a whole number"),
         ({"memory_mb": 0}, "memory_mb must be a positive"),
         ({"queue": "normal; rm -rf /"}, "LSF queue"),
+        ({"queue": "normal;reboot"}, "LSF queue"),  # no space needed to end a shell command
         ({"command_prefix": "conda run -n 'my env' hca-archive"}, "command prefix word"),
         ({"command_prefix": []}, "prefix is empty"),
     ],
