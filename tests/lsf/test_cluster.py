@@ -83,6 +83,36 @@ def test_private_files_and_directories(hpc, hpc_connection):
     assert (result.returncode, result.stdout) == (0, "it's $(quoted)")
 
 
+def test_a_private_file_is_never_written_into_one_that_appeared_meanwhile(
+    hpc, hpc_connection, monkeypatch
+):
+    """Between removing the old copy and creating the new one, someone else's file (or symlink)
+    may appear at the path: the credentials must not go into it with its owner's mode."""
+    target = hpc.work_root / "raced"
+    target.mkdir(mode=0o700)
+    planted = target / "credentials.json"
+    planted.write_bytes(b"theirs")
+    planted.chmod(0o644)
+    with Cluster(hpc_connection) as cluster:
+        monkeypatch.setattr(cluster, "remove", lambda path: None)  # lose the race
+        with pytest.raises(OSError):
+            cluster.write_private(str(planted), b'{"HCA_AAP_PASSWORD": "pw"}')
+    assert planted.read_bytes() == b"theirs"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_directory_of_another_user_on_the_way_is_refused(hpc, hpc_connection):
+    theirs = hpc.work_root / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 54321, 54321)
+    with (
+        Cluster(hpc_connection) as cluster,
+        pytest.raises(ClusterError, match=rf"{theirs} on the cluster belongs to user 54321"),
+    ):
+        cluster.make_private_dirs(str(theirs / "run" / "job-0"))
+    assert not (theirs / "run").exists()
+
+
 @pytest.mark.parametrize("mode", [0o777, 0o775, 0o757], ids=oct)
 def test_a_directory_others_may_write_on_the_way_is_refused(hpc, hpc_connection, mode):
     # Whoever may write there can rename our 0700 run directory and put their own in its place,
