@@ -175,6 +175,18 @@ def test_credentials_with_unknown_keys_are_refused_without_showing_values(
     assert submissions(lsf_quick, job_name("lsf_test", "t", "creds", 0)) == []
 
 
+def test_credentials_staged_for_a_job_are_masked_in_the_task_log():
+    """The job's stdout and stderr tails go to the task log: a password a job printed there
+    (or a line quoting the staged file) shows as ***, even one no Airflow connection holds."""
+    from airflow.sdk.log import _secrets_masker
+
+    staged = operator_module._credentials_file(
+        {"HCA_AAP_PASSWORD": "pw-staged-mask-0005", "HCA_AAP_USERNAME": "archiver"}, "test"
+    )
+    assert staged["HCA_AAP_PASSWORD"] == "pw-staged-mask-0005"
+    assert "pw-staged-mask-0005" not in _secrets_masker().redact("login pw-staged-mask-0005")
+
+
 def test_memory_follows_the_input_size(lsf_quick, hpc_connection):
     op = operator(hpc_connection, plan_job("manifest-mem"), input_bytes=10 * 2**30)
     defer(op, context("mem"))
