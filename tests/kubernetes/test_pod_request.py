@@ -142,9 +142,11 @@ def test_runs_unprivileged_on_a_read_only_root() -> None:
 
 def test_a_batch_too_large_for_an_annotation_is_refused() -> None:
     job = plan_job()
-    batch = [job] * (MAX_PLAN_BYTES // 100)  # each job takes more than 100 bytes
+    each = len(json.dumps(job, separators=(",", ":"))) + 1  # with its comma
+    fitting = [job] * (MAX_PLAN_BYTES // each - 1)
+    assert len(serialized(fitting)["metadata"]["annotations"][PLAN_ANNOTATION]) <= MAX_PLAN_BYTES
     with pytest.raises(KubernetesSettingsError, match=r"at most 204800: run fewer jobs"):
-        serialized(batch)
+        serialized([job] * (MAX_PLAN_BYTES // each + 1))  # just over: annotations hold 256 KiB
 
 
 @pytest.mark.parametrize(
