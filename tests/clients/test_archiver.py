@@ -105,6 +105,38 @@ def test_validation_errors_tell_missing_files_from_metadata_errors(stub, archive
     assert [i.message for i in report.metadata_errors] == ["organism is required"]
 
 
+def test_validation_results_in_a_bare_object_and_a_lone_pending_entry_still_count(stub, archiver):
+    """A report is clean only when nothing is wrong or pending: a result or a pending entry in
+    another shape than a list is counted, not dropped."""
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/validationErrors",
+        Reply(
+            200,
+            {
+                "errors": {"https://dsp/api/samples/3": {"Biosamples": "organism is required"}},
+                "pending": "https://dsp/api/samples/4",
+            },
+        ),
+    )
+
+    report = archiver.validation_errors(DSP)
+
+    assert [i.message for i in report.metadata_errors] == ["organism is required"]
+    assert report.pending == ("https://dsp/api/samples/4",)
+    assert not report.clean
+
+
+def test_a_record_with_the_plan_as_an_object_keeps_its_jobs(stub, archiver):
+    plan = [{"manifest_id": "m1"}, {"manifest_id": "m2"}]
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}",
+        Reply(200, {**RECORD, "fileUploadPlan": {"jobs": plan}}),
+    )
+    assert archiver.get(DSP).file_upload_plan == tuple(plan)
+
+
 def test_blockers(stub, archiver):
     stub.on(
         "GET",
@@ -184,3 +216,13 @@ def test_wrong_key_is_reported_with_the_servers_message(stub, archiver):
 def test_an_api_key_is_required():
     with pytest.raises(ValueError, match="API key"):
         ArchiverClient("http://127.0.0.1:1", "")
+
+
+def test_an_entity_that_is_no_object_is_skipped(stub, archiver):
+    entity = {"type": "sample", "alias": "HCA_s0", "dspUuid": "d0", "accession": "SAMEA0"}
+    stub.on(
+        "GET",
+        f"/archiveSubmissions/{DSP}/entities",
+        Reply(200, {"entities": [None, "x", entity], "page": {"number": 0, "totalPages": 1}}),
+    )
+    assert [e.alias for e in archiver.entities(DSP)] == ["HCA_s0"]

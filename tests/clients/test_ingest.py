@@ -44,10 +44,22 @@ def test_unknown_envelope_is_none(stub, fast):
     assert IngestClient(stub.url, **fast).find_envelope("nope") is None
 
 
-def test_an_answer_without_uuid_is_a_service_error(stub, fast):
-    stub.on("GET", FIND, Reply(200, {"submissionState": "Archiving"}))
+@pytest.mark.parametrize(
+    "answer",
+    [{"submissionState": "Archiving"}, {"uuid": {"uuid": ""}, "submissionState": "Archiving"}],
+)
+def test_an_answer_without_uuid_is_a_service_error(stub, fast, answer):
+    stub.on("GET", FIND, Reply(200, answer))
     with pytest.raises(ServiceError, match="envelope has no uuid"):
         IngestClient(stub.url, **fast).find_envelope("u-1")
+
+
+def test_an_envelope_without_a_state_is_in_none(stub, fast):
+    """Only an envelope ingest says is Archiving is archived: a missing state is no state."""
+    doc = envelope_doc("u-1")
+    del doc["submissionState"]
+    stub.on("GET", FIND, Reply(200, doc))
+    assert IngestClient(stub.url, **fast).find_envelope("u-1").state == ""
 
 
 def paged_envelopes(total: int, size: int):
