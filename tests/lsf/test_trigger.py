@@ -10,6 +10,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from hca_archive.localnet import free_port
+from hca_archive.lsf.outputs import BjobsAnswer, JobState
 from hca_archive.orchestration.lsf import poller
 from hca_archive.orchestration.lsf.trigger import LsfJobTrigger
 from tests.lsf.conftest import context, first_event, operator, plan_job, wait_for
@@ -24,6 +25,56 @@ def test_the_trigger_survives_serialization_as_the_triggerer_does_it():
     again = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
     assert again.serialize() == (classpath, kwargs)
     assert (again.job_id, again.poll_interval) == ("123", 5.0)
+
+
+def running(*job_ids: str) -> BjobsAnswer:
+    return BjobsAnswer(tuple(JobState(job_id, "RUN", None) for job_id in job_ids), frozenset())
+
+
+def test_only_polls_failing_in_a_row_tell_the_waiting_triggers(monkeypatch):
+    """A poll that works in between starts the count again: a flaky bjobs now and then must not
+    send every waiting task to look for itself."""
+    monkeypatch.setattr(poller, "MAX_FAILURES", 2)
+    monkeypatch.setattr(poller, "MAX_BACKOFF", 0.01)
+    answers = iter(
+        [OSError("dropped"), running("7"), OSError("dropped"), running("7"), running("7")]
+    )
+
+    async def query(self, job_ids):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(poller.BjobsPoller, "_query", query)
+
+    async def three_updates() -> list:
+        waiting = poller.poller_for("hpc_flaky")
+        queue = waiting.subscribe("7", 0.01)
+        updates = [await asyncio.wait_for(queue.get(), 5) for _ in range(3)]
+        waiting.unsubscribe("7", queue)
+        return updates
+
+    updates = asyncio.run(three_updates())
+    assert [(update.error, update.state.stat) for update in updates] == [(None, "RUN")] * 3
+
+
+def test_the_poller_asks_as_often_as_its_most_eager_trigger(monkeypatch):
+    async def query(self, job_ids):
+        return running(*job_ids)
+
+    monkeypatch.setattr(poller.BjobsPoller, "_query", query)
+
+    async def updates_of_the_eager_one() -> None:
+        waiting = poller.poller_for("hpc_eager")
+        patient = waiting.subscribe("1", 3600)
+        eager = waiting.subscribe("2", 0.01)
+        for _ in range(3):
+            await asyncio.wait_for(eager.get(), 5)
+        waiting.unsubscribe("1", patient)
+        waiting.unsubscribe("2", eager)
+
+    asyncio.run(updates_of_the_eager_one())  # the patient one's hour would time the wait out
 
 
 @pytest.mark.integration
