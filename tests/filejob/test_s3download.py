@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import moto.s3.models
@@ -241,20 +242,26 @@ def test_an_interrupted_download_resumes_with_the_missing_parts_only(moto_s3, tm
     assert not (tmp_path / "R2.fastq.gz.part.json").exists()
 
 
-def test_a_resume_record_without_its_partial_bytes_starts_over(moto_s3, tmp_path):
-    """A sidecar naming parts of a partial file that lost its length (truncated, replaced) is
-    not trusted: the parts it names would be read back as zeros."""
-    data = content(40 * KiB, seed=8)
-    put(moto_s3, "truncated/R1.fastq.gz", data)
-    destination = tmp_path / "R1.fastq.gz"
+def interrupt_after_first_part(moto_s3, key: str, destination: Path) -> None:
+    """Download a 40 KiB object in two 20 KiB parts, the second failing: a partial file and its
+    resume record are left for the next fetch."""
     broken = RecordingClient(
         moto_s3.client(),
         fail_ranges={"bytes=20480-40959": EndpointConnectionError(endpoint_url="http://s3")},
     )
     with pytest.raises(DownloadError):
         S3Downloader(broken, part_size=20 * KiB, workers=1, attempts=1).fetch(
-            moto_s3.bucket, "truncated/R1.fastq.gz", destination
+            moto_s3.bucket, key, destination
         )
+
+
+def test_a_resume_record_without_its_partial_bytes_starts_over(moto_s3, tmp_path):
+    """A sidecar naming parts of a partial file that lost its length (truncated, replaced) is
+    not trusted: the parts it names would be read back as zeros."""
+    data = content(40 * KiB, seed=8)
+    put(moto_s3, "truncated/R1.fastq.gz", data)
+    destination = tmp_path / "R1.fastq.gz"
+    interrupt_after_first_part(moto_s3, "truncated/R1.fastq.gz", destination)
     os.truncate(tmp_path / "R1.fastq.gz.part", 0)
     client = RecordingClient(moto_s3.client())
     fetched = S3Downloader(client, part_size=20 * KiB, workers=1).fetch(
@@ -268,14 +275,7 @@ def test_a_resume_record_without_its_partial_bytes_starts_over(moto_s3, tmp_path
 def test_a_resumed_download_starts_over_when_the_object_changed(moto_s3, tmp_path):
     put(moto_s3, "changed/R1.fastq.gz", content(40 * KiB, seed=1))
     destination = tmp_path / "R1.fastq.gz"
-    broken = RecordingClient(
-        moto_s3.client(),
-        fail_ranges={"bytes=20480-40959": EndpointConnectionError(endpoint_url="http://s3")},
-    )
-    with pytest.raises(DownloadError):
-        S3Downloader(broken, part_size=20 * KiB, workers=1, attempts=1).fetch(
-            moto_s3.bucket, "changed/R1.fastq.gz", destination
-        )
+    interrupt_after_first_part(moto_s3, "changed/R1.fastq.gz", destination)
     new_data = content(40 * KiB, seed=2)
     put(moto_s3, "changed/R1.fastq.gz", new_data)
     client = RecordingClient(moto_s3.client())
